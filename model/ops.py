@@ -1,0 +1,303 @@
+"""Pure-PyTorch reference implementations of the Mask R-CNN box/NMS/ROI ops.
+
+These functions define the semantics that the C++ CPU kernels, the CUDA
+kernels, the ONNX Runtime custom ops and the TensorRT plugins must reproduce
+(``plugins/opdefs.py`` summarises them). They follow
+``../shared/docs/seed-model-spec.md`` §3.3-3.8 exactly, extended to batches of
+N >= 1 images with fixed-size, zero-padded outputs plus a per-image count.
+
+Conventions
+-----------
+* Boxes are ``(y1, x1, y2, x2)``. "Pixel" boxes live in the padded
+  ``S x S`` network input; "normalized" boxes are pixel / S (not / (S-1)).
+* All box arithmetic is float32 (FP16 inputs are upcast).
+* NMS uses the legacy "+1" areas and suppresses a box when its IoU with a kept
+  box is strictly greater than the threshold (the original CUDA path).
+* Sorting by score is stable and descending: ties keep the lower index first.
+  NaN scores are treated as -inf (never preferred).
+* Rounding is half-to-even (``torch.round``).
+"""
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+
+# --------------------------------------------------------------------------- boxes
+def apply_box_deltas(boxes: Tensor, deltas: Tensor) -> Tensor:
+    """Apply (dy, dx, log dh, log dw) to boxes ``[..., 4]`` (spec §3.4 step 4).
+
+    Deltas must already be multiplied by the std devs. Works in any coordinate
+    frame (pixels for the RPN, normalized for the detection layer).
+    """
+    boxes = boxes.float()
+    deltas = deltas.float()
+    height = boxes[..., 2] - boxes[..., 0]
+    width = boxes[..., 3] - boxes[..., 1]
+    center_y = boxes[..., 0] + 0.5 * height
+    center_x = boxes[..., 1] + 0.5 * width
+    center_y = center_y + deltas[..., 0] * height
+    center_x = center_x + deltas[..., 1] * width
+    height = height * torch.exp(deltas[..., 2])
+    width = width * torch.exp(deltas[..., 3])
+    y1 = center_y - 0.5 * height
+    x1 = center_x - 0.5 * width
+    y2 = y1 + height
+    x2 = x1 + width
+    return torch.stack([y1, x1, y2, x2], dim=-1)
+
+
+def clip_boxes(boxes: Tensor, window: Tensor) -> Tensor:
+    """Clip ``[..., 4]`` boxes to ``window`` (y1, x1, y2, x2), broadcastable to ``[..., 4]``.
+
+    y coordinates are clamped to [wy1, wy2] and x coordinates to [wx1, wx2]
+    (spec §3.4 step 5 with window = (0, 0, S, S); §3.7 step 5 with the image window).
+    """
+    window = window.to(boxes.dtype)
+    wy1, wx1, wy2, wx2 = window[..., 0], window[..., 1], window[..., 2], window[..., 3]
+    y1 = torch.minimum(torch.maximum(boxes[..., 0], wy1), wy2)
+    x1 = torch.minimum(torch.maximum(boxes[..., 1], wx1), wx2)
+    y2 = torch.minimum(torch.maximum(boxes[..., 2], wy1), wy2)
+    x2 = torch.minimum(torch.maximum(boxes[..., 3], wx1), wx2)
+    return torch.stack([y1, x1, y2, x2], dim=-1)
+
+
+def box_iou_plus1(a: Tensor, b: Tensor) -> Tensor:
+    """IoU matrix ``[A, B]`` with the legacy +1 pixel convention (spec §3.8)."""
+    a = a.float()
+    b = b.float()
+    area_a = (a[:, 3] - a[:, 1] + 1) * (a[:, 2] - a[:, 0] + 1)
+    area_b = (b[:, 3] - b[:, 1] + 1) * (b[:, 2] - b[:, 0] + 1)
+    xx1 = torch.maximum(a[:, None, 1], b[None, :, 1])
+    yy1 = torch.maximum(a[:, None, 0], b[None, :, 0])
+    xx2 = torch.minimum(a[:, None, 3], b[None, :, 3])
+    yy2 = torch.minimum(a[:, None, 2], b[None, :, 2])
+    w = torch.clamp(xx2 - xx1 + 1, min=0)
+    h = torch.clamp(yy2 - yy1 + 1, min=0)
+    inter = w * h
+    return inter / (area_a[:, None] + area_b[None, :] - inter)
+
+
+def sort_scores_desc(scores: Tensor) -> Tensor:
+    """Indices that sort ``scores`` [K] descending; stable; NaN last (as -inf)."""
+    s = torch.nan_to_num(scores.float(), nan=float("-inf"))
+    return torch.sort(s, descending=True, stable=True).indices
+
+
+def nms(boxes: Tensor, scores: Tensor, threshold: float, max_keep: int | None = None) -> Tensor:
+    """Greedy NMS with +1 areas; returns kept indices (int64) in descending score order.
+
+    A box is suppressed when IoU with an already kept box is > ``threshold``
+    (compared in float32). ``max_keep`` stops early after that many boxes.
+    """
+    k = boxes.shape[0]
+    if k == 0:
+        return torch.zeros(0, dtype=torch.int64, device=boxes.device)
+    order = sort_scores_desc(scores)
+    b = boxes[order].float()
+    over = (box_iou_plus1(b, b) > torch.tensor(threshold, dtype=torch.float32)).cpu().numpy()
+    import numpy as np
+
+    suppressed = np.zeros(k, dtype=bool)
+    keep: List[int] = []
+    limit = k if max_keep is None else max_keep
+    for i in range(k):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        if len(keep) >= limit:
+            break
+        suppressed |= over[i]
+    return order[torch.tensor(keep, dtype=torch.int64, device=order.device)]
+
+
+# --------------------------------------------------------------------------- ROI crops
+def crop_and_resize(image: Tensor, boxes: Tensor, box_ind: Tensor, crop_size: int,
+                    extrapolation_value: float = 0.0) -> Tensor:
+    """TF ``crop_and_resize`` (bilinear), spec §3.5.
+
+    Args:
+        image: ``[N, C, H, W]`` feature maps.
+        boxes: ``[K, 4]`` normalized (y1, x1, y2, x2): 0 maps to index 0 and 1
+            to index H-1 (corner aligned).
+        box_ind: ``[K]`` image index of each box.
+        crop_size: P >= 2; sample i of P sits at
+            ``y1*(H-1) + i*((y2-y1)*(H-1)/(P-1))``.
+    Returns:
+        ``[K, C, P, P]``; samples outside [0, H-1] x [0, W-1] are
+        ``extrapolation_value``. Computed in float32, cast to ``image.dtype``.
+    """
+    n, c, h, w = image.shape
+    k = boxes.shape[0]
+    p = int(crop_size)
+    if k == 0:
+        return image.new_zeros((0, c, p, p))
+    feat = image.float().permute(0, 2, 3, 1)  # N,H,W,C
+    boxes = boxes.float()
+    y1, x1, y2, x2 = boxes[:, 0:1], boxes[:, 1:2], boxes[:, 2:3], boxes[:, 3:4]
+    idx = torch.arange(p, dtype=torch.float32, device=image.device)[None, :]
+    height_scale = (y2 - y1) * (h - 1) / (p - 1)
+    width_scale = (x2 - x1) * (w - 1) / (p - 1)
+    in_y = y1 * (h - 1) + idx * height_scale  # K,P
+    in_x = x1 * (w - 1) + idx * width_scale   # K,P
+    valid_y = (in_y >= 0) & (in_y <= h - 1)
+    valid_x = (in_x >= 0) & (in_x <= w - 1)
+    top = torch.floor(in_y)
+    left = torch.floor(in_x)
+    y_lerp = in_y - top
+    x_lerp = in_x - left
+    top_i = top.clamp(0, h - 1).long()
+    bot_i = torch.ceil(in_y).clamp(0, h - 1).long()
+    left_i = left.clamp(0, w - 1).long()
+    right_i = torch.ceil(in_x).clamp(0, w - 1).long()
+    b = box_ind.long()[:, None, None]
+    tl = feat[b, top_i[:, :, None], left_i[:, None, :]]   # K,P,P,C
+    tr = feat[b, top_i[:, :, None], right_i[:, None, :]]
+    bl = feat[b, bot_i[:, :, None], left_i[:, None, :]]
+    br = feat[b, bot_i[:, :, None], right_i[:, None, :]]
+    xl = x_lerp[:, None, :, None]
+    yl = y_lerp[:, :, None, None]
+    top_v = tl + (tr - tl) * xl
+    bot_v = bl + (br - bl) * xl
+    out = top_v + (bot_v - top_v) * yl
+    valid = (valid_y[:, :, None] & valid_x[:, None, :])[..., None]
+    out = torch.where(valid, out, torch.full_like(out, float(extrapolation_value)))
+    return out.permute(0, 3, 1, 2).contiguous().to(image.dtype)
+
+
+def roi_levels(boxes: Tensor, image_size: int, canonical_size: float = 224.0,
+               canonical_level: int = 4, min_level: int = 2, max_level: int = 5) -> Tensor:
+    """FPN level of each normalized box ``[..., 4]`` (spec §3.5): int64.
+
+    ``round(k0 + log2(sqrt(h*w) / (canonical_size / image_size)))`` clamped to
+    [min_level, max_level]; round half to even; non-finite values (zero or
+    negative area) give ``min_level``.
+    """
+    boxes = boxes.float()
+    h = boxes[..., 2] - boxes[..., 0]
+    w = boxes[..., 3] - boxes[..., 1]
+    level = canonical_level + torch.log2(torch.sqrt(h * w) / (canonical_size / image_size))
+    level = torch.where(torch.isfinite(level), torch.round(level), torch.full_like(level, min_level))
+    return level.clamp(min_level, max_level).long()
+
+
+def pyramid_roi_align(boxes: Tensor, feature_maps: Sequence[Tensor], pool_size: int, image_size: int,
+                      canonical_size: float = 224.0, canonical_level: int = 4) -> Tensor:
+    """Crop each box from its FPN level (spec §3.5), batched.
+
+    Args:
+        boxes: ``[N, R, 4]`` normalized boxes.
+        feature_maps: [P2, P3, P4, P5], each ``[N, C, H_l, W_l]``.
+    Returns:
+        ``[N, R, C, pool_size, pool_size]`` in the dtype of P2.
+    """
+    n, r = boxes.shape[:2]
+    c = feature_maps[0].shape[1]
+    levels = roi_levels(boxes, image_size, canonical_size, canonical_level)  # N,R
+    out = feature_maps[0].new_zeros((n * r, c, pool_size, pool_size))
+    flat_boxes = boxes.reshape(-1, 4)
+    flat_levels = levels.reshape(-1)
+    batch_ind = torch.arange(n, device=boxes.device).repeat_interleave(r)
+    for i, fmap in enumerate(feature_maps):
+        sel = torch.nonzero(flat_levels == i + 2).flatten()
+        if sel.numel() == 0:
+            continue
+        out[sel] = crop_and_resize(fmap, flat_boxes[sel], batch_ind[sel], pool_size).to(out.dtype)
+    return out.reshape(n, r, c, pool_size, pool_size)
+
+
+# --------------------------------------------------------------------------- proposal layer
+def proposal_layer(scores: Tensor, deltas: Tensor, anchors: Tensor, pre_nms_topk: int, post_nms_topk: int,
+                   nms_threshold: float, rpn_bbox_std_dev: Sequence[float], image_size: int
+                   ) -> Tuple[Tensor, Tensor, Tensor]:
+    """RPN proposals (spec §3.4), batched and zero-padded.
+
+    Args:
+        scores: ``[N, A]`` foreground probabilities.
+        deltas: ``[N, A, 4]`` raw RPN deltas (not yet scaled by the std devs).
+        anchors: ``[A, 4]`` pixel anchors.
+    Returns:
+        rois ``[N, post_nms_topk, 4]`` normalized (float32), count ``[N]`` int32,
+        anchor_index ``[N, post_nms_topk]`` int64 (the anchor each proposal came
+        from; -1 in padded rows).
+    """
+    n, a = scores.shape
+    dev = scores.device
+    std = torch.tensor(rpn_bbox_std_dev, dtype=torch.float32, device=dev)
+    rois = torch.zeros((n, post_nms_topk, 4), dtype=torch.float32, device=dev)
+    count = torch.zeros((n,), dtype=torch.int32, device=dev)
+    anchor_index = torch.full((n, post_nms_topk), -1, dtype=torch.int64, device=dev)
+    k = min(pre_nms_topk, a)
+    window = torch.tensor([0.0, 0.0, float(image_size), float(image_size)], device=dev)
+    for i in range(n):
+        order = sort_scores_desc(scores[i])[:k]
+        d = deltas[i, order].float() * std
+        boxes = apply_box_deltas(anchors[order].float(), d)
+        boxes = clip_boxes(boxes, window)
+        # already sorted: NMS on positions 0..k-1 with decreasing pseudo-scores keeps the order
+        keep = nms(boxes, -torch.arange(k, dtype=torch.float32, device=dev), nms_threshold, post_nms_topk)
+        m = keep.numel()
+        rois[i, :m] = boxes[keep] / float(image_size)
+        count[i] = m
+        anchor_index[i, :m] = order[keep]
+    return rois, count, anchor_index
+
+
+# --------------------------------------------------------------------------- detection layer
+def detection_layer(rois: Tensor, roi_count: Tensor, probs: Tensor, deltas: Tensor, window: Tensor,
+                    num_classes: int, min_confidence: float, nms_threshold: float, max_instances: int,
+                    bbox_std_dev: Sequence[float], image_size: int) -> Tuple[Tensor, Tensor]:
+    """Refine, filter and per-class NMS the classifier output (spec §3.7), batched.
+
+    Args:
+        rois: ``[N, R, 4]`` normalized proposals; rows >= ``roi_count[i]`` are ignored.
+        roi_count: ``[N]`` valid rows per image.
+        probs: ``[N, R, K]`` class probabilities.
+        deltas: ``[N, R, K, 4]`` class-specific deltas (not yet scaled).
+        window: ``[N, 4]`` image window (y1, x1, y2, x2) in padded pixels.
+    Returns:
+        detections ``[N, max_instances, 6]`` float32 rows (y1, x1, y2, x2, class, score)
+        in rounded padded pixels, sorted by score; count ``[N]`` int32.
+    """
+    n, r, k = probs.shape
+    if k != num_classes:
+        raise ValueError(f"probs have {k} classes, num_classes is {num_classes}")
+    dev = probs.device
+    std = torch.tensor(bbox_std_dev, dtype=torch.float32, device=dev)
+    thr = torch.tensor(min_confidence, dtype=torch.float32)
+    dets = torch.zeros((n, max_instances, 6), dtype=torch.float32, device=dev)
+    count = torch.zeros((n,), dtype=torch.int32, device=dev)
+    for i in range(n):
+        m = int(roi_count[i])
+        if m == 0:
+            continue
+        p = probs[i, :m].float()
+        class_ids = torch.argmax(p, dim=1)
+        ar = torch.arange(m, device=dev)
+        class_scores = p[ar, class_ids]
+        d = deltas[i, :m].float()[ar, class_ids] * std
+        refined = apply_box_deltas(rois[i, :m].float(), d) * float(image_size)
+        refined = clip_boxes(refined, window[i].float())
+        refined = torch.round(refined)
+        keep_mask = class_ids > 0
+        if min_confidence > 0:
+            keep_mask &= class_scores >= thr
+        keep = torch.nonzero(keep_mask).flatten()
+        if keep.numel() == 0:
+            continue
+        survivors = []
+        for cls in torch.unique(class_ids[keep]).tolist():  # ascending
+            ixs = keep[class_ids[keep] == cls]
+            kept = nms(refined[ixs], class_scores[ixs], nms_threshold)
+            survivors.append(ixs[kept])
+        survivors = torch.sort(torch.cat(survivors)).values  # ascending ROI index
+        top = sort_scores_desc(class_scores[survivors])[:max_instances]
+        sel = survivors[top]
+        c = sel.numel()
+        dets[i, :c, :4] = refined[sel]
+        dets[i, :c, 4] = class_ids[sel].float()
+        dets[i, :c, 5] = class_scores[sel]
+        count[i] = c
+    return dets, count

@@ -1,0 +1,89 @@
+"""Build and install mrcnn-trt.
+
+The import package ``mrcnn_trt`` is assembled from the top-level folders of
+the repository (see ``PACKAGE_DIRS``): ``mrcnn_trt/`` holds the root package
+(config, small utilities, command-line helpers), ``model/`` the PyTorch Mask
+R-CNN, ``plugins/`` the custom ops (C++/CUDA sources + Python glue),
+``export/``, ``engine/``, ``calib/``, ``eval/``, ``data/`` and ``train/`` the
+tools built on top of the model.
+
+The compiled CPU kernels (a pybind11 module, ``mrcnn_trt.plugins._cpu``) are
+built here; TensorRT plugins and CUDA kernels are built by CMake
+(``CMakeLists.txt``) because they need toolchains that pip cannot provide.
+"""
+import os
+
+from setuptools import setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+PACKAGE_DIRS = {
+    "mrcnn_trt": "mrcnn_trt",
+    "mrcnn_trt.model": "model",
+    "mrcnn_trt.data": "data",
+    "mrcnn_trt.train": "train",
+    "mrcnn_trt.export": "export",
+    "mrcnn_trt.plugins": "plugins",
+    "mrcnn_trt.engine": "engine",
+    "mrcnn_trt.calib": "calib",
+    "mrcnn_trt.eval": "eval",
+}
+
+CONSOLE_SCRIPTS = [
+    "mrcnn-demo = mrcnn_trt.demo:main",
+    "mrcnn-export = mrcnn_trt.export.cli:main",
+    "mrcnn-build-engine = mrcnn_trt.engine.cli:main",
+    "mrcnn-eval = mrcnn_trt.eval.cli:main",
+    "mrcnn-make-dataset = mrcnn_trt.data.cli:main",
+    "mrcnn-train = mrcnn_trt.train.cli:main",
+    "mrcnn-calibrate = mrcnn_trt.calib.cli:main",
+    "mrcnn-quickstart = mrcnn_trt.quickstart:main",
+]
+
+
+def ext_modules():
+    """The pybind11 module with the CPU kernels (see plugins/README.md)."""
+    from plugins_build import cpu_extension  # noqa: E402  (local helper, see below)
+
+    return [cpu_extension(HERE)]
+
+
+def _ext_modules_or_empty():
+    try:
+        import sys
+
+        sys.path.insert(0, os.path.join(HERE, "tools"))
+        return ext_modules()
+    except ImportError:
+        return []
+
+
+setup(
+    name="mrcnn-trt",
+    version="0.1.0",
+    description="PyTorch Mask R-CNN (pytorch-mask-rcnn layout) to validated ONNX / TensorRT engines",
+    python_requires=">=3.10",
+    packages=list(PACKAGE_DIRS),
+    package_dir=PACKAGE_DIRS,
+    package_data={"mrcnn_trt": ["assets/*"], "mrcnn_trt.plugins": ["*.so", "*.json"]},
+    ext_modules=_ext_modules_or_empty(),
+    install_requires=[
+        "torch==2.13.0",
+        "numpy>=1.26",
+        "pillow>=10",
+        "onnx==1.23.2",
+        "onnxruntime==1.32.0",
+        "onnxscript>=0.5",
+        "pycocotools==2.0.11",
+        "cityscapesscripts==2.3.0",
+        "tqdm>=4.66",
+        "matplotlib>=3.8",
+        "scipy>=1.11",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100"],
+        "tensorrt": ["tensorrt", "cuda-python"],
+        "gpu": ["onnxruntime-gpu"],
+    },
+    entry_points={"console_scripts": CONSOLE_SCRIPTS},
+)
