@@ -1,0 +1,194 @@
+"""Checkpoints: the original format, our training checkpoints, ImageNet weights.
+
+* Original (``mask_rcnn_coco.pth``): a plain state_dict, 690 tensors for R-101
+  (``num_batches_tracked`` optional). Loaded strictly.
+* Ours (``save_checkpoint``): ``{"format": "mrcnn-trt/1", "model": state_dict,
+  "config": {...}, "epoch": int, "optimizer": ..., ...}``, written atomically.
+* ImageNet ResNet weights in the converter's ``fpn.C*`` naming: loaded
+  non-strictly with a report.
+
+Every file is read with ``torch.load(weights_only=True)``: a pickle that
+would run code is refused, never executed.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from ..config import Config, preset
+from ..errors import UserError
+from ..fileio import atomic_path
+
+FORMAT = "mrcnn-trt/1"
+OPTIONAL_SUFFIX = "num_batches_tracked"
+
+
+def read_checkpoint(path: str) -> Tuple[Dict[str, torch.Tensor], dict]:
+    """Read a checkpoint file safely; return (state_dict, extra) where ``extra``
+    holds our checkpoint's other fields (config, epoch, ...) or is empty."""
+    if not os.path.isfile(path):
+        raise UserError(f"weights file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        raise UserError(f"refusing to load {path}: it is not a plain weights file and loading it would "
+                        f"execute Python code ({first[:160]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise UserError(f"cannot read weights file {path}: {str(e).splitlines()[0][:200]}") from None
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        sd = obj.get("model")
+        extra = {k: v for k, v in obj.items() if k != "model"}
+    elif isinstance(obj, dict):
+        sd, extra = obj, {}
+    else:
+        raise UserError(f"{path} does not contain a state_dict (found {type(obj).__name__})")
+    if not all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items()):
+        raise UserError(f"{path} is not a state_dict of tensors")
+    return sd, extra
+
+
+def _describe_mismatch(model: torch.nn.Module, sd: Dict[str, torch.Tensor], path: str) -> Optional[str]:
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd and not k.endswith(OPTIONAL_SUFFIX)]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [(k, tuple(sd[k].shape), tuple(own[k].shape)) for k in sd
+              if k in own and tuple(sd[k].shape) != tuple(own[k].shape)]
+    if not (missing or unexpected or shapes):
+        return None
+
+    def lst(items, n=6):
+        items = list(items)
+        more = f", ... (+{len(items) - n} more)" if len(items) > n else ""
+        return ", ".join(items[:n]) + more
+
+    parts = [f"{path} does not fit the model ({len(sd)} tensors in the file, {len(own)} in the model)"]
+    if missing:
+        parts.append(f"missing keys: {lst(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys: {lst(unexpected)}")
+    if shapes:
+        parts.append("shape mismatches: " + lst(f"{k} file {a} vs model {b}" for k, a, b in shapes))
+        if any(k.startswith("classifier.linear_class") for k, _, _ in shapes):
+            k = [s for s in shapes if s[0] == "classifier.linear_class.weight"]
+            if k:
+                parts.append(f"the file has {k[0][1][0]} classes, the config {k[0][2][0]}: choose the matching --config")
+    return "; ".join(parts)
+
+
+def load_weights(model: torch.nn.Module, path: str) -> dict:
+    """Strictly load a checkpoint (original or ours) into ``model``.
+
+    ``num_batches_tracked`` entries are optional. Raises :class:`UserError`
+    naming missing/unexpected keys and shape mismatches. Returns the
+    checkpoint's extra fields (``{}`` for the original format).
+    """
+    sd, extra = read_checkpoint(path)
+    msg = _describe_mismatch(model, sd, path)
+    if msg:
+        raise UserError(msg)
+    own = model.state_dict()
+    full = dict(sd)
+    for k in own:
+        if k not in full:  # optional num_batches_tracked
+            full[k] = own[k]
+    model.load_state_dict(full, strict=True)
+    return extra
+
+
+def load_imagenet_weights(model: torch.nn.Module, path: str) -> dict:
+    """Non-strict load of backbone weights (``fpn.C*`` names, e.g. ResNet-50 into
+    ResNet-101 like the original). Returns a report: loaded / skipped keys."""
+    sd, _ = read_checkpoint(path)
+    own = model.state_dict()
+    loaded, shape_skip, unknown = [], [], []
+    new = {}
+    for k, v in sd.items():
+        if k not in own:
+            unknown.append(k)
+        elif tuple(v.shape) != tuple(own[k].shape):
+            shape_skip.append(k)
+        else:
+            new[k] = v
+            loaded.append(k)
+    if not loaded:
+        raise UserError(f"{path}: no tensor matches the model's names (expected keys like 'fpn.C1.0.weight')")
+    model.load_state_dict(new, strict=False)
+    not_loaded = [k for k in own if k not in new and not k.endswith(OPTIONAL_SUFFIX)]
+    return {"loaded": len(loaded), "skipped_shape": shape_skip, "unknown": unknown,
+            "model_keys_not_loaded": len(not_loaded)}
+
+
+def save_checkpoint(path: str, model: torch.nn.Module, config: Optional[Config] = None,
+                    original_format: bool = False, **extra) -> None:
+    """Save atomically. ``original_format`` writes a plain state_dict (the
+    original's layout, no ``num_batches_tracked``); otherwise our format with
+    the config and ``extra`` fields (epoch, optimizer state, ...)."""
+    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if original_format:
+        obj = {k: v for k, v in sd.items() if not k.endswith(OPTIONAL_SUFFIX)}
+    else:
+        obj = {"format": FORMAT, "model": sd}
+        if config is not None:
+            obj["config"] = config.to_dict()
+        obj.update(extra)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def config_from_checkpoint(extra: dict, sd: Dict[str, torch.Tensor], config: Optional[str | Config]) -> Config:
+    """Pick the config: explicit > stored in our checkpoint > inferred (coco for 81 classes)."""
+    if isinstance(config, Config):
+        return config
+    if config:
+        return preset(config)
+    if "config" in extra:
+        return Config.from_dict(extra["config"])
+    w = sd.get("classifier.linear_class.weight")
+    n = int(w.shape[0]) if w is not None else 81
+    nblocks = len({k.split(".")[2] for k in sd if k.startswith("fpn.C4.")})
+    backbone = {23: "resnet101", 6: "resnet50"}.get(nblocks, "resnet101")
+    if n == 81:
+        return preset("coco").replace(BACKBONE=backbone)
+    if n == 9:
+        return preset("cityscapes").replace(BACKBONE=backbone)
+    raise UserError(f"cannot tell the config of a {n}-class checkpoint; pass --config")
+
+
+def build_model(config: str | Config = "coco", ops_backend: str = "torch"):
+    from .maskrcnn import MaskRCNN
+
+    cfg = preset(config) if isinstance(config, str) else config
+    return MaskRCNN(cfg, ops_backend=ops_backend)
+
+
+
+def shipped_model_path() -> str:
+    """Path of the small model trained on synthetic shapes (shipped with the package)."""
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "assets", "shapes_r14.pth")
+    import importlib.resources as ir
+
+    try:
+        p = ir.files("mrcnn_trt") / "assets" / "shapes_r14.pth"
+        if p.is_file():
+            return str(p)
+    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover
+        pass
+    return os.path.normpath(here)
+
+
+def load_model(weights: Optional[str], config: Optional[str | Config] = None, ops_backend: str = "torch",
+               device: str = "cpu"):
+    """Build the model that fits ``weights`` (None -> the shipped shapes model) and load it.
+
+    Returns (model in eval mode, config, extra).
+    """
+    path = weights or shipped_model_path()
+    sd, extra = read_checkpoint(path)
+    cfg = config_from_checkpoint(extra, sd, config)
+    model = build_model(cfg, ops_backend=ops_backend)
+    load_weights(model, path)
+    return model.to(device).eval(), cfg, extra
