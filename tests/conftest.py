@@ -1,0 +1,26 @@
+"""Shared test fixtures: the ../shared reference data (skipped when absent)."""
+import os
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.normpath(os.path.join(REPO, "..", "shared", "data"))
+
+
+def shared_path(*parts: str) -> str:
+    """Path under ../shared/data; skips the test when it is absent (fresh user clone)."""
+    p = os.path.join(SHARED_DATA, *parts)
+    if not os.path.exists(p):
+        pytest.skip(f"reference data not available: {p}")
+    return p
+
+
+@pytest.fixture
+def seed_images():
+    d = shared_path("seed-images")
+    return sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".jpg"))
+
+
+@pytest.fixture
+def coco_sample():
+    return shared_path("coco-val2017-sample")
