@@ -1,0 +1,1 @@
+"""Evaluation: runners for every backend, evaluators (COCO, Cityscapes), ``mrcnn-eval``."""

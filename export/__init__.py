@@ -1,0 +1,1 @@
+"""PyTorch -> ONNX export (``mrcnn-export``) and ONNX runners."""

@@ -1,0 +1,228 @@
+"""Export the Mask R-CNN to ONNX.
+
+Graph interface (both flavors):
+
+* inputs: ``images`` float32 [N,3,S,S] RGB 0..255, resized and zero padded
+  (``mrcnn_trt.model.molding.mold_batch``); ``windows`` float32 [N,4]
+  (y1, x1, y2, x2) of each image inside the padded square. Mean subtraction
+  is inside the graph.
+* outputs: ``detections`` float32 [N,D,6] (y1, x1, y2, x2 padded pixels,
+  class id, score), ``count`` int32 [N], ``masks`` float32 [N,D,28,28]
+  (probabilities of each detection's class). D = DETECTION_MAX_INSTANCES.
+
+Flavors:
+
+* ``trt``: backbone/FPN/RPN/heads as standard ONNX; four custom nodes in
+  domain ``mrcnn`` (``PyramidROIAlign`` x2, ``ProposalLayer``,
+  ``DetectionLayer``) with the attributes of ``plugins/opdefs.py``; anchors
+  as an initializer. Runs in TensorRT with our plugins and in ONNX Runtime
+  with our CPU custom-op library.
+* ``standard``: the same graph with every custom node replaced by standard
+  ONNX ops (``export/standardize.py``), for stock ONNX Runtime and TensorRT's
+  built-in layers.
+
+Export route: ``torch.onnx.export(dynamo=True)``; the custom nodes are emitted
+with ``torch.onnx.ops.symbolic_multi_out`` during export only.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Optional
+
+import torch
+
+from ..config import Config
+from ..errors import UserError
+from ..fileio import atomic_path, sha256_file, sidecar_path, write_json_atomic
+from ..plugins.opdefs import DOMAIN, OP_VERSION
+from ..model.backends import TorchOps
+
+OPSET = 17          # written opset: TensorRT 8.6's parser supports up to 17
+EXPORT_OPSET = 18   # torch 2.13's exporter emits 18; downgrade_opset() rewrites the few ops that differ
+IR_VERSION = 8
+INPUT_NAMES = ["images", "windows"]
+OUTPUT_NAMES = ["detections", "count", "masks"]
+
+
+class OnnxNodeOps(TorchOps):
+    """Emits the custom ONNX nodes while exporting; falls back to the reference otherwise."""
+
+    name = "onnx"
+
+    def _sym(self, op, inputs, attrs, dtypes, shapes):
+        attrs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in attrs.items()}
+        return torch.onnx.ops.symbolic_multi_out(f"{DOMAIN}::{op}", inputs, attrs, dtypes=dtypes, shapes=shapes,
+                                                 version=OP_VERSION)
+
+    def pyramid_roi_align(self, boxes, feature_maps, mask=False):
+        if not torch.onnx.is_in_onnx_export():
+            return super().pyramid_roi_align(boxes, feature_maps, mask)
+        a = self.mask_attrs if mask else self.box_attrs
+        n, r = boxes.shape[:2]
+        c = feature_maps[0].shape[1]
+        p = a["pooled_size"]
+        (out,) = self._sym("PyramidROIAlign", [boxes, *feature_maps[:4]], a, [feature_maps[0].dtype],
+                           [[n, r, c, p, p]])
+        return out
+
+    def proposal_layer(self, scores, deltas, anchors, training=False):
+        if not torch.onnx.is_in_onnx_export():
+            return super().proposal_layer(scores, deltas, anchors, training)
+        a = self.proposal_attrs
+        n = scores.shape[0]
+        post = a["post_nms_topk"]
+        rois, count = self._sym("ProposalLayer", [scores, deltas, anchors], a, [torch.float32, torch.int32],
+                                [[n, post, 4], [n]])
+        return rois, count, None
+
+    def detection_layer(self, rois, roi_count, probs, deltas, windows):
+        if not torch.onnx.is_in_onnx_export():
+            return super().detection_layer(rois, roi_count, probs, deltas, windows)
+        a = self.detection_attrs
+        n = rois.shape[0]
+        m = a["max_instances"]
+        dets, count = self._sym("DetectionLayer", [rois, roi_count, probs, deltas, windows], a,
+                                [torch.float32, torch.int32], [[n, m, 6], [n]])
+        return dets, count
+
+
+class _ExportWrapper(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images, windows):
+        return self.model(images, windows)
+
+
+def export_onnx(model, path: str, batch: int = 1, flavor: str = "trt", weights_path: Optional[str] = None,
+                verbose: bool = False) -> dict:
+    """Export ``model`` (a MaskRCNN in eval mode, CPU) to ``path`` atomically, with its sidecar.
+
+    Returns the sidecar dict.
+    """
+    import onnx
+
+    if flavor not in ("trt", "standard"):
+        raise UserError(f"unknown flavor {flavor!r} (trt|standard)")
+    if batch < 1:
+        raise UserError("--batch must be >= 1")
+    cfg: Config = model.config
+    s = cfg.IMAGE_MAX_DIM
+    t0 = time.time()
+    old_ops = model.ops
+    model.ops = OnnxNodeOps(cfg)
+    model.eval()
+    images = torch.zeros(batch, 3, s, s)
+    windows = torch.tensor([[0.0, 0.0, s, s]] * batch)
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prog = torch.onnx.export(_ExportWrapper(model), (images, windows), dynamo=True, opset_version=EXPORT_OPSET,
+                                     input_names=INPUT_NAMES, output_names=OUTPUT_NAMES, verbose=verbose,
+                                     external_data=False, optimize=True)
+        proto = prog.model_proto
+    finally:
+        model.ops = old_ops
+    proto = finalize_model(proto, flavor)
+    data = proto.SerializeToString()
+    if len(data) > 2 ** 31 - 1:
+        raise UserError("model larger than 2 GB cannot be stored in one ONNX file")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+    side = {
+        "format": "mrcnn-trt-onnx/1",
+        "flavor": flavor,
+        "onnx_sha256": sha256_file(path),
+        "onnx_bytes": os.path.getsize(path),
+        "weights_sha256": sha256_file(weights_path) if weights_path and os.path.isfile(weights_path) else None,
+        "weights": os.path.abspath(weights_path) if weights_path else None,
+        "image_size": s,
+        "batch": batch,
+        "num_classes": cfg.NUM_CLASSES,
+        "class_names": list(cfg.CLASS_NAMES),
+        "mean_pixel": list(cfg.MEAN_PIXEL),
+        "inputs": {"images": [batch, 3, s, s], "windows": [batch, 4]},
+        "outputs": {"detections": [batch, cfg.DETECTION_MAX_INSTANCES, 6], "count": [batch],
+                    "masks": [batch, cfg.DETECTION_MAX_INSTANCES, *cfg.MASK_SHAPE]},
+        "opset": OPSET,
+        "ir_version": proto.ir_version,
+        "op_versions": {DOMAIN: OP_VERSION} if flavor == "trt" else {},
+        "config": cfg.to_dict(),
+        "torch_version": torch.__version__,
+        "onnx_version": onnx.__version__,
+        "export_seconds": round(time.time() - t0, 2),
+    }
+    write_json_atomic(sidecar_path(path), side)
+    return side
+
+
+def finalize_model(proto, flavor: str):
+    """Fix opset imports / IR version, expand custom nodes for ``standard``, validate."""
+    import onnx
+
+    try:
+        from ..plugins.onnx_schemas import register_schemas
+
+        register_schemas()
+    except ImportError:  # schemas only add shape inference for the custom nodes
+        pass
+    # keep only the opset imports actually needed
+    downgrade_opset(proto)
+    opsets = {o.domain: o.version for o in proto.opset_import}
+    opsets[""] = OPSET
+    opsets[DOMAIN] = OP_VERSION
+    del proto.opset_import[:]
+    for d, v in opsets.items():
+        if d in ("", DOMAIN) or any(n.domain == d for n in proto.graph.node):
+            proto.opset_import.append(onnx.helper.make_opsetid(d, v))
+    proto.ir_version = IR_VERSION
+    if flavor == "standard":
+        from .standardize import expand_custom_nodes
+
+        proto = expand_custom_nodes(proto)
+        proto.ir_version = IR_VERSION
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+# ops whose opset-18 form differs from opset 17 (onnx/docs/Changelog.md, opset 18)
+_CHANGED_IN_18 = {"Pad", "Resize", "Split", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax",
+                  "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSumSquare", "ScatterElements", "ScatterND",
+                  "LpPool", "Col2Im", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot", "CenterCropPad",
+                  "GroupNormalization", "Mish", "OptionalHasElement", "OptionalGetElement"}
+
+
+def downgrade_opset(proto) -> None:
+    """Rewrite an opset-18 graph as opset 17 in place (default domain only).
+
+    Handles what this model uses: ``Resize`` (drop the opset-18 attributes
+    when they hold their defaults) and ``Pad`` without the ``axes`` input.
+    Anything else that changed in 18 raises, rather than writing a wrong graph.
+    """
+    from onnx import helper
+
+    for node in proto.graph.node:
+        if node.domain not in ("", "ai.onnx") or node.op_type not in _CHANGED_IN_18:
+            continue
+        if node.op_type == "Resize":
+            keep = []
+            for a in node.attribute:
+                v = helper.get_attribute_value(a)
+                if a.name == "keep_aspect_ratio_policy" and v in (b"stretch", "stretch"):
+                    continue
+                if a.name == "antialias" and v == 0:
+                    continue
+                keep.append(a)
+            if any(a.name in ("keep_aspect_ratio_policy", "antialias") for a in keep):
+                raise UserError(f"cannot write {node.name} ({node.op_type}) at opset {OPSET}")
+            del node.attribute[:]
+            node.attribute.extend(keep)
+        elif node.op_type == "Pad" and len(node.input) <= 3:
+            pass
+        else:
+            raise UserError(f"node {node.name} ({node.op_type}) has no opset-{OPSET} form here")
