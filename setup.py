@@ -41,21 +41,33 @@ CONSOLE_SCRIPTS = [
 ]
 
 
-def ext_modules():
-    """The pybind11 module with the CPU kernels (see plugins/README.md)."""
-    from plugins_build import cpu_extension  # noqa: E402  (local helper, see below)
+def _build_helpers():
+    """tools/plugins_build.py (C++ CPU kernels + ONNX Runtime custom-op library)."""
+    import sys
 
-    return [cpu_extension(HERE)]
+    sys.path.insert(0, os.path.join(HERE, "tools"))
+    import plugins_build  # noqa: E402  (local helper)
+
+    return plugins_build
+
+
+def ext_modules():
+    """The pybind11 CPU kernels and the ORT custom-op library (see plugins/README.md)."""
+    return _build_helpers().ext_modules(HERE)
 
 
 def _ext_modules_or_empty():
     try:
-        import sys
-
-        sys.path.insert(0, os.path.join(HERE, "tools"))
         return ext_modules()
     except ImportError:
         return []
+
+
+def _cmdclass():
+    try:
+        return {"build_ext": _build_helpers().BuildExt}
+    except ImportError:
+        return {}
 
 
 setup(
@@ -67,6 +79,7 @@ setup(
     package_dir=PACKAGE_DIRS,
     package_data={"mrcnn_trt": ["assets/*"], "mrcnn_trt.plugins": ["*.so", "*.json"]},
     ext_modules=_ext_modules_or_empty(),
+    cmdclass=_cmdclass(),
     install_requires=[
         "torch==2.13.0",
         "numpy>=1.26",

@@ -1,8 +1,8 @@
 // Box / ROI math shared by the CPU kernels, the CUDA kernels and the TensorRT
 // plugins. Every function mirrors the float32 expression of the PyTorch
-// reference (model/ops.py) term by term and in the same order, so that CPU,
-// CUDA and reference agree bit for bit except where a transcendental function
-// (exp, log2) of the platform differs by an ulp from PyTorch's.
+// reference (model/ops.py) term by term and in the same order, so that CPU
+// and CUDA agree bit for bit, and agree with the reference bit for bit except
+// where PyTorch's float32 exp/log2 is off by an ulp (see mrcnn_exp).
 //
 // Conventions (see plugins/opdefs.py):
 //   * boxes are (y1, x1, y2, x2);
@@ -62,6 +62,21 @@ MRCNN_HD float mrcnn_div(float a, float b) {
   return a / b;
 #endif
 }
+
+// exp / log2 of a float32 computed in double and rounded once: correctly
+// rounded except in astronomically rare cases, hence the same on every
+// platform (glibc, CUDA), unlike expf/log2f. PyTorch's float32 exp is not
+// correctly rounded (about 1% of values differ by 1 ulp); tests compare with
+// the reference evaluated with exp/log2 in float64 for bit-exact checks.
+MRCNN_HD float mrcnn_sqrt(float x) {
+#if defined(__CUDA_ARCH__)
+  return __fsqrt_rn(x);
+#else
+  return sqrtf(x);
+#endif
+}
+MRCNN_HD float mrcnn_exp(float x) { return (float)exp((double)x); }
+MRCNN_HD float mrcnn_log2(float x) { return (float)log2((double)x); }
 
 MRCNN_HD uint32_t float_bits(float x) {
 #if defined(__CUDA_ARCH__)
@@ -165,7 +180,7 @@ MRCNN_HD void store_box(float* p, const Box& b) {
 }
 
 // model/ops.py apply_box_deltas. `d` = (dy, dx, log dh, log dw) already
-// multiplied by the std devs (scale_deltas). exp is the platform's expf.
+// multiplied by the std devs. exp: mrcnn_exp.
 MRCNN_HD Box apply_box_deltas(const Box& b, float dy, float dx, float dh, float dw) {
   float height = mrcnn_sub(b.y2, b.y1);
   float width = mrcnn_sub(b.x2, b.x1);
@@ -173,8 +188,8 @@ MRCNN_HD Box apply_box_deltas(const Box& b, float dy, float dx, float dh, float 
   float center_x = mrcnn_add(b.x1, mrcnn_mul(0.5f, width));
   center_y = mrcnn_add(center_y, mrcnn_mul(dy, height));
   center_x = mrcnn_add(center_x, mrcnn_mul(dx, width));
-  height = mrcnn_mul(height, expf(dh));
-  width = mrcnn_mul(width, expf(dw));
+  height = mrcnn_mul(height, mrcnn_exp(dh));
+  width = mrcnn_mul(width, mrcnn_exp(dw));
   Box o;
   o.y1 = mrcnn_sub(center_y, mrcnn_mul(0.5f, height));
   o.x1 = mrcnn_sub(center_x, mrcnn_mul(0.5f, width));
@@ -305,7 +320,7 @@ MRCNN_HD float level_scale(float canonical_size, int image_size) {
 MRCNN_HD int roi_level(const Box& b, float scale, int canonical_level) {
   const float h = mrcnn_sub(b.y2, b.y1);
   const float w = mrcnn_sub(b.x2, b.x1);
-  const float level = mrcnn_add((float)canonical_level, log2f(mrcnn_div(sqrtf(mrcnn_mul(h, w)), scale)));
+  const float level = mrcnn_add((float)canonical_level, mrcnn_log2(mrcnn_div(mrcnn_sqrt(mrcnn_mul(h, w)), scale)));
   if (!is_finite(level)) return kMinLevel;
   const float r = rintf(level);
   if (r < (float)kMinLevel) return kMinLevel;

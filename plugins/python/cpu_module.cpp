@@ -1,0 +1,300 @@
+// pybind11 module mrcnn_trt.plugins._cpu: the C++ CPU kernels on NumPy arrays.
+// Use the torch-facing wrappers in plugins/cpu.py; this layer checks shapes
+// and dtypes, validates attributes (ValueError) and releases the GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../common/op_params.h"
+#include "../common/thread_pool.h"
+#include "../detection_layer/detection_layer.h"
+#include "../proposal_layer/proposal_layer.h"
+#include "../pyramid_roi_align/pyramid_roi_align.h"
+
+namespace py = pybind11;
+using namespace mrcnn;
+
+namespace {
+
+using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using I32 = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+
+[[noreturn]] void fail(const std::string& msg) { throw py::value_error(msg); }
+
+std::string shape_str(const py::array& a) {
+  std::string s = "[";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + "]";
+}
+
+void check_shape(const py::array& a, const std::vector<py::ssize_t>& want, const char* what) {
+  bool ok = a.ndim() == (py::ssize_t)want.size();
+  for (size_t i = 0; ok && i < want.size(); ++i) ok = want[i] < 0 || a.shape(i) == want[i];
+  if (!ok) {
+    std::string w = "[";
+    for (size_t i = 0; i < want.size(); ++i) w += (i ? ", " : "") + (want[i] < 0 ? std::string("?") : std::to_string(want[i]));
+    fail(std::string(what) + " must have shape " + w + "], got " + shape_str(a));
+  }
+}
+
+// Data tensors: float32 or float16, C-contiguous (the wrapper makes them so).
+DType data_dtype(const py::array& a, const char* what) {
+  if (!(a.flags() & py::array::c_style)) fail(std::string(what) + " must be C-contiguous");
+  if (a.dtype().is(py::dtype::of<float>())) return DType::kFloat32;
+  if (a.dtype().kind() == 'f' && a.dtype().itemsize() == 2) return DType::kFloat16;
+  fail(std::string(what) + " must be float32 or float16");
+}
+
+py::array new_like(DType dt, const std::vector<py::ssize_t>& shape) {
+  if (dt == DType::kFloat16) return py::array(py::dtype("float16"), shape);
+  return py::array(py::dtype::of<float>(), shape);
+}
+
+int checked_int(py::ssize_t v, const char* what) {
+  if (v > 0x7fffffff) fail(std::string(what) + " is too large");
+  return (int)v;
+}
+
+template <typename P>
+P params_from(const py::dict& attrs) {
+  P p;
+  int n = 0;
+  const AttrDesc* table = attr_table(p, &n);
+  for (auto item : attrs) {
+    const std::string name = py::str(item.first);
+    const AttrDesc* d = nullptr;
+    for (int i = 0; i < n; ++i)
+      if (name == table[i].name) d = &table[i];
+    if (!d) fail(std::string(op_name(p)) + ": unknown attribute " + name);
+    std::vector<double> v;
+    if (d->type == AttrType::kFloats) {
+      for (auto x : py::iterable(py::reinterpret_borrow<py::object>(item.second))) v.push_back(py::cast<double>(x));
+    } else {
+      v.push_back(py::cast<double>(item.second));
+    }
+    if (!set_attr(p, name.c_str(), v.data(), (int)v.size())) {
+      if (d->type == AttrType::kInt)
+        fail(std::string(op_name(p)) + "." + name + " must be an int");
+      fail(std::string(op_name(p)) + "." + name + " needs " + std::to_string(d->length) + " values, got " +
+           std::to_string(v.size()));
+    }
+  }
+  const std::string err = validate(p);
+  if (!err.empty()) fail(err);
+  return p;
+}
+
+template <typename P>
+py::dict attrs_of(const P& p) {
+  py::dict out;
+  int n = 0;
+  const AttrDesc* t = attr_table(p, &n);
+  double v[4];
+  for (int i = 0; i < n; ++i) {
+    const int c = get_attr(p, t[i].name, v);
+    if (t[i].type == AttrType::kInt) out[t[i].name] = (int64_t)v[0];
+    else if (t[i].type == AttrType::kFloat) out[t[i].name] = v[0];
+    else {
+      py::tuple tup(c);
+      for (int j = 0; j < c; ++j) tup[j] = v[j];
+      out[t[i].name] = tup;
+    }
+  }
+  return out;
+}
+
+py::list table_of(const AttrDesc* t, int n) {
+  static const char* types[] = {"int", "float", "floats"};
+  py::list out;
+  for (int i = 0; i < n; ++i) {
+    py::dict d;
+    d["name"] = t[i].name;
+    d["type"] = types[(int)t[i].type];
+    d["length"] = t[i].length;
+    py::list def;
+    for (int j = 0; j < t[i].length; ++j) def.append(t[i].default_value[j]);
+    d["default"] = def;
+    d["min"] = t[i].has_range ? py::object(py::float_(t[i].min)) : py::object(py::none());
+    d["max"] = t[i].has_range ? py::object(py::float_(t[i].max)) : py::object(py::none());
+    d["doc"] = t[i].doc;
+    out.append(d);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- ops
+py::array py_crop_and_resize(const py::array& image, const F32& boxes, const I32& box_ind, int crop_size,
+                             float extrapolation_value, int threads) {
+  const DType dt = data_dtype(image, "image");
+  if (image.ndim() != 4) fail("image must have shape [N, C, H, W], got " + shape_str(image));
+  const int N = checked_int(image.shape(0), "N"), C = checked_int(image.shape(1), "C");
+  const int H = checked_int(image.shape(2), "H"), W = checked_int(image.shape(3), "W");
+  check_shape(boxes, {-1, 4}, "boxes");
+  const int K = checked_int(boxes.shape(0), "K");
+  check_shape(box_ind, {K}, "box_ind");
+  if (crop_size < 2 || crop_size > 64) fail("crop_size must be in [2, 64]");
+  if (H < 1 || W < 1) fail("image must not be empty");
+  const int32_t* bi = box_ind.data();
+  for (int k = 0; k < K; ++k)
+    if (bi[k] < 0 || bi[k] >= N) fail("box_ind[" + std::to_string(k) + "] = " + std::to_string(bi[k]) + " is out of range");
+  py::array out = new_like(dt, {K, C, crop_size, crop_size});
+  const void* img = image.data();
+  void* o = out.mutable_data();
+  const float* b = boxes.data();
+  {
+    py::gil_scoped_release nogil;
+    StdThreadParallel pool(threads);
+    crop_and_resize_cpu(dt, img, N, C, H, W, b, bi, K, crop_size, extrapolation_value, o, pool.get());
+  }
+  return out;
+}
+
+py::array_t<int64_t> py_nms(const F32& boxes, const F32& scores, float threshold, int max_keep) {
+  check_shape(boxes, {-1, 4}, "boxes");
+  const int K = checked_int(boxes.shape(0), "K");
+  check_shape(scores, {K}, "scores");
+  std::vector<int32_t> keep((size_t)K);
+  int m = 0;
+  {
+    py::gil_scoped_release nogil;
+    m = nms_cpu(boxes.data(), scores.data(), K, threshold, max_keep, keep.data(), nullptr);
+  }
+  py::array_t<int64_t> out(m);
+  auto w = out.mutable_unchecked<1>();
+  for (int i = 0; i < m; ++i) w(i) = keep[(size_t)i];
+  return out;
+}
+
+py::array py_pyramid_roi_align(const F32& boxes, const std::vector<py::array>& maps, const py::dict& attrs,
+                               int threads) {
+  PyramidROIAlignParams p = params_from<PyramidROIAlignParams>(attrs);
+  if (maps.size() != 4) fail("PyramidROIAlign needs 4 feature maps (P2..P5)");
+  check_shape(boxes, {-1, -1, 4}, "boxes");
+  p.N = checked_int(boxes.shape(0), "N");
+  p.R = checked_int(boxes.shape(1), "R");
+  const DType dt = data_dtype(maps[0], "P2");
+  if (maps[0].ndim() != 4) fail("P2 must have shape [N, C, H, W], got " + shape_str(maps[0]));
+  p.C = checked_int(maps[0].shape(1), "C");
+  const void* ptrs[4];
+  for (int l = 0; l < 4; ++l) {
+    const std::string name = "P" + std::to_string(l + 2);
+    if (data_dtype(maps[l], name.c_str()) != dt) fail(name + " must have the dtype of P2");
+    check_shape(maps[l], {p.N, p.C, -1, -1}, name.c_str());
+    p.H[l] = checked_int(maps[l].shape(2), "H");
+    p.W[l] = checked_int(maps[l].shape(3), "W");
+    ptrs[l] = maps[l].data();
+  }
+  const std::string err = validate_sizes(p);
+  if (!err.empty()) fail(err);
+  py::array out = new_like(dt, {p.N, p.R, p.C, p.pooled_size, p.pooled_size});
+  void* o = out.mutable_data();
+  const float* b = boxes.data();
+  {
+    py::gil_scoped_release nogil;
+    StdThreadParallel pool(threads);
+    pyramid_roi_align_cpu(p, dt, b, ptrs, o, nullptr, pool.get());
+  }
+  return out;
+}
+
+py::tuple py_proposal_layer(const py::array& scores, const py::array& deltas, const F32& anchors,
+                            const py::dict& attrs, int threads) {
+  ProposalLayerParams p = params_from<ProposalLayerParams>(attrs);
+  const DType dt = data_dtype(scores, "scores");
+  if (data_dtype(deltas, "deltas") != dt) fail("deltas must have the dtype of scores");
+  if (scores.ndim() != 2) fail("scores must have shape [N, A], got " + shape_str(scores));
+  p.N = checked_int(scores.shape(0), "N");
+  p.A = checked_int(scores.shape(1), "A");
+  check_shape(deltas, {p.N, p.A, 4}, "deltas");
+  check_shape(anchors, {p.A, 4}, "anchors");
+  const int post = p.post_nms_topk;
+  py::array_t<float> rois({p.N, post, 4});
+  py::array_t<int32_t> count(p.N);
+  py::array_t<int32_t> anchor_index({p.N, post});
+  const void* s = scores.data();
+  const void* d = deltas.data();
+  const float* a = anchors.data();
+  float* r = rois.mutable_data();
+  int32_t* c = count.mutable_data();
+  int32_t* ai = anchor_index.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    StdThreadParallel pool(threads);
+    proposal_layer_cpu(p, dt, s, d, a, r, c, ai, nullptr, pool.get());
+  }
+  return py::make_tuple(rois, count, anchor_index);
+}
+
+py::tuple py_detection_layer(const F32& rois, const I32& roi_count, const py::array& probs, const py::array& deltas,
+                             const F32& window, const py::dict& attrs, int threads) {
+  DetectionLayerParams p = params_from<DetectionLayerParams>(attrs);
+  const DType dt = data_dtype(probs, "probs");
+  if (data_dtype(deltas, "deltas") != dt) fail("deltas must have the dtype of probs");
+  check_shape(rois, {-1, -1, 4}, "rois");
+  p.N = checked_int(rois.shape(0), "N");
+  p.R = checked_int(rois.shape(1), "R");
+  check_shape(roi_count, {p.N}, "roi_count");
+  if (probs.ndim() == 3 && probs.shape(2) != p.num_classes)
+    fail("probs have " + std::to_string(probs.shape(2)) + " classes, num_classes is " + std::to_string(p.num_classes));
+  check_shape(probs, {p.N, p.R, p.num_classes}, "probs");
+  check_shape(deltas, {p.N, p.R, p.num_classes, 4}, "deltas");
+  check_shape(window, {p.N, 4}, "window");
+  py::array_t<float> dets({p.N, p.max_instances, 6});
+  py::array_t<int32_t> count(p.N);
+  const float* r = rois.data();
+  const int32_t* rc = roi_count.data();
+  const void* pr = probs.data();
+  const void* de = deltas.data();
+  const float* w = window.data();
+  float* o = dets.mutable_data();
+  int32_t* c = count.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    StdThreadParallel pool(threads);
+    detection_layer_cpu(p, dt, r, rc, pr, de, w, o, c, nullptr, pool.get());
+  }
+  return py::make_tuple(dets, count);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cpu, m) {
+  m.doc() = "C++ CPU kernels of the mrcnn custom ops (use mrcnn_trt.plugins.cpu)";
+  m.attr("DOMAIN") = kDomain;
+  m.attr("OP_VERSION") = kOpVersion;
+
+  m.def("attr_tables", []() {
+    py::dict d;
+    d[kPyramidROIAlign] = table_of(kPyramidROIAlignAttrs, array_len(kPyramidROIAlignAttrs));
+    d[kProposalLayer] = table_of(kProposalLayerAttrs, array_len(kProposalLayerAttrs));
+    d[kDetectionLayer] = table_of(kDetectionLayerAttrs, array_len(kDetectionLayerAttrs));
+    return d;
+  }, "The C++ attribute tables (op_params.h): op -> list of {name, type, length, default, min, max, doc}.");
+  m.def("param_defaults", []() {
+    py::dict d;
+    d[kPyramidROIAlign] = attrs_of(PyramidROIAlignParams{});
+    d[kProposalLayer] = attrs_of(ProposalLayerParams{});
+    d[kDetectionLayer] = attrs_of(DetectionLayerParams{});
+    return d;
+  }, "Attribute values of default-constructed C++ params structs: op -> {name: value}.");
+  m.def("validate", [](const std::string& op, const py::dict& attrs) -> py::dict {
+    if (op == kPyramidROIAlign) return attrs_of(params_from<PyramidROIAlignParams>(attrs));
+    if (op == kProposalLayer) return attrs_of(params_from<ProposalLayerParams>(attrs));
+    if (op == kDetectionLayer) return attrs_of(params_from<DetectionLayerParams>(attrs));
+    fail("unknown op " + op);
+  }, py::arg("op"), py::arg("attrs"), "Fill defaults and check attributes in C++; ValueError on a bad one.");
+
+  m.def("crop_and_resize", &py_crop_and_resize, py::arg("image"), py::arg("boxes"), py::arg("box_ind"),
+        py::arg("crop_size"), py::arg("extrapolation_value") = 0.0f, py::arg("threads") = 1);
+  m.def("nms", &py_nms, py::arg("boxes"), py::arg("scores"), py::arg("threshold"), py::arg("max_keep") = -1);
+  m.def("pyramid_roi_align", &py_pyramid_roi_align, py::arg("boxes"), py::arg("feature_maps"), py::arg("attrs"),
+        py::arg("threads") = 1);
+  m.def("proposal_layer", &py_proposal_layer, py::arg("scores"), py::arg("deltas"), py::arg("anchors"),
+        py::arg("attrs"), py::arg("threads") = 1);
+  m.def("detection_layer", &py_detection_layer, py::arg("rois"), py::arg("roi_count"), py::arg("probs"),
+        py::arg("deltas"), py::arg("window"), py::arg("attrs"), py::arg("threads") = 1);
+}

@@ -1,0 +1,128 @@
+"""Build helpers for the compiled CPU parts of ``mrcnn_trt.plugins`` (used by setup.py).
+
+Two artifacts, both built by ``pip install`` / ``python setup.py build_ext``:
+
+* ``mrcnn_trt.plugins._cpu`` - pybind11 module with the C++ CPU kernels
+  (``cpu_extension``).
+* ``plugins/libmrcnn_ort_ops.so`` - ONNX Runtime custom-op library running the
+  three ``mrcnn`` nodes on the CPU (``ort_extension``). It needs the ORT C/C++
+  API headers, which ``tools/fetch_ort_headers.sh`` downloads into
+  ``.cache/ort-headers`` (Debian trixie ``libonnxruntime-dev``, headers only).
+  When they cannot be fetched the library is skipped with a warning and the
+  install still succeeds; ``mrcnn_trt.plugins.ort`` then says why it is missing.
+  The extension is ``optional``: a compile failure is a warning too.
+
+Flags: ``-O3 -std=c++17 -ffp-contract=off`` (no FMA contraction, so results
+match the float32 PyTorch reference; no ``-march=native``: wheels and CI
+machines differ).
+
+Environment:
+  MRCNN_NO_ORT_FETCH=1   never run the header download (offline builds)
+  MRCNN_ORT_INCLUDE=DIR  use ORT headers from DIR (contains onnxruntime_cxx_api.h)
+"""
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+
+from setuptools import Extension
+from setuptools.command.build_ext import build_ext
+
+CXX_FLAGS = ["-O3", "-g0", "-std=c++17", "-ffp-contract=off", "-fvisibility=hidden",
+             "-fvisibility-inlines-hidden", "-Wall"]
+ORT_LIB_NAME = "libmrcnn_ort_ops"
+ORT_EXT_NAME = "mrcnn_trt.plugins." + ORT_LIB_NAME
+
+
+def _rel(repo_root: str, paths):
+    # setuptools wants sources relative to setup.py's folder
+    return sorted(os.path.relpath(p, repo_root) for p in paths)
+
+
+def kernel_sources(repo_root: str):
+    """The C++ CPU kernels shared by both artifacts."""
+    return _rel(repo_root, glob.glob(os.path.join(repo_root, "plugins", "*", "*_cpu.cpp")))
+
+
+def cpu_extension(repo_root: str) -> Extension:
+    """The pybind11 module ``mrcnn_trt.plugins._cpu``."""
+    import pybind11  # build requirement (pyproject.toml)
+
+    return Extension(
+        "mrcnn_trt.plugins._cpu",
+        sources=_rel(repo_root, [os.path.join(repo_root, "plugins", "python", "cpu_module.cpp")])
+        + kernel_sources(repo_root),
+        include_dirs=[pybind11.get_include()],
+        extra_compile_args=CXX_FLAGS,
+        language="c++",
+    )
+
+
+def ort_include_dir(repo_root: str, fetch: bool = True) -> str | None:
+    """Folder with ``onnxruntime_cxx_api.h``; runs the fetch script if needed (None if unavailable)."""
+    env_dir = os.environ.get("MRCNN_ORT_INCLUDE")
+    if env_dir:
+        return env_dir if os.path.isfile(os.path.join(env_dir, "onnxruntime_cxx_api.h")) else None
+    cached = os.path.join(repo_root, ".cache", "ort-headers", "root", "usr", "include", "onnxruntime")
+    if os.path.isfile(os.path.join(cached, "onnxruntime_cxx_api.h")):
+        return cached
+    if not fetch or os.environ.get("MRCNN_NO_ORT_FETCH") == "1":
+        return None
+    script = os.path.join(repo_root, "tools", "fetch_ort_headers.sh")
+    try:
+        res = subprocess.run(["bash", script], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as e:
+        print(f"warning: could not fetch the ONNX Runtime headers ({e}); "
+              "the ORT custom ops will be unavailable", file=sys.stderr)
+        return None
+    if res.returncode != 0:
+        print("warning: tools/fetch_ort_headers.sh failed; the ORT custom ops will be unavailable:\n"
+              + res.stderr[-2000:], file=sys.stderr)
+        return None
+    return cached if os.path.isfile(os.path.join(cached, "onnxruntime_cxx_api.h")) else None
+
+
+def ort_extension(repo_root: str, fetch: bool = True) -> Extension | None:
+    """The ONNX Runtime custom-op library, or None when the ORT headers are unavailable."""
+    inc = ort_include_dir(repo_root, fetch)
+    if inc is None:
+        return None
+    return Extension(
+        ORT_EXT_NAME,
+        sources=_rel(repo_root, [os.path.join(repo_root, "plugins", "ort_ops", "ort_custom_ops.cpp")])
+        + kernel_sources(repo_root),
+        include_dirs=[inc],
+        extra_compile_args=CXX_FLAGS,
+        language="c++",
+        optional=True,
+    )
+
+
+class BuildExt(build_ext):
+    """build_ext that names the ORT library plainly ``libmrcnn_ort_ops.so``.
+
+    It is loaded by ONNX Runtime (dlopen), not imported by Python, so it gets
+    no ``.cpython-3xx-...`` suffix.
+    """
+
+    def get_ext_filename(self, fullname):
+        # called with the full dotted name or only its last part
+        if fullname.split(".")[-1] == ORT_LIB_NAME:
+            return os.path.join(*fullname.split(".")) + ".so"
+        return super().get_ext_filename(fullname)
+
+    def get_export_symbols(self, ext):
+        if ext.name == ORT_EXT_NAME:
+            return ["RegisterCustomOps"]
+        return super().get_export_symbols(ext)
+
+
+def ext_modules(repo_root: str):
+    """All extensions to build (the ORT library only when its headers are there)."""
+    exts = [cpu_extension(repo_root)]
+    ort = ort_extension(repo_root)
+    if ort is not None:
+        exts.append(ort)
+    return exts
