@@ -1,0 +1,139 @@
+"""Cityscapes fine instance annotations (``leftImg8bit`` + ``gtFine`` folders).
+
+Layout (as distributed)::
+
+    root/leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png
+    root/gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_instanceIds.png   (16-bit)
+
+Each pixel of an instanceIds image holds ``labelId * 1000 + k`` for pixel ``k`` of an
+instance, or a plain label id (< 1000) elsewhere. For the 8 instance classes
+(:mod:`mrcnn_trt.data.classmap`) a plain label id marks a *group* region ("cargroup",
+crowds of persons...): these become ignore regions with the negative id
+``-class_id``, like COCO crowds. Pixels of every other label are background.
+
+Internal class ids are 1..8 in :data:`mrcnn_trt.config.CITYSCAPES_CLASS_NAMES` order;
+``source_class_ids`` maps them to label ids (person 24 ... bicycle 33). ``image_id``
+is the string ``<city>_<seq>_<frame>``. Instances are ordered by instance id.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from typing import List, Tuple
+
+import numpy as np
+
+from mrcnn_trt.config import CITYSCAPES_CLASS_NAMES
+from mrcnn_trt.errors import UserError
+
+from .base import Dataset, ImageId
+from .classmap import CITYSCAPES_INTERNAL_TO_LABEL, CITYSCAPES_LABEL_TO_INTERNAL
+
+IMAGE_SUFFIX = "_leftImg8bit.png"
+INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
+LABEL_SUFFIX = "_gtFine_labelIds.png"
+POLYGON_SUFFIX = "_gtFine_polygons.json"
+
+
+def read_instance_ids(path: str) -> np.ndarray:
+    """A ``*_gtFine_instanceIds.png`` as ``[H, W] int32``."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.array(im).astype(np.int32)
+    except FileNotFoundError:
+        raise UserError(f"Cityscapes annotation not found: {path}") from None
+
+
+def instances_from_ids(ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``instanceIds [H, W]`` -> ``(masks [H, W, G] bool, class_ids [G] int32)``.
+
+    Instances (id >= 1000 of an instance class) get their internal class id, group
+    regions (id < 1000 equal to an instance class label id) the negative id; ordered
+    by instance id.
+    """
+    masks, class_ids = [], []
+    for v in np.unique(ids):
+        v = int(v)
+        if v >= 1000:
+            cid = CITYSCAPES_LABEL_TO_INTERNAL.get(v // 1000)
+        else:
+            cid = CITYSCAPES_LABEL_TO_INTERNAL.get(v)
+            cid = -cid if cid is not None else None
+        if cid is None:
+            continue
+        masks.append(ids == v)
+        class_ids.append(cid)
+    h, w = ids.shape
+    if not masks:
+        return np.zeros((h, w, 0), dtype=bool), np.zeros((0,), dtype=np.int32)
+    return np.stack(masks, axis=2), np.array(class_ids, dtype=np.int32)
+
+
+class CityscapesDataset(Dataset):
+    """Cityscapes (or a folder in its layout) for one split ("train", "val", "test").
+
+    Args:
+        root: folder holding ``leftImg8bit/`` and ``gtFine/``.
+        split: the split folder name.
+        require_annotations: if False, images without an instanceIds file are kept
+            (with no instances), e.g. for the test split.
+    """
+
+    name = "cityscapes"
+
+    def __init__(self, root: str, split: str = "val", require_annotations: bool = True):
+        self.root = os.fspath(root)
+        self.split = split
+        img_root = os.path.join(self.root, "leftImg8bit", split)
+        if not os.path.isdir(img_root):
+            raise UserError(f"not a Cityscapes folder: {img_root} does not exist")
+        images = sorted(glob.glob(os.path.join(img_root, "*", "*" + IMAGE_SUFFIX)))
+        if not images:
+            raise UserError(f"no *{IMAGE_SUFFIX} images under {img_root}")
+        self._images: List[str] = []
+        self._gts: List[str] = []
+        missing = []
+        for p in images:
+            city = os.path.basename(os.path.dirname(p))
+            stem = os.path.basename(p)[: -len(IMAGE_SUFFIX)]
+            gt = os.path.join(self.root, "gtFine", split, city, stem + INSTANCE_SUFFIX)
+            if not os.path.isfile(gt):
+                missing.append(gt)
+                if require_annotations:
+                    continue
+            self._images.append(p)
+            self._gts.append(gt)
+        if require_annotations and missing:
+            if not self._images:
+                raise UserError(f"no gtFine instance annotations for the images under {img_root} "
+                                f"(e.g. {missing[0]})")
+            raise UserError(f"{len(missing)} image(s) of {img_root} have no gtFine annotation, "
+                            f"e.g. {missing[0]}")
+        super().__init__(CITYSCAPES_CLASS_NAMES, CITYSCAPES_INTERNAL_TO_LABEL)
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def image_path(self, i: int) -> str:
+        return self._images[i]
+
+    def gt_path(self, i: int) -> str:
+        """The ``*_gtFine_instanceIds.png`` of image ``i``."""
+        return self._gts[i]
+
+    def image_id(self, i: int) -> ImageId:
+        return os.path.basename(self._images[i])[: -len(IMAGE_SUFFIX)]
+
+    def city(self, i: int) -> str:
+        return os.path.basename(os.path.dirname(self._images[i]))
+
+    def load_annotations(self, i: int, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
+        gt = self._gts[i]
+        if not os.path.isfile(gt):
+            return np.zeros((height, width, 0), dtype=bool), np.zeros((0,), dtype=np.int32)
+        ids = read_instance_ids(gt)
+        if ids.shape != (height, width):
+            raise UserError(f"{gt} is {ids.shape[1]}x{ids.shape[0]} but its image is {width}x{height}")
+        return instances_from_ids(ids)
