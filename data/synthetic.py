@@ -257,7 +257,7 @@ class SyntheticShapesDataset(Dataset):
 def _save_png(path: str, arr: np.ndarray) -> None:
     from PIL import Image
 
-    Image.fromarray(arr).save(path, compress_level=3)
+    Image.fromarray(arr).save(path, compress_level=1)
 
 
 def _coco_annotations(s: ShapesImage, image_id: int, first_ann_id: int, polygons: bool) -> List[dict]:

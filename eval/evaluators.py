@@ -82,7 +82,8 @@ def _pairs(samples, outputs) -> List[Tuple[Any, dict]]:
 
 
 def _check_output(out: dict, hw: Optional[Tuple[int, int]] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Validate one ``detect`` output; returns ``(rois [D,4] int, class_ids [D], scores [D], masks [H,W,D] uint8)``."""
+    """Validate one ``detect`` output; returns ``(rois [D,4] int, class_ids [D], scores [D], masks [H,W,D])``
+    (masks as given, not copied: any non-zero value is foreground)."""
     for k in ("rois", "class_ids", "scores", "masks"):
         if k not in out:
             raise ValueError(f"detection output lacks {k!r} (needs rois, class_ids, scores, masks)")
@@ -101,7 +102,7 @@ def _check_output(out: dict, hw: Optional[Tuple[int, int]] = None) -> Tuple[np.n
     if hw is not None and tuple(masks.shape[:2]) != tuple(hw):
         raise ValueError(f"detection masks are {masks.shape[1]}x{masks.shape[0]} but the image is "
                          f"{hw[1]}x{hw[0]}: masks must be in original-image pixels")
-    return rois, class_ids, scores, (masks != 0).astype(np.uint8)
+    return rois, class_ids, scores, masks  # any non-zero value is foreground
 
 
 def _nan_if_neg(v: float) -> float:
@@ -174,21 +175,54 @@ def coco_evaluate(coco_gt, results: Sequence[dict], img_ids: Iterable[int],
     return metrics, summaries
 
 
+def mask_planes(masks: np.ndarray, idx: Sequence[int]):
+    """Yield contiguous ``[H, W] uint8`` copies of ``masks[:, :, i]`` for ``i`` in ``idx``
+    (one strided copy per plane: far cheaper than transposing all of ``[H, W, D]``)."""
+    for i in idx:
+        yield np.ascontiguousarray(masks[:, :, i], dtype=np.uint8)
+
+
+def encode_mask_rle(plane: np.ndarray) -> dict:
+    """``pycocotools.mask.encode`` of one ``[H, W]`` mask (same compressed RLE, bytes
+    counts), computed from the columns its pixels span instead of a Fortran copy of the
+    whole image: fast for the small masks of large (e.g. 2048x1024) images."""
+    from pycocotools import mask as mask_utils
+
+    h, w = plane.shape
+    col_any = plane.any(axis=0)
+    cols = np.flatnonzero(col_any)
+    if cols.size == 0:
+        counts = [h * w]
+    else:
+        x1, x2 = int(cols[0]), int(cols[-1]) + 1
+        v = np.ascontiguousarray(plane[:, x1:x2].T).reshape(-1) != 0  # column-major pixels of those columns
+        change = np.flatnonzero(v[1:] != v[:-1]) + 1
+        runs = np.diff(np.concatenate(([0], change, [v.size]))).tolist()
+        lead, trail = x1 * h, (w - x2) * h
+        if v[0]:
+            runs = [lead] + runs
+        else:
+            runs[0] += lead
+        if v[-1]:
+            if trail:
+                runs.append(trail)
+        else:
+            runs[-1] += trail
+        counts = runs
+    return mask_utils.frPyObjects({"counts": counts, "size": [h, w]}, h, w)
+
+
 def encode_detections(image_id, rois, class_ids, scores, masks, class_map: Mapping[int, int],
                       with_masks: bool = True) -> Tuple[List[dict], int]:
     """COCO result dicts of one image (spec §6 ``build_coco_results``): ``bbox =
     [x1, y1, x2 - x1, y2 - y1]`` from the int box, ``category_id = class_map[class_id]``,
     ``segmentation`` = ``pycocotools.mask.encode`` of the uint8 mask (bytes counts).
     Detections of classes missing from ``class_map`` are dropped; returns ``(results, dropped)``."""
-    from pycocotools import mask as mask_utils
-
     keep = [i for i in range(rois.shape[0]) if int(class_ids[i]) in class_map]
     dropped = rois.shape[0] - len(keep)
     if not keep:
         return [], dropped
-    rles = None
-    if with_masks:
-        rles = mask_utils.encode(np.asfortranarray(masks[:, :, keep].astype(np.uint8)))
+    rles = [encode_mask_rle(p) for p in mask_planes(masks, keep)] if with_masks else None
     res = []
     for n, i in enumerate(keep):
         y1, x1, y2, x2 = (int(v) for v in rois[i])
@@ -228,6 +262,13 @@ def _load_coco(obj):
     raise TypeError(f"expected a CocoDataset, a pycocotools COCO or a json path, got {type(obj).__name__}")
 
 
+def class_map_by_name(class_names: Sequence[str], coco) -> Dict[int, int]:
+    """Model internal id -> COCO category id of the category with the same name
+    (classes without one are left out)."""
+    by_name = {c["name"]: int(c["id"]) for c in coco.dataset.get("categories", [])}
+    return {i: by_name[n] for i, n in enumerate(class_names) if i > 0 and n in by_name}
+
+
 # ---------------------------------------------------------------------------- COCO
 class COCOEvaluator(DatasetEvaluator):
     """COCO bbox + segm AP with pycocotools, restricted to the processed images.
@@ -235,9 +276,13 @@ class COCOEvaluator(DatasetEvaluator):
     Args:
         dataset_or_coco_json: a :class:`~mrcnn_trt.data.coco.CocoDataset` (or any object
             with a pycocotools ``.coco``), a ``COCO`` object, or an instances json path.
-        class_map: model internal id -> COCO category id. Default: the dataset's
-            ``source_class_ids``; for a json/COCO object the original convention (internal
-            id i = i-th sorted category id). Detections of unmapped classes are dropped.
+        class_map: model internal id -> COCO category id. Default: with ``class_names``
+            (the model's), each class maps to the category of the same name
+            (:func:`class_map_by_name`); otherwise the model is taken to use the dataset's own
+            internal ids: the dataset's ``source_class_ids``, or for a json/COCO object the
+            original convention (internal id i = i-th sorted category id). Detections of
+            unmapped classes are dropped (counted in ``num_dropped_detections``).
+        class_names: the model's class names (index 0 "BG"), for the by-name default.
         output_dir: if given, ``coco_instances_results.json`` (all predictions, RLE counts as
             str) and ``coco_eval_summary.txt`` are written there by :meth:`evaluate`.
         iou_types: ``("bbox", "segm")`` by default.
@@ -246,8 +291,13 @@ class COCOEvaluator(DatasetEvaluator):
 
     def __init__(self, dataset_or_coco_json, class_map: Optional[Mapping[int, int]] = None,
                  output_dir: Optional[str] = None, iou_types: Sequence[str] = ("bbox", "segm"),
-                 segm_box_area: bool = False):
+                 segm_box_area: bool = False, class_names: Optional[Sequence[str]] = None):
         self.coco = _load_coco(dataset_or_coco_json)
+        if class_map is None and class_names is not None:
+            class_map = class_map_by_name(class_names, self.coco)
+            if not class_map:
+                raise UserError("none of the model's classes is a category of the COCO ground truth "
+                                f"({', '.join(c['name'] for c in self.coco.dataset.get('categories', [])[:5])}...)")
         if class_map is None:
             if hasattr(dataset_or_coco_json, "source_class_ids"):
                 class_map = dataset_or_coco_json.source_class_ids
@@ -267,6 +317,8 @@ class COCOEvaluator(DatasetEvaluator):
 
     def process(self, samples, outputs) -> None:
         for image_id, out in _pairs(samples, outputs):
+            if isinstance(image_id, np.integer):
+                image_id = int(image_id)
             img = self.coco.imgs.get(image_id)
             if img is None:
                 raise ValueError(f"image id {image_id!r} is not in the COCO ground truth")
@@ -422,8 +474,7 @@ class CityscapesEvaluator(DatasetEvaluator):
             with Image.open(gt) as im:
                 hw = (im.height, im.width)
             rois, class_ids, scores, masks = _check_output(out, hw)
-            lines = []
-            kept = []
+            lines, res = [], []
             for i in range(rois.shape[0]):
                 lid = self.label_map.get(int(class_ids[i]))
                 if lid is None:
@@ -431,23 +482,19 @@ class CityscapesEvaluator(DatasetEvaluator):
                     continue
                 score = float(f"{float(scores[i]):.6f}")  # exactly what the txt says
                 rel = f"masks/{image_id}_{i}.png"
-                Image.fromarray(masks[:, :, i] * np.uint8(255)).save(
-                    os.path.join(self.results_dir, rel), compress_level=1)
+                plane = np.ascontiguousarray(masks[:, :, i])
+                Image.fromarray(plane != 0).save(os.path.join(self.results_dir, rel), compress_level=1)  # 1-bit PNG
                 lines.append(f"{rel} {lid} {score:.6f}\n")
-                kept.append((i, lid, score))
+                if self.coco_metrics:
+                    y1, x1, y2, x2 = (int(v) for v in rois[i])
+                    res.append({"image_id": image_id, "category_id": lid, "bbox": [x1, y1, x2 - x1, y2 - y1],
+                                "score": score, "segmentation": encode_mask_rle(plane)})
             with open(os.path.join(self.results_dir, f"{image_id}_pred.txt"), "w") as f:
                 f.writelines(lines)
-            if self.coco_metrics and kept:
-                idx = [k[0] for k in kept]
-                cmap = {n: k[1] for n, k in enumerate(kept)}
-                res, _ = encode_detections(image_id, rois[idx], np.arange(len(idx)),
-                                           np.array([k[2] for k in kept]), masks[:, :, idx], cmap)
-            else:
-                res = []
             self._coco_results[image_id] = res
             self._image_ids.append(image_id)
             self._gt_files.append(gt)
-            self._num_dets += len(kept)
+            self._num_dets += len(lines)
 
     def evaluate(self) -> dict:
         from mrcnn_trt.data.classmap import CITYSCAPES_LABEL_NAMES

@@ -360,3 +360,42 @@ def test_cityscapes_errors(shapes_cs, tmp_path):
         ev.process([s], [gt_output(s)])
     with pytest.raises(ValueError):
         CityscapesEvaluator(shapes_cs, output_dir=str(tmp_path / "x"), label_map={1: 99})
+
+
+@needs_sample
+def test_coco_model_classes_by_name_on_sample():
+    """A COCO (81-class) model on the person-only sample: person maps by name, others drop."""
+    ds = CocoDataset(os.path.join(COCO_SAMPLE, "instances_sample.json"))
+    ev = COCOEvaluator(ds, class_names=COCO_CLASS_NAMES)
+    dog = COCO_CLASS_NAMES.index("dog")
+    assert ev.class_map[COCO_CLASS_NAMES.index("person")] == 1 and dog not in ev.class_map
+    for s in ds:
+        out = gt_output(s)
+        out["class_ids"] = out["class_ids"].copy()
+        out["class_ids"][0] = dog
+        ev.process([s], [out])
+    m = ev.evaluate()
+    assert m["num_dropped_detections"] == 4 and m["segm"]["AR100"] == pytest.approx(10 / 14)
+    with pytest.raises(Exception, match="none of the model"):
+        COCOEvaluator(ds, class_names=("BG", "circle"))
+
+
+def test_encode_mask_rle_equals_pycocotools():
+    from pycocotools import mask as mask_utils
+
+    from mrcnn_trt.eval.evaluators import encode_mask_rle
+
+    rng = np.random.default_rng(0)
+    planes = [np.zeros((7, 9), np.uint8), np.ones((7, 9), np.uint8)]
+    for _ in range(30):
+        h, w = rng.integers(1, 40, 2)
+        p = np.zeros((h, w), np.uint8)
+        y1, x1 = rng.integers(0, h), rng.integers(0, w)
+        p[y1:y1 + rng.integers(1, h + 1), x1:x1 + rng.integers(1, w + 1)] = 1
+        p &= (rng.random((h, w)) < rng.uniform(0.3, 1.0)).astype(np.uint8)
+        planes.append(p)
+    planes.append((rng.random((50, 60)) < 0.5).astype(np.uint8) * 255)
+    for p in planes:
+        ref = mask_utils.encode(np.asfortranarray((p != 0).astype(np.uint8)))
+        got = encode_mask_rle(p)
+        assert got["counts"] == ref["counts"] and list(got["size"]) == list(ref["size"])
