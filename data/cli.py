@@ -36,11 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", dest="fmt", default="coco", choices=["coco", "cityscapes"],
                    help="on-disk layout: COCO (images/ + annotations/instances_<split>.json) or "
                         "Cityscapes (leftImg8bit/ + gtFine/; circle->person, square->car, triangle->bicycle)")
-    p.add_argument("--out", required=True, help="output folder (created; files of the same split are replaced)")
+    p.add_argument("--out", required=True, help="output folder (created; generated files of the same split from an earlier run are replaced)")
     p.add_argument("--num-images", type=int, default=200, help="number of images")
     p.add_argument("--seed", type=int, default=0, help="random seed (image i depends only on seed, split, i)")
     p.add_argument("--split", default="train", help="split name (train, val, ...)")
-    p.add_argument("--size", type=_size, default=(320, 240), metavar="WxH", help="image size")
+    p.add_argument("--size", type=_size, default="320x240", metavar="WxH", help="image size")
     p.add_argument("--max-instances", type=int, default=8, help="at most this many shapes per image")
     p.add_argument("--min-instances", type=int, default=1, help="at least this many shapes per image")
     p.add_argument("--crowd-prob", type=float, default=0.0,

@@ -151,7 +151,7 @@ def generate_shapes_image(rng: np.random.Generator, width: int = DEFAULT_SIZE[0]
     colours: List[np.ndarray] = []
     inside: List[bool] = []
     attempts = 0
-    while len(polys) < n_target and attempts < 12 * n_target:
+    while len(polys) < n_target and (attempts < 12 * n_target or (len(polys) < min_instances and attempts < 1000)):
         attempts += 1
         cls = int(rng.integers(1, 4))
         size = float(math.exp(rng.uniform(math.log(min_size), math.log(max_size))))
@@ -303,13 +303,36 @@ def _cityscapes_files(s: ShapesImage) -> Tuple[np.ndarray, np.ndarray, dict]:
     return inst, labels, {"imgHeight": h, "imgWidth": w, "objects": objects}
 
 
+def _remove_previous(out: str, fmt: str, split: str) -> None:
+    """Delete files an earlier run wrote for this split (only our own names: COCO
+    ``images/<split>_NNNNNN.png|jpg``; Cityscapes city folders ``synth0``/``synth1``), so a
+    smaller rerun leaves no stale images behind."""
+    import re
+    import shutil
+
+    if fmt == "coco":
+        img_dir = os.path.join(out, "images")
+        if os.path.isdir(img_dir):
+            pat = re.compile(re.escape(split) + r"_\d{6}\.(png|jpg)$")
+            for f in os.listdir(img_dir):
+                if pat.match(f):
+                    os.remove(os.path.join(img_dir, f))
+    else:
+        for top in ("leftImg8bit", "gtFine"):
+            for city in CITIES:
+                d = os.path.join(out, top, split, city)
+                if os.path.isdir(d):
+                    shutil.rmtree(d)
+
+
 def write_dataset(out: str, fmt: str = "coco", num_images: int = 100, seed: int = 0, split: str = "train",
                   size: Tuple[int, int] = DEFAULT_SIZE, image_format: str = "png", segmentation: str = "rle",
                   show_progress: bool = True, **gen_kw) -> dict:
     """Write ``num_images`` shapes images to ``out`` in COCO or Cityscapes layout.
 
-    Returns a summary dict (paths, counts). Existing files of the same split are
-    overwritten; the COCO json is written atomically after all images.
+    Returns a summary dict (paths, counts). Files that an earlier run wrote for the same
+    split are removed first (see :func:`_remove_previous`); the COCO json is written
+    atomically after all images.
     """
     from mrcnn_trt.cli import progress
     from mrcnn_trt.fileio import write_bytes_atomic, write_json_atomic
@@ -330,6 +353,7 @@ def write_dataset(out: str, fmt: str = "coco", num_images: int = 100, seed: int 
     if "_" in split or os.sep in split or not split:
         raise UserError(f"split name {split!r} must be non-empty without '_' or '/'")
 
+    _remove_previous(out, fmt, split)
     it = range(num_images)
     if show_progress:
         it = progress(it, total=num_images, desc=f"shapes {fmt}/{split}", unit="img")

@@ -369,3 +369,15 @@ def test_make_dataset_cli(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "j"), "--num-images", "2", "--image-format", "jpg", "--quiet"]) == 0
     ds = CocoDataset.from_root(str(tmp_path / "j"), "train")
     assert len(ds) == 2 and ds.image_path(0).endswith(".jpg")
+
+
+def test_rerun_with_fewer_images_leaves_no_stale_files(tmp_path):
+    for fmt in ("coco", "cityscapes"):
+        d = str(tmp_path / fmt)
+        write_dataset(d, fmt, 5, seed=0, split="val", size=(64, 48), show_progress=False)
+        write_dataset(d, fmt, 2, seed=0, split="train", size=(64, 48), show_progress=False)
+        write_dataset(d, fmt, 3, seed=1, split="val", size=(64, 48), show_progress=False)
+        assert len(open_dataset(d, "val")) == 3 and len(open_dataset(d, "train")) == 2
+        if fmt == "coco":
+            assert sorted(os.listdir(os.path.join(d, "images"))) == [f"train_{i:06d}.png" for i in range(2)] + [
+                f"val_{i:06d}.png" for i in range(3)]
