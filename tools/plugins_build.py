@@ -46,6 +46,11 @@ def kernel_sources(repo_root: str):
     return _rel(repo_root, glob.glob(os.path.join(repo_root, "plugins", "*", "*_cpu.cpp")))
 
 
+def kernel_headers(repo_root: str):
+    """Headers the CPU sources include (so that editing one triggers a rebuild)."""
+    return _rel(repo_root, glob.glob(os.path.join(repo_root, "plugins", "*", "*.h")))
+
+
 def cpu_extension(repo_root: str) -> Extension:
     """The pybind11 module ``mrcnn_trt.plugins._cpu``."""
     import pybind11  # build requirement (pyproject.toml)
@@ -55,6 +60,7 @@ def cpu_extension(repo_root: str) -> Extension:
         sources=_rel(repo_root, [os.path.join(repo_root, "plugins", "python", "cpu_module.cpp")])
         + kernel_sources(repo_root),
         include_dirs=[pybind11.get_include()],
+        depends=kernel_headers(repo_root),
         extra_compile_args=CXX_FLAGS,
         language="c++",
     )
@@ -94,6 +100,7 @@ def ort_extension(repo_root: str, fetch: bool = True) -> Extension | None:
         sources=_rel(repo_root, [os.path.join(repo_root, "plugins", "ort_ops", "ort_custom_ops.cpp")])
         + kernel_sources(repo_root),
         include_dirs=[inc],
+        depends=kernel_headers(repo_root),
         extra_compile_args=CXX_FLAGS,
         language="c++",
         optional=True,
