@@ -17,9 +17,11 @@
 #   CACHE/debs/         the downloaded .deb files
 #   CACHE/root/         the .debs unpacked (Debian paths: usr/bin, usr/lib/nvidia-cuda-toolkit/bin)
 #   CACHE/wheels/       the downloaded wheels
-#   CACHE/cuda/         assembled "toolkit root": include/ (runtime + crt + CCCL), lib64/ (libcudart)
-#   CACHE/hostbin/      gcc, g++ -> the g++-11 host compiler (first on nvcc's PATH)
-#   CACHE/env.sh        `source` it: exports MRCNN_CUDA118_NVCC, CUDACXX, CUDAHOSTCXX, ... for CMake
+#   CACHE/cuda/         assembled toolkit root: include/ (runtime + crt + CCCL), lib64/ (libcudart),
+#                       bin/ and nvvm/ (links to the unpacked tools); nvcc.profile's TOP
+#   CACHE/env.sh        `source` it: exports MRCNN_CUDA118_NVCC, CUDACXX, CUDAHOSTCXX, CUDAFLAGS, ... for CMake
+#
+# Always pass the host compiler: `nvcc -ccbin "$CUDAHOSTCXX" ...` (CMake does, from CUDAHOSTCXX).
 #
 # Idempotent: a finished cache (stamp file) is reused; running again only prints the paths.
 # Usage: tools/fetch_cuda118.sh [--force]     Last stdout line: the nvcc path.
@@ -27,7 +29,7 @@ set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${MRCNN_CUDA118_CACHE:-$ROOT_DIR/.cache/cuda118}
-STAMP_VERSION=1
+STAMP_VERSION=3
 STAMP=$CACHE/.complete-v$STAMP_VERSION
 
 CUDA_DEB_VERSION='11.8.89~11.8.0-5~deb12u1'
@@ -45,7 +47,7 @@ FORCE=0
 case "${1:-}" in
   --force) FORCE=1 ;;
   "") ;;
-  -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+  -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {print}' "$0"; exit 0 ;;
   *) die "unknown argument $1 (use --force or nothing)" ;;
 esac
 
@@ -153,11 +155,7 @@ if [[ -z $HOST_GXX ]]; then
 $(ldd "$cc1plus" | grep 'not found')"
   fi
 fi
-mkdir -p "$CACHE/hostbin"
-ln -sfn "$HOST_GXX" "$CACHE/hostbin/g++"
-ln -sfn "$(dirname "$HOST_GXX")/$(basename "$HOST_GXX" | sed 's/g++/gcc/')" "$CACHE/hostbin/gcc"
-ln -sfn "$HOST_GXX" "$CACHE/hostbin/c++"
-"$CACHE/hostbin/g++" --version >/dev/null 2>&1 || die "host compiler $HOST_GXX does not run"
+"$HOST_GXX" --version >/dev/null 2>&1 || die "host compiler $HOST_GXX does not run"
 
 # ---------------------------------------------------------------- PyPI wheels
 PY=""
@@ -192,7 +190,27 @@ cp -a "$X/cuda_cccl/include/." "$CACHE/cuda/include/"
 rm -f "$CACHE/cuda/include/__init__.py"
 cp -a "$X/cuda_runtime/lib/libcudart.so.11.0" "$CACHE/cuda/lib64/"
 ln -sfn libcudart.so.11.0 "$CACHE/cuda/lib64/libcudart.so"
+# nvcc always passes -lcudadevrt when it links an executable (CMake's compiler checks do).
+# The device runtime (needed only for -rdc / dynamic parallelism, which this project does
+# not use) is not in the wheels: an empty archive stands in for it, so such code fails to
+# link instead of silently working. No libcudart_static either: link with -cudart=shared.
+rm -f "$CACHE/cuda/lib64/libcudadevrt.a"
+ar rcs "$CACHE/cuda/lib64/libcudadevrt.a"
 rm -rf "$CACHE/wheels.x"
+# Tools and device libraries under the usual toolkit layout (links into root/), so that
+# CMake (and FindCUDAToolkit) see one toolkit root: cuda/{bin,nvvm,include,lib64}.
+NVT=$CACHE/root/usr/lib/nvidia-cuda-toolkit
+mkdir -p "$CACHE/cuda/bin" "$CACHE/cuda/nvvm/bin" "$CACHE/cuda/nvvm/lib64"
+for t in nvlink fatbinary ptxas cuobjdump nvdisasm cudafe++ bin2c nvprune cu++filt; do
+  ln -sfn "$CACHE/root/usr/bin/$t" "$CACHE/cuda/bin/$t"
+done
+ln -sfn "$NVT/bin/nvcc" "$CACHE/cuda/bin/nvcc"
+ln -sfn "$NVT/bin/crt" "$CACHE/cuda/bin/crt"
+ln -sfn "$NVT/bin/cicc" "$CACHE/cuda/nvvm/bin/cicc"
+ln -sfn "$NVT/libdevice" "$CACHE/cuda/nvvm/libdevice"
+for l in "$CACHE"/root/usr/lib/x86_64-linux-gnu/libnvvm.so*; do
+  ln -sfn "$l" "$CACHE/cuda/nvvm/lib64/$(basename "$l")"
+done
 [[ -f $CACHE/cuda/include/cuda_runtime.h && -f $CACHE/cuda/include/crt/host_config.h \
    && -f $CACHE/cuda/include/cub/cub.cuh ]] || die "CUDA headers incomplete in $CACHE/cuda/include"
 
@@ -204,8 +222,8 @@ rm -f "$PROFILE"
 cat > "$PROFILE" <<EOF
 # Written by tools/fetch_cuda118.sh (project-local CUDA 11.8 toolchain).
 TOP                = $CACHE/cuda
-NVVMIR_LIBRARY_DIR = \$(_HERE_)/../libdevice
-PATH              += $CACHE/hostbin:\$(_HERE_):\$(_HERE_)/../../../bin:
+NVVMIR_LIBRARY_DIR = \$(TOP)/nvvm/libdevice
+PATH              += \$(TOP)/nvvm/bin:\$(TOP)/bin:
 INCLUDES          += "-I\$(TOP)/include" \$(_SPACE_)
 LIBRARIES          =+ \$(_SPACE_) "-L\$(TOP)/lib64"
 CUDAFE_FLAGS      +=
@@ -218,10 +236,13 @@ cat > "$CACHE/env.sh" <<EOF
 export MRCNN_CUDA118_ROOT="$CACHE"
 export MRCNN_CUDA118_NVCC="$NVCC"
 export MRCNN_CUDA118_HOST_CXX="$HOST_GXX"
-export MRCNN_CUDA118_CUOBJDUMP="$CACHE/root/usr/bin/cuobjdump"
+export MRCNN_CUDA118_CUOBJDUMP="$CACHE/cuda/bin/cuobjdump"
+export CUDAToolkit_ROOT="$CACHE/cuda"
 export MRCNN_CUDA118_INCLUDE="$CACHE/cuda/include"
 export CUDACXX="$NVCC"
 export CUDAHOSTCXX="$HOST_GXX"
+# No static cudart in this toolkit: CMake's compiler checks and any link use the shared one.
+export CUDAFLAGS="-cudart=shared"
 EOF
 
 # ---------------------------------------------------------------- smoke test
@@ -235,11 +256,13 @@ cudaError_t f(void* tmp, size_t& n, const float* a, float* b, const int* v, int*
   return cub::DeviceSegmentedRadixSort::SortPairsDescending(tmp, n, a, b, v, w, c, s, o, o + 1, 0, 32, st);
 }
 EOF
-log "smoke test: nvcc -arch sm_50 (CUB)"
-"$NVCC" -std=c++17 -c "$T/smoke.cu" -o "$T/smoke.o" \
+log "smoke test: nvcc -arch sm_50 (CUB), and linking an executable"
+"$NVCC" -ccbin "$HOST_GXX" -std=c++17 -c "$T/smoke.cu" -o "$T/smoke.o" \
     -gencode arch=compute_50,code=sm_50 -gencode arch=compute_86,code=compute_86 >&2 \
   || die "nvcc smoke test failed"
-"$CACHE/root/usr/bin/cuobjdump" --list-elf "$T/smoke.o" | grep -q sm_50 \
+printf '__global__ void k() {}\nint main() { k<<<1, 1>>>(); return 0; }\n' > "$T/exe.cu"
+"$NVCC" -ccbin "$HOST_GXX" -cudart=shared "$T/exe.cu" -o "$T/exe" >&2 || die "nvcc link smoke test failed"
+"$CACHE/cuda/bin/cuobjdump" --list-elf "$T/smoke.o" | grep -q sm_50 \
   || die "smoke test object has no sm_50 cubin"
 
 touch "$STAMP"
