@@ -1,0 +1,614 @@
+// Implementation of plugin_host.h (see there). No TensorRT, no CUDA.
+#include "plugin_host.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <set>
+#include <sstream>
+
+namespace mrcnn {
+namespace host {
+
+namespace {
+
+// ------------------------------------------------------------ table helpers
+template <typename P>
+const AttrDesc* table(int* n) {
+  P p;
+  return attr_table(p, n);
+}
+
+template <typename P>
+const char* op_of() {
+  P p;
+  return op_name(p);
+}
+
+const char* type_name(AttrType t) {
+  switch (t) {
+    case AttrType::kInt: return "int";
+    case AttrType::kFloat: return "float";
+    case AttrType::kFloats: return "floats";
+  }
+  return "?";
+}
+
+std::string num(double v) {
+  char buf[64];
+  snprintf(buf, sizeof(buf), "%.9g", v);
+  return buf;
+}
+
+[[noreturn]] void fail(const std::string& msg) { throw HostError(msg); }
+
+// ----------------------------------------------------------- byte writing
+struct Writer {
+  uint8_t* p;
+  uint8_t* end;
+  void bytes(const void* src, size_t n) {
+    if ((size_t)(end - p) < n) fail("serialize: buffer too small");
+    memcpy(p, src, n);
+    p += n;
+  }
+  void u8(uint8_t v) { bytes(&v, 1); }
+  void u16(uint16_t v) {
+    uint8_t b[2] = {(uint8_t)(v & 0xff), (uint8_t)(v >> 8)};
+    bytes(b, 2);
+  }
+  void u32(uint32_t v) {
+    uint8_t b[4] = {(uint8_t)(v & 0xff), (uint8_t)((v >> 8) & 0xff), (uint8_t)((v >> 16) & 0xff), (uint8_t)(v >> 24)};
+    bytes(b, 4);
+  }
+  void str(const char* s) {
+    const size_t n = strlen(s);
+    if (n > 0xffff) fail("serialize: name too long");
+    u16((uint16_t)n);
+    bytes(s, n);
+  }
+};
+
+struct Reader {
+  const uint8_t* p;
+  const uint8_t* end;
+  std::string op;
+  void need(size_t n) {
+    if ((size_t)(end - p) < n) fail(op + ": serialized data is truncated (plan file damaged?)");
+  }
+  uint8_t u8() {
+    need(1);
+    return *p++;
+  }
+  uint16_t u16() {
+    need(2);
+    uint16_t v = (uint16_t)(p[0] | (p[1] << 8));
+    p += 2;
+    return v;
+  }
+  uint32_t u32() {
+    need(4);
+    uint32_t v = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+    p += 4;
+    return v;
+  }
+  std::string str() {
+    const uint16_t n = u16();
+    need(n);
+    std::string s((const char*)p, n);
+    p += n;
+    return s;
+  }
+};
+
+constexpr uint32_t kMagic = 0x4E43524Du;  // bytes 'M' 'R' 'C' 'N'
+
+uint32_t f32_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+float bits_f32(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+// --------------------------------------------------------------- op specs
+const TensorSpec kRoiAlignIn[] = {
+    {"boxes", Role::kF32, 3}, {"p2", Role::kData, 4}, {"p3", Role::kData, 4},
+    {"p4", Role::kData, 4},   {"p5", Role::kData, 4},
+};
+const TensorSpec kRoiAlignOut[] = {{"crops", Role::kData, 5}};
+const TensorSpec kProposalIn[] = {{"scores", Role::kData, 2}, {"deltas", Role::kData, 3}, {"anchors", Role::kF32, 2}};
+const TensorSpec kProposalOut[] = {{"rois", Role::kF32, 3}, {"count", Role::kI32, 1}};
+const TensorSpec kDetectionIn[] = {
+    {"rois", Role::kF32, 3},     {"roi_count", Role::kI32, 1}, {"probs", Role::kData, 3},
+    {"deltas", Role::kData, 4},  {"window", Role::kF32, 2},
+};
+const TensorSpec kDetectionOut[] = {{"detections", Role::kF32, 3}, {"count", Role::kI32, 1}};
+
+const OpIO kRoiAlignIO{5, 1, kRoiAlignIn, kRoiAlignOut};
+const OpIO kProposalIO{3, 2, kProposalIn, kProposalOut};
+const OpIO kDetectionIO{5, 2, kDetectionIn, kDetectionOut};
+
+std::string dims_str(const Dims& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (i) s += ",";
+    s += d[i] < 0 ? std::string("?") : std::to_string(d[i]);
+  }
+  return s + "]";
+}
+
+// Shape checking helper: remembers named sizes (N, R, ...) and reports
+// conflicts between inputs.
+struct ShapeCheck {
+  std::string op;
+  const OpIO& io;
+  const std::vector<Dims>& in;
+  struct Sym {
+    std::string name;
+    int64_t value;
+    std::string where;
+  };
+  std::vector<Sym> syms;
+
+  ShapeCheck(const char* op_, const OpIO& io_, const std::vector<Dims>& in_) : op(op_), io(io_), in(in_) {
+    if ((int)in.size() != io.nb_inputs)
+      fail(op + ": expected " + std::to_string(io.nb_inputs) + " inputs, got " + std::to_string(in.size()));
+    for (int i = 0; i < io.nb_inputs; ++i) {
+      if ((int)in[i].size() != io.inputs[i].rank)
+        fail(op + ": input " + std::to_string(i) + " (" + io.inputs[i].name + ") must have rank " +
+             std::to_string(io.inputs[i].rank) + ", got shape " + dims_str(in[i]));
+      for (int64_t d : in[i])
+        if (d < -1) fail(op + ": input " + io.inputs[i].name + " has an invalid shape " + dims_str(in[i]));
+    }
+  }
+  // Dimension `dim` of input `i` is the size called `name` (or the constant `value` if name empty).
+  void dim(int i, int d, const std::string& name, const std::string& expected) {
+    const int64_t v = in[i][d];
+    if (v < 0) return;
+    for (auto& s : syms) {
+      if (s.name != name) continue;
+      if (s.value != v)
+        fail(op + ": input " + io.inputs[i].name + " " + dims_str(in[i]) + " does not match " + s.where + " (" +
+             name + " = " + std::to_string(s.value) + "); expected " + expected);
+      return;
+    }
+    syms.push_back({name, v, std::string(io.inputs[i].name) + " " + dims_str(in[i])});
+  }
+  void fixed(int i, int d, int64_t value, const std::string& expected) {
+    const int64_t v = in[i][d];
+    if (v >= 0 && v != value)
+      fail(op + ": input " + io.inputs[i].name + " must be " + expected + ", got " + dims_str(in[i]));
+  }
+  void positive(int i, int d, const std::string& what) {
+    const int64_t v = in[i][d];
+    if (v == 0) fail(op + ": input " + io.inputs[i].name + " " + dims_str(in[i]) + " has no " + what);
+  }
+};
+
+void require_known(const char* op, const OpIO& io, const std::vector<Dims>& in) {
+  for (size_t i = 0; i < in.size(); ++i)
+    for (int64_t d : in[i])
+      if (d < 0) fail(std::string(op) + ": input " + io.inputs[i].name + " " + dims_str(in[i]) + " is not fully known");
+}
+
+int to_int(int64_t v, const char* op, const char* what) {
+  if (v > 0x7fffffff) fail(std::string(op) + ": " + what + " = " + std::to_string(v) + " is too large");
+  return (int)v;
+}
+
+// ----------------------------------------------------------------- JSON
+std::string json_str(const char* s) {
+  std::string o = "\"";
+  for (const char* c = s; *c; ++c) {
+    if (*c == '"' || *c == '\\') o += '\\';
+    o += *c;
+  }
+  return o + "\"";
+}
+
+template <typename P>
+std::string op_json() {
+  int n = 0;
+  const AttrDesc* t = table<P>(&n);
+  const P parsed = parse_fields<P>({});  // what a node without attributes gets
+  const P initial{};                      // the struct's member initializers
+  std::ostringstream os;
+  os << json_str(op_of<P>()) << ": [";
+  for (int i = 0; i < n; ++i) {
+    double v[4];
+    os << (i ? ", " : "") << "{\"name\": " << json_str(t[i].name) << ", \"type\": \"" << type_name(t[i].type)
+       << "\", \"length\": " << t[i].length << ", \"table_default\": [";
+    for (int j = 0; j < t[i].length; ++j) os << (j ? ", " : "") << num(t[i].default_value[j]);
+    os << "], \"struct_default\": [";
+    int cnt = get_attr(initial, t[i].name, v);
+    for (int j = 0; j < cnt; ++j) os << (j ? ", " : "") << num(v[j]);
+    os << "], \"parsed_default\": [";
+    cnt = get_attr(parsed, t[i].name, v);
+    for (int j = 0; j < cnt; ++j) os << (j ? ", " : "") << num(v[j]);
+    os << "], \"min\": " << (t[i].has_range ? num(t[i].min) : "null")
+       << ", \"max\": " << (t[i].has_range ? num(t[i].max) : "null") << "}";
+  }
+  os << "]";
+  return os.str();
+}
+
+}  // namespace
+
+// ================================================================= fields
+template <typename P>
+P parse_fields(const std::vector<FieldValue>& fields, bool allow_format_field) {
+  P p;  // struct defaults
+  const char* op = op_name(p);
+  int n = 0;
+  const AttrDesc* t = attr_table(p, &n);
+  // Start from the table defaults so that the table is the one source.
+  for (int i = 0; i < n; ++i) {
+    if (!set_attr(p, t[i].name, t[i].default_value, t[i].length))
+      fail(std::string(op) + ": bad default for " + t[i].name);
+  }
+  std::set<std::string> seen;
+  for (const FieldValue& f : fields) {
+    if (f.name == "plugin_version" || f.name == "plugin_namespace") continue;  // ONNX parser conventions
+    if (!seen.insert(f.name).second) fail(std::string(op) + ": field " + f.name + " given twice");
+    if (f.name == kFormatField) {
+      if (!allow_format_field) fail(std::string(op) + ": unknown field " + f.name);
+      if (f.values.size() != 1 || f.values[0] != (double)kSerialFormatVersion)
+        fail(std::string(op) + ": serialized with format version " +
+             (f.values.size() == 1 ? num(f.values[0]) : std::string("?")) + ", this library reads version " +
+             std::to_string(kSerialFormatVersion) + " (rebuild the engine with this plugin library)");
+      continue;
+    }
+    const AttrDesc* a = nullptr;
+    for (int i = 0; i < n; ++i)
+      if (f.name == t[i].name) a = &t[i];
+    if (!a) {
+      std::string known;
+      for (int i = 0; i < n; ++i) known += std::string(i ? ", " : "") + t[i].name;
+      fail(std::string(op) + ": unknown field '" + f.name + "' (fields: " + known + ")");
+    }
+    if ((int)f.values.size() != a->length)
+      fail(std::string(op) + "." + f.name + " needs " + std::to_string(a->length) + " value(s), got " +
+           std::to_string(f.values.size()));
+    for (double v : f.values)
+      if (!std::isfinite(v)) fail(std::string(op) + "." + f.name + " must be finite");
+    if (a->type == AttrType::kInt) {
+      const double v = f.values[0];
+      if (v != floor(v) || fabs(v) > 2147483647.0)
+        fail(std::string(op) + "." + f.name + " must be an int, got " + num(v));
+    }
+    if (!set_attr(p, a->name, f.values.data(), (int)f.values.size()))
+      fail(std::string(op) + ": cannot set " + f.name);
+  }
+  const std::string err = validate(p);
+  if (!err.empty()) fail(err);
+  return p;
+}
+
+template <typename P>
+std::vector<FieldValue> to_fields(const P& p, bool with_format_field) {
+  int n = 0;
+  const AttrDesc* t = attr_table(p, &n);
+  std::vector<FieldValue> out;
+  for (int i = 0; i < n; ++i) {
+    double v[4];
+    const int cnt = get_attr(p, t[i].name, v);
+    FieldValue f;
+    f.name = t[i].name;
+    f.kind = t[i].type == AttrType::kInt ? FieldKind::kInt : FieldKind::kFloat;
+    f.values.assign(v, v + cnt);
+    out.push_back(f);
+  }
+  if (with_format_field) out.push_back({kFormatField, FieldKind::kInt, {(double)kSerialFormatVersion}});
+  return out;
+}
+
+// ========================================================== serialization
+template <typename P>
+size_t serialized_size(const P& p) {
+  int n = 0;
+  const AttrDesc* t = attr_table(p, &n);
+  size_t s = 4 + 2 + 2 + strlen(op_name(p)) + 2;
+  for (int i = 0; i < n; ++i) s += 2 + strlen(t[i].name) + 1 + 1 + 4 * (size_t)t[i].length;
+  return s;
+}
+
+template <typename P>
+void serialize(const P& p, void* buffer, size_t size) {
+  if (size != serialized_size(p)) fail(std::string(op_name(p)) + ": serialize buffer has the wrong size");
+  int n = 0;
+  const AttrDesc* t = attr_table(p, &n);
+  Writer w{(uint8_t*)buffer, (uint8_t*)buffer + size};
+  w.u32(kMagic);
+  w.u16((uint16_t)kSerialFormatVersion);
+  w.str(op_name(p));
+  w.u16((uint16_t)n);
+  for (int i = 0; i < n; ++i) {
+    double v[4];
+    const int cnt = get_attr(p, t[i].name, v);
+    w.str(t[i].name);
+    w.u8((uint8_t)t[i].type);
+    w.u8((uint8_t)cnt);
+    for (int j = 0; j < cnt; ++j) {
+      if (t[i].type == AttrType::kInt)
+        w.u32((uint32_t)(int32_t)v[j]);
+      else
+        w.u32(f32_bits((float)v[j]));
+    }
+  }
+}
+
+template <typename P>
+std::vector<uint8_t> serialize(const P& p) {
+  std::vector<uint8_t> out(serialized_size(p));
+  serialize(p, out.data(), out.size());
+  return out;
+}
+
+template <typename P>
+P deserialize(const void* data, size_t size) {
+  P p;
+  const std::string op = op_name(p);
+  if (data == nullptr) fail(op + ": no serialized data");
+  Reader r{(const uint8_t*)data, (const uint8_t*)data + size, op};
+  if (r.u32() != kMagic) fail(op + ": serialized data is not from this plugin library (bad magic)");
+  const uint16_t version = r.u16();
+  if (version != kSerialFormatVersion)
+    fail(op + ": serialized with format version " + std::to_string(version) + ", this library reads version " +
+         std::to_string(kSerialFormatVersion) + " (rebuild the engine with this plugin library)");
+  const std::string name = r.str();
+  if (name != op) fail(op + ": serialized data belongs to op '" + name + "'");
+  int n = 0;
+  const AttrDesc* t = attr_table(p, &n);
+  const uint16_t count = r.u16();
+  if (count != n) fail(op + ": serialized " + std::to_string(count) + " fields, expected " + std::to_string(n));
+  std::vector<FieldValue> fields;
+  for (int i = 0; i < n; ++i) {
+    const std::string fname = r.str();
+    const uint8_t type = r.u8();
+    const uint8_t cnt = r.u8();
+    if (fname != t[i].name || type != (uint8_t)t[i].type || cnt != t[i].length)
+      fail(op + ": serialized field " + std::to_string(i) + " is '" + fname + "' (type " + std::to_string(type) +
+           ", " + std::to_string(cnt) + " values), expected '" + t[i].name + "'");
+    FieldValue f;
+    f.name = fname;
+    f.kind = t[i].type == AttrType::kInt ? FieldKind::kInt : FieldKind::kFloat;
+    for (int j = 0; j < cnt; ++j) {
+      const uint32_t u = r.u32();
+      f.values.push_back(t[i].type == AttrType::kInt ? (double)(int32_t)u : (double)bits_f32(u));
+    }
+    fields.push_back(f);
+  }
+  if (r.p != r.end) fail(op + ": " + std::to_string(r.end - r.p) + " unexpected trailing bytes in serialized data");
+  return parse_fields<P>(fields);
+}
+
+// ================================================================ tensors
+template <>
+const OpIO& op_io<PyramidROIAlignParams>() {
+  return kRoiAlignIO;
+}
+template <>
+const OpIO& op_io<ProposalLayerParams>() {
+  return kProposalIO;
+}
+template <>
+const OpIO& op_io<DetectionLayerParams>() {
+  return kDetectionIO;
+}
+
+namespace {
+const TensorSpec& spec_at(const OpIO& io, int pos) {
+  return pos < io.nb_inputs ? io.inputs[pos] : io.outputs[pos - io.nb_inputs];
+}
+int first_data_input(const OpIO& io) {
+  for (int i = 0; i < io.nb_inputs; ++i)
+    if (io.inputs[i].role == Role::kData) return i;
+  return -1;
+}
+}  // namespace
+
+template <typename P>
+bool supports_combination(int pos, const TType* types, const bool* linear, int nb_inputs, int nb_outputs) {
+  const OpIO& io = op_io<P>();
+  if (nb_inputs != io.nb_inputs || nb_outputs != io.nb_outputs) return false;
+  if (pos < 0 || pos >= nb_inputs + nb_outputs || types == nullptr || linear == nullptr) return false;
+  if (!linear[pos]) return false;
+  const TType t = types[pos];
+  switch (spec_at(io, pos).role) {
+    case Role::kF32: return t == TType::kFloat32;
+    case Role::kI32: return t == TType::kInt32;
+    case Role::kData: {
+      if (t != TType::kFloat32 && t != TType::kFloat16) return false;
+      const int first = first_data_input(io);
+      return first < 0 || first >= pos || types[first] == t;
+    }
+  }
+  return false;
+}
+
+template <typename P>
+TType output_type(int index, const TType* input_types, int nb_inputs) {
+  const OpIO& io = op_io<P>();
+  if (index < 0 || index >= io.nb_outputs) fail(std::string(op_of<P>()) + ": no output " + std::to_string(index));
+  switch (io.outputs[index].role) {
+    case Role::kF32: return TType::kFloat32;
+    case Role::kI32: return TType::kInt32;
+    case Role::kData: {
+      const int first = first_data_input(io);
+      if (first < 0 || first >= nb_inputs || input_types == nullptr) return TType::kFloat32;
+      const TType t = input_types[first];
+      return (t == TType::kFloat16) ? TType::kFloat16 : TType::kFloat32;
+    }
+  }
+  return TType::kFloat32;
+}
+
+template <typename P>
+DType data_dtype(const TType* input_types, int nb_inputs) {
+  const OpIO& io = op_io<P>();
+  const int first = first_data_input(io);
+  if (first < 0 || first >= nb_inputs || input_types == nullptr)
+    fail(std::string(op_of<P>()) + ": missing data input");
+  if (input_types[first] == TType::kFloat32) return DType::kFloat32;
+  if (input_types[first] == TType::kFloat16) return DType::kFloat16;
+  fail(std::string(op_of<P>()) + ": input " + io.inputs[first].name + " must be float32 or float16");
+}
+
+// ================================================================= shapes
+template <>
+void check_input_dims(const PyramidROIAlignParams& p, const std::vector<Dims>& in) {
+  ShapeCheck c(kPyramidROIAlign, kRoiAlignIO, in);
+  (void)p;
+  c.dim(0, 0, "N", "boxes [N,R,4]");
+  c.fixed(0, 2, 4, "[N,R,4] (y1,x1,y2,x2)");
+  for (int l = 1; l <= 4; ++l) {
+    const std::string pl = "P" + std::to_string(l + 1);
+    c.dim(l, 0, "N", pl + " [N,C,H,W] with the batch of boxes");
+    c.dim(l, 1, "C", pl + " [N,C,H,W] with the channels of P2");
+    c.positive(l, 2, "rows");
+    c.positive(l, 3, "columns");
+  }
+}
+
+template <>
+void check_input_dims(const ProposalLayerParams& p, const std::vector<Dims>& in) {
+  ShapeCheck c(kProposalLayer, kProposalIO, in);
+  (void)p;
+  c.dim(0, 0, "N", "scores [N,A]");
+  c.dim(0, 1, "A", "scores [N,A]");
+  c.dim(1, 0, "N", "deltas [N,A,4]");
+  c.dim(1, 1, "A", "deltas [N,A,4]");
+  c.fixed(1, 2, 4, "[N,A,4]");
+  c.dim(2, 0, "A", "anchors [A,4]");
+  c.fixed(2, 1, 4, "[A,4] (y1,x1,y2,x2 pixels)");
+}
+
+template <>
+void check_input_dims(const DetectionLayerParams& p, const std::vector<Dims>& in) {
+  ShapeCheck c(kDetectionLayer, kDetectionIO, in);
+  const std::string K = std::to_string(p.num_classes);
+  c.dim(0, 0, "N", "rois [N,R,4]");
+  c.dim(0, 1, "R", "rois [N,R,4]");
+  c.fixed(0, 2, 4, "[N,R,4]");
+  c.dim(1, 0, "N", "roi_count [N]");
+  c.dim(2, 0, "N", "probs [N,R,K]");
+  c.dim(2, 1, "R", "probs [N,R,K]");
+  c.fixed(2, 2, p.num_classes, "[N,R," + K + "] (num_classes = " + K + ")");
+  c.dim(3, 0, "N", "deltas [N,R,K,4]");
+  c.dim(3, 1, "R", "deltas [N,R,K,4]");
+  c.fixed(3, 2, p.num_classes, "[N,R," + K + ",4] (num_classes = " + K + ")");
+  c.fixed(3, 3, 4, "[N,R," + K + ",4]");
+  c.dim(4, 0, "N", "window [N,4]");
+  c.fixed(4, 1, 4, "[N,4] (y1,x1,y2,x2 pixels)");
+}
+
+template <>
+std::vector<DimRule> output_dim_rules(const PyramidROIAlignParams& p, int index) {
+  if (index != 0) fail(std::string(kPyramidROIAlign) + ": no output " + std::to_string(index));
+  return {{0, 0, 0}, {0, 1, 0}, {1, 1, 0}, {-1, 0, p.pooled_size}, {-1, 0, p.pooled_size}};
+}
+
+template <>
+std::vector<DimRule> output_dim_rules(const ProposalLayerParams& p, int index) {
+  if (index == 0) return {{0, 0, 0}, {-1, 0, p.post_nms_topk}, {-1, 0, 4}};
+  if (index == 1) return {{0, 0, 0}};
+  fail(std::string(kProposalLayer) + ": no output " + std::to_string(index));
+}
+
+template <>
+std::vector<DimRule> output_dim_rules(const DetectionLayerParams& p, int index) {
+  if (index == 0) return {{0, 0, 0}, {-1, 0, p.max_instances}, {-1, 0, 6}};
+  if (index == 1) return {{0, 0, 0}};
+  fail(std::string(kDetectionLayer) + ": no output " + std::to_string(index));
+}
+
+template <typename P>
+std::vector<Dims> output_shapes(const P& p, const std::vector<Dims>& inputs) {
+  check_input_dims(p, inputs);
+  std::vector<Dims> out;
+  for (int o = 0; o < op_io<P>().nb_outputs; ++o) {
+    Dims d;
+    for (const DimRule& r : output_dim_rules(p, o)) d.push_back(r.input < 0 ? r.value : inputs[r.input][r.dim]);
+    out.push_back(d);
+  }
+  return out;
+}
+
+template <>
+PyramidROIAlignParams with_runtime_sizes(PyramidROIAlignParams p, const std::vector<Dims>& in) {
+  check_input_dims(p, in);
+  require_known(kPyramidROIAlign, kRoiAlignIO, in);
+  p.N = to_int(in[0][0], kPyramidROIAlign, "N");
+  p.R = to_int(in[0][1], kPyramidROIAlign, "R");
+  p.C = to_int(in[1][1], kPyramidROIAlign, "C");
+  for (int l = 0; l < 4; ++l) {
+    p.H[l] = to_int(in[1 + l][2], kPyramidROIAlign, "H");
+    p.W[l] = to_int(in[1 + l][3], kPyramidROIAlign, "W");
+  }
+  const std::string e = validate_sizes(p);
+  if (!e.empty()) fail(e);
+  return p;
+}
+
+template <>
+ProposalLayerParams with_runtime_sizes(ProposalLayerParams p, const std::vector<Dims>& in) {
+  check_input_dims(p, in);
+  require_known(kProposalLayer, kProposalIO, in);
+  p.N = to_int(in[0][0], kProposalLayer, "N");
+  p.A = to_int(in[0][1], kProposalLayer, "A");
+  const std::string e = validate_sizes(p);
+  if (!e.empty()) fail(e);
+  return p;
+}
+
+template <>
+DetectionLayerParams with_runtime_sizes(DetectionLayerParams p, const std::vector<Dims>& in) {
+  check_input_dims(p, in);
+  require_known(kDetectionLayer, kDetectionIO, in);
+  p.N = to_int(in[0][0], kDetectionLayer, "N");
+  p.R = to_int(in[0][1], kDetectionLayer, "R");
+  const std::string e = validate_sizes(p);
+  if (!e.empty()) fail(e);
+  return p;
+}
+
+template <typename P>
+size_t workspace_bytes(const P& p, const std::vector<Dims>& inputs, size_t (*launcher_workspace)(const P&)) {
+  const P sized = with_runtime_sizes(p, inputs);
+  const size_t n = launcher_workspace ? launcher_workspace(sized) : 0;
+  return n == 0 ? 0 : align_up(n) + 256;
+}
+
+// =============================================================== reporting
+std::string fields_json() {
+  std::ostringstream os;
+  os << "{\"serial_format_version\": " << kSerialFormatVersion << ", \"plugin_version\": " << json_str(kPluginVersion)
+     << ", \"plugin_namespace\": " << json_str(kPluginNamespace) << ", \"ops\": {"
+     << op_json<PyramidROIAlignParams>() << ", " << op_json<ProposalLayerParams>() << ", "
+     << op_json<DetectionLayerParams>() << "}}";
+  return os.str();
+}
+
+// ====================================================== instantiations
+#define MRCNN_HOST_INSTANTIATE(P)                                                                        \
+  template P parse_fields<P>(const std::vector<FieldValue>&, bool);                                      \
+  template std::vector<FieldValue> to_fields<P>(const P&, bool);                                         \
+  template size_t serialized_size<P>(const P&);                                                          \
+  template void serialize<P>(const P&, void*, size_t);                                                   \
+  template std::vector<uint8_t> serialize<P>(const P&);                                                  \
+  template P deserialize<P>(const void*, size_t);                                                        \
+  template bool supports_combination<P>(int, const TType*, const bool*, int, int);                       \
+  template TType output_type<P>(int, const TType*, int);                                                 \
+  template DType data_dtype<P>(const TType*, int);                                                       \
+  template std::vector<Dims> output_shapes<P>(const P&, const std::vector<Dims>&);                       \
+  template size_t workspace_bytes<P>(const P&, const std::vector<Dims>&, size_t (*)(const P&));
+
+MRCNN_HOST_INSTANTIATE(PyramidROIAlignParams)
+MRCNN_HOST_INSTANTIATE(ProposalLayerParams)
+MRCNN_HOST_INSTANTIATE(DetectionLayerParams)
+
+}  // namespace host
+}  // namespace mrcnn

@@ -1,0 +1,111 @@
+"""The TensorRT-free host logic of the plugins (plugins/host): configure and
+build it with CMake (CPU only), run its unit tests with ctest, and check its
+attribute tables against plugins/opdefs.py.
+
+The build folder is cached in .cache/build-plugin-host (incremental).
+
+Optional: with MRCNN_TRT_INCLUDE_DIRS set to one or more TensorRT ``include``
+folders (":"-separated) the TensorRT adapters (plugins/trt) are compile-checked
+against each of them (CUDA headers from MRCNN_CUDA_INCLUDE, CUDA_HOME or
+/usr/local/cuda). Nothing is downloaded by this test.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from mrcnn_trt.plugins.opdefs import OPS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(REPO, ".cache", "build-plugin-host")
+EXE = os.path.join(BUILD, "mrcnn_plugin_host_test")
+
+
+def _cxx():
+    return os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+
+
+@pytest.fixture(scope="module")
+def built():
+    if not shutil.which("cmake") or not _cxx():
+        pytest.skip("cmake or a C++ compiler is not installed")
+    gen = ["-G", "Ninja"] if shutil.which("ninja") and not os.path.isfile(os.path.join(BUILD, "Makefile")) else []
+    r = subprocess.run(["cmake", "-S", os.path.join(REPO, "plugins", "host"), "-B", BUILD,
+                        "-DCMAKE_BUILD_TYPE=Release", *gen], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run(["cmake", "--build", BUILD, "-j2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return BUILD
+
+
+def test_ctest(built):
+    r = subprocess.run(["ctest", "--test-dir", built, "--output-on-failure"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "100% tests passed" in r.stdout
+    r = subprocess.run([EXE], capture_output=True, text=True)
+    assert r.returncode == 0 and " 0 failures" in r.stdout, r.stdout + r.stderr
+    assert int(r.stdout.split(":")[1].split()[0]) >= 100       # the suite really ran
+
+
+def _f32(x):
+    import numpy as np
+
+    return float(np.float32(x))
+
+
+def test_fields_agree_with_opdefs(built):
+    out = subprocess.run([EXE, "--fields-json"], capture_output=True, text=True, check=True).stdout
+    table = json.loads(out)
+    assert table["plugin_version"] == "1" and table["plugin_namespace"] == ""
+    assert table["serial_format_version"] == 1
+    assert list(table["ops"]) == list(OPS)
+    for op, attrs in OPS.items():
+        cpp = table["ops"][op]
+        assert [a["name"] for a in cpp] == [a.name for a in attrs], op
+        for a, c in zip(attrs, cpp):
+            where = f"{op}.{a.name}"
+            assert c["type"] == a.type, where
+            default = list(a.default) if a.type == "floats" else [a.default]
+            assert c["length"] == len(default), where
+            for key in ("table_default", "struct_default", "parsed_default"):
+                vals = c[key]
+                if a.type == "int":
+                    assert vals == default, (where, key)
+                else:   # stored as float32 in the C++ params
+                    assert [_f32(v) for v in vals] == [_f32(v) for v in default], (where, key)
+            if a.type == "floats":
+                assert c["min"] is None and c["max"] is None, where
+            else:
+                assert c["min"] == a.min and c["max"] == a.max, where
+
+
+TRT_INCLUDES = [p for p in os.environ.get("MRCNN_TRT_INCLUDE_DIRS", "").split(":") if p]
+
+
+def _cuda_include():
+    for root in (os.environ.get("MRCNN_CUDA_INCLUDE"),
+                 os.path.join(os.environ.get("CUDA_HOME", "/nonexistent"), "include"),
+                 "/usr/local/cuda/include",
+                 os.path.join(REPO, ".cache", "cuda118", "cuda", "include")):
+        if root and os.path.isfile(os.path.join(root, "cuda_runtime_api.h")):
+            return root
+    return None
+
+
+@pytest.mark.skipif(not TRT_INCLUDES, reason="MRCNN_TRT_INCLUDE_DIRS not set (TensorRT headers)")
+@pytest.mark.parametrize("inc", TRT_INCLUDES)
+@pytest.mark.parametrize("api", ["auto", "v2"])
+def test_trt_adapters_compile(inc, api):
+    cuda = _cuda_include()
+    if not cuda or not _cxx():
+        pytest.skip("CUDA headers or a C++ compiler not found")
+    cmd = [_cxx(), "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-DMRCNN_WITH_CUDA",
+           "-isystem", inc, "-isystem", cuda, os.path.join(REPO, "plugins", "trt", "mrcnn_trt_plugins.cpp")]
+    if api == "v2":
+        cmd.insert(1, "-DMRCNN_TRT_PLUGIN_V2")
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-4000:]
