@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the CUDA kernels (CMake target mrcnn_kernels_cuda_static) for every requested
-# GPU architecture and check the result with cuobjdump.
+# GPU architecture, check the result with cuobjdump, and run the host check program
+# mrcnn_check_cuda_kernels (tests/cuda/check_cuda_kernels.cpp).
 #
 #   tools/build_cuda.sh [--archs "50;52;61;70;75;80;86"] [--build-dir DIR] [--jobs N] [--system-nvcc]
 #
@@ -15,7 +16,7 @@
 #   SASS: sm_50 sm_52 ...      (present in every object of the library)
 #   PTX: compute_86
 # Exit status: 0 when every requested arch (and the PTX) is in every object; 1 on a build
-# error; 3 when archs are missing.
+# or check-program error; 3 when archs are missing (or cannot be listed).
 set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -97,13 +98,18 @@ cmake "${CMAKE_ARGS[@]}" >"$BUILD_DIR/mrcnn-configure.log" 2>&1 || {
   cat "$BUILD_DIR/mrcnn-configure.log" >&2
   die "cmake configure failed"
 }
-log "building mrcnn_kernels_cuda_static (-j$JOBS)"
-cmake --build "$BUILD_DIR" --target mrcnn_kernels_cuda_static -j "$JOBS" >&2 || die "build failed"
+log "building mrcnn_kernels_cuda_static and mrcnn_check_cuda_kernels (-j$JOBS)"
+cmake --build "$BUILD_DIR" --target mrcnn_kernels_cuda_static mrcnn_check_cuda_kernels -j "$JOBS" >&2 \
+  || die "build failed"
 t1=$(date +%s)
 log "build took $((t1 - t0)) s"
 
 LIB=$BUILD_DIR/libmrcnn_kernels_cuda_static.a
 [[ -f $LIB ]] || die "$LIB was not built"
+
+# Host-side check of the launchers (and a CPU comparison where a GPU is present).
+log "running $BUILD_DIR/mrcnn_check_cuda_kernels"
+"$BUILD_DIR/mrcnn_check_cuda_kernels" >&2 || die "mrcnn_check_cuda_kernels failed"
 
 # ------------------------------------------------------------------ inspect
 [[ -n $CUOBJDUMP && -x $CUOBJDUMP ]] || { log "no cuobjdump found: cannot check the archs of $LIB"; exit 3; }
