@@ -77,6 +77,31 @@ def test_module_is_built():
     assert cpu.available(), "mrcnn_trt.plugins._cpu is missing: pip install -e ."
 
 
+def test_half_conversions_match_numpy():
+    """mrcnn_math.h half_to_float on every binary16 pattern; float_to_half (round to nearest even)
+    on normal, subnormal, overflow and tie cases."""
+    from mrcnn_trt.plugins import _cpu
+
+    bits = np.arange(65536, dtype=np.uint16)
+    want = bits.view(np.float16).astype(np.float32)
+    got = _cpu.half_bits_to_float(bits)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(got[~nan].view(np.uint32), want[~nan].view(np.uint32))  # also +-0
+
+    rng = np.random.default_rng(0)
+    f = np.concatenate([
+        rng.standard_normal(200000).astype(np.float32) * np.float32(10.0) ** rng.integers(-9, 6, 200000),
+        want[~nan],                                   # exactly representable
+        (want[~nan].astype(np.float64) + np.float64(2.0) ** -25).astype(np.float32),  # near ties
+        np.array([65504, 65519.99, 65520, 1e9, -1e9, np.inf, -np.inf, 2.0 ** -25, 2.0 ** -26, 3 * 2.0 ** -26,
+                  -0.0], np.float32)]).astype(np.float32)
+    with np.errstate(over="ignore"):
+        expect = f.astype(np.float16).view(np.uint16)
+    assert np.array_equal(_cpu.float_to_half_bits(f), expect)
+    assert np.isnan(_cpu.half_bits_to_float(_cpu.float_to_half_bits(np.array([np.nan], np.float32))))[0]
+
+
 # --------------------------------------------------------------------------- attributes
 def test_cpp_attribute_tables_match_opdefs():
     tables = cpu.attr_tables()

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/mrcnn_math.h"
 #include "../common/op_params.h"
 #include "../common/thread_pool.h"
 #include "../detection_layer/detection_layer.h"
@@ -287,6 +288,22 @@ PYBIND11_MODULE(_cpu, m) {
     if (op == kDetectionLayer) return attrs_of(params_from<DetectionLayerParams>(attrs));
     fail("unknown op " + op);
   }, py::arg("op"), py::arg("attrs"), "Fill defaults and check attributes in C++; ValueError on a bad one.");
+
+  // mrcnn_math.h's binary16 conversions, for tests (bit patterns as uint16).
+  m.def("half_bits_to_float", [](const py::array_t<uint16_t, py::array::c_style | py::array::forcecast>& h) {
+    py::array_t<float> out(h.size());
+    const uint16_t* in = h.data();
+    float* o = out.mutable_data();
+    for (py::ssize_t i = 0; i < h.size(); ++i) o[i] = half_to_float(in[i]);
+    return out;
+  });
+  m.def("float_to_half_bits", [](const F32& f) {
+    py::array_t<uint16_t> out(f.size());
+    const float* in = f.data();
+    uint16_t* o = out.mutable_data();
+    for (py::ssize_t i = 0; i < f.size(); ++i) o[i] = float_to_half(in[i]);
+    return out;
+  });
 
   m.def("crop_and_resize", &py_crop_and_resize, py::arg("image"), py::arg("boxes"), py::arg("box_ind"),
         py::arg("crop_size"), py::arg("extrapolation_value") = 0.0f, py::arg("threads") = 1);
