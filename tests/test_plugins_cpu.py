@@ -307,6 +307,19 @@ def test_pyramid_roi_align_levels_at_exact_sizes(exact_transcendentals):
     assert got[0, sides.index(224.0), 0, 0, 0].item() == 4.0
 
 
+def test_pyramid_roi_align_nan_and_inf_boxes_give_zero_crops():
+    """Non-finite boxes sample nothing (every position invalid): all-zero crops, no crash;
+    the other boxes of the batch are unaffected."""
+    maps = [torch.randn(1, 2, 64 // s, 64 // s) + 5 for s in (4, 8, 16, 32)]
+    nan = float("nan")
+    boxes = torch.tensor([[[nan, 0.1, 0.5, 0.5], [0.1, 0.1, nan, nan], [0.0, 0.0, float("inf"), 0.5],
+                           [0.1, 0.1, 0.6, 0.6]]])
+    got = cpu.pyramid_roi_align(boxes, maps, 7, 64)
+    assert (got[0, :3] == 0).all()
+    assert_same(got[0, 3:], cpu.pyramid_roi_align(boxes[:, 3:], maps, 7, 64)[0])
+    assert (got[0, 3] != 0).all()
+
+
 # --------------------------------------------------------------------------- ProposalLayer
 @SETTINGS
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 2), a=st.integers(0, 300), pre=st.integers(1, 320),
