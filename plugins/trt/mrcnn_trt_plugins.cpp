@@ -14,7 +14,7 @@
 //
 // Also exported (plain C, for the Python checks):
 //   const char* mrcnn_trt_plugins_info(void);       JSON: TensorRT headers, API, archs
-//   const char* mrcnn_trt_plugins_cuda_archs(void); "sass:50,52,...;ptx:86"
+//   const char* mrcnn_trt_plugins_cuda_archs(void); "sass:50,52,... ptx:86"
 #include "plugin_v2.h"
 #include "plugin_v3.h"
 

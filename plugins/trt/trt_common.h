@@ -317,6 +317,7 @@ struct Body {
 
   void enqueue(const nvinfer1::PluginTensorDesc* in_desc, int nb_in, const void* const* inputs, void* const* outputs,
                void* ws, cudaStream_t stream) const {
+    if (in_desc == nullptr || inputs == nullptr || outputs == nullptr) throw host::HostError("null tensor list");
     const P sized = host::with_runtime_sizes(params, dims_of(in_desc, nb_in));
     const std::vector<host::TType> types = types_of(in_desc, nb_in);
     const DType dtype = host::data_dtype<P>(types.data(), nb_in);
