@@ -51,6 +51,7 @@ case "${1:-}" in
   *) die "unknown argument $1 (use --force or nothing)" ;;
 esac
 
+command -v flock >/dev/null || die "'flock' is required"
 mkdir -p "$CACHE"
 # One fetch at a time (tests and a manual run may race).
 exec 9>"$CACHE/.lock"
@@ -63,7 +64,7 @@ if [[ $FORCE == 0 && -f $STAMP && -x $NVCC ]]; then
 fi
 rm -f "$STAMP"
 
-for tool in apt-get dpkg-deb unzip flock; do
+for tool in apt-get dpkg-deb unzip ar; do
   command -v "$tool" >/dev/null || die "'$tool' is required"
 done
 [[ -r $DEBIAN_KEYRING ]] || die "$DEBIAN_KEYRING not found (package debian-archive-keyring)"
@@ -116,7 +117,7 @@ for p in "${PKGS[@]}"; do
 done
 if ((${#missing[@]})); then
   log "apt-get update (project-local sources: bookworm main contrib non-free)"
-  apt-get "${APT_OPTS[@]}" -q update >&2 \
+  apt-get "${APT_OPTS[@]}" -q --error-on=any update >&2 \
     || die "apt-get update failed: no network access to $DEBIAN_MIRROR?"
   log "apt-get download ${missing[*]}"
   (cd "$DEBS" && apt-get "${APT_OPTS[@]}" -q download "${missing[@]}" >&2) \
