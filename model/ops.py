@@ -142,8 +142,10 @@ def crop_and_resize(image: Tensor, boxes: Tensor, box_ind: Tensor, crop_size: in
     width_scale = (x2 - x1) * (w - 1) / (p - 1)
     in_y = y1 * (h - 1) + idx * height_scale  # K,P
     in_x = x1 * (w - 1) + idx * width_scale   # K,P
-    valid_y = (in_y >= 0) & (in_y <= h - 1)
+    valid_y = (in_y >= 0) & (in_y <= h - 1)  # False for NaN
     valid_x = (in_x >= 0) & (in_x <= w - 1)
+    in_y = torch.where(valid_y, in_y, torch.zeros_like(in_y))  # keep gather indices in range
+    in_x = torch.where(valid_x, in_x, torch.zeros_like(in_x))
     top = torch.floor(in_y)
     left = torch.floor(in_x)
     y_lerp = in_y - top

@@ -69,8 +69,31 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+def json_safe(obj: Any) -> Any:
+    """Replace NaN/inf floats by None (strict JSON that any tool can read)."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    try:
+        import numpy as np
+
+        if isinstance(obj, np.generic):
+            return json_safe(obj.item())
+        if isinstance(obj, np.ndarray):
+            return json_safe(obj.tolist())
+    except ImportError:  # pragma: no cover
+        pass
+    return obj
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default)
+    """Write strict JSON (NaN/inf become null) atomically."""
+    text = json.dumps(json_safe(obj), indent=2, sort_keys=False, default=_json_default, allow_nan=False)
     write_bytes_atomic(path, (text + "\n").encode())
 
 

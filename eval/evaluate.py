@@ -1,0 +1,133 @@
+"""The evaluation loop shared by ``mrcnn-eval``, the quick start and benchmarks.
+
+    runner = open_runner("model.onnx")
+    result = evaluate(runner, dataset, evaluators, batch_size=1, out_dir="eval_out")
+
+One batcher feeds the runner; one unmolding (``mrcnn_trt.model.molding``)
+turns raw outputs into the original ``detect`` dicts; evaluators (reset /
+process / evaluate) consume them. Latency is measured around the network
+call only (after ``warmup`` untimed calls); throughput is end to end
+(loading, molding, network, unmolding, evaluator bookkeeping).
+
+Ctrl-C stops the loop: the images processed so far are evaluated and every
+file is still written atomically, with ``"interrupted": true`` in metrics.json.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..batcher import ImageBatcher
+from ..fileio import atomic_path
+
+
+def latency_stats(values_ms: Sequence[float]) -> Dict[str, float]:
+    if not values_ms:
+        return {"p50": None, "p90": None, "p99": None, "mean": None, "n": 0}
+    a = np.asarray(values_ms, dtype=np.float64)
+    return {"p50": round(float(np.percentile(a, 50)), 3), "p90": round(float(np.percentile(a, 90)), 3),
+            "p99": round(float(np.percentile(a, 99)), 3), "mean": round(float(a.mean()), 3), "n": int(a.size)}
+
+
+def merge_metrics(result: Dict) -> Dict:
+    """An evaluator's result in the metrics.json layout: COCO -> ``bbox``/``segm``;
+    Cityscapes -> ``cityscapes`` (+ its COCO-style ``bbox``/``segm`` on the same predictions)."""
+    if "bbox" in result or "segm" in result:
+        return dict(result)
+    if "AP" in result and "AP50" in result:  # official Cityscapes evaluation
+        out = {"cityscapes": {k: v for k, v in result.items() if k != "coco"}}
+        out.update(result.get("coco") or {})
+        return out
+    return dict(result)
+
+
+def remap_classes(result: Dict[str, np.ndarray], class_map: Optional[Dict[int, int]]) -> Dict[str, np.ndarray]:
+    """Map model class ids to dataset ids; detections of unmapped classes are dropped."""
+    if class_map is None:
+        return result
+    ids = result["class_ids"]
+    keep = np.array([int(c) in class_map for c in ids], dtype=bool)
+    out = {"rois": result["rois"][keep], "scores": result["scores"][keep],
+           "class_ids": np.array([class_map[int(c)] for c in ids[keep]], dtype=np.int32),
+           "masks": result["masks"][:, :, keep]}
+    return out
+
+
+def evaluate(runner, dataset, evaluators: Sequence, batch_size: int = 1, limit: Optional[int] = None,
+             out_dir: Optional[str] = None, save_vis: int = 0, class_map: Optional[Dict[int, int]] = None,
+             warmup: int = 1, class_names: Optional[Sequence[str]] = None) -> Dict:
+    """Run ``runner`` over ``dataset`` and feed ``evaluators``; returns a dict with
+    each evaluator's metrics merged, latency, throughput and counts."""
+    from ..cli import progress as progress_bar
+    from ..model.molding import unmold_detections
+
+    for ev in evaluators:
+        ev.reset()
+    count = min(limit, len(dataset)) if limit else len(dataset)
+    batcher = ImageBatcher(dataset, runner.config, batch_size=batch_size)
+    batcher.order = batcher.order[:count]
+    latencies: List[float] = []
+    per_image_ms: List[float] = []
+    done = 0
+    interrupted = False
+    vis_written = 0
+    vis_dir = os.path.join(out_dir, "vis") if out_dir and save_vis else None
+    if vis_dir:
+        os.makedirs(vis_dir, exist_ok=True)
+    bar = progress_bar(None, total=count, desc=f"eval [{runner.backend}]", unit="img")
+    t_start = time.perf_counter()
+    first = True
+    try:
+        for b in batcher:
+            if first and warmup:
+                for _ in range(warmup):
+                    runner(b.images, b.windows)
+                first = False
+                t_start = time.perf_counter()
+            out = runner(b.images, b.windows)
+            latencies.append(runner.last_latency_ms)
+            per_image_ms.append(runner.last_latency_ms / len(b.indices))
+            results = [unmold_detections(out["detections"][i], int(out["count"][i]), out["masks"][i], info)
+                       for i, info in enumerate(b.infos)]
+            mapped = [remap_classes(r, class_map) for r in results]
+            samples = [dataset[i] for i in b.indices] if any(getattr(ev, "needs_samples", True)
+                                                                 for ev in evaluators) else b.indices
+            for ev in evaluators:
+                ev.process(samples, mapped)
+            if vis_dir and vis_written < save_vis:
+                from ..visualize import draw_detections
+
+                for img, r, i in zip(b.originals, results, b.indices):
+                    if vis_written >= save_vis:
+                        break
+                    name = os.path.splitext(os.path.basename(dataset.image_path(i)))[0] + ".png"
+                    with atomic_path(os.path.join(vis_dir, name)) as tmp:
+                        draw_detections(img, r, class_names or runner.config.CLASS_NAMES).save(tmp, format="PNG")
+                    vis_written += 1
+            done += len(b.indices)
+            bar.update(len(b.indices))
+            elapsed = time.perf_counter() - t_start
+            bar.set_postfix(ips=f"{done / max(elapsed, 1e-9):.2f}", lat_ms=f"{latencies[-1]:.0f}")
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"\ninterrupted after {done} images: evaluating those", file=sys.stderr)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - t_start
+    metrics: Dict = {}
+    for ev in evaluators:
+        metrics.update(merge_metrics(ev.evaluate()) if done else {})
+    metrics.update({
+        "latency_ms": latency_stats(latencies),
+        "latency_per_image_ms": latency_stats(per_image_ms),
+        "throughput_ips": round(done / elapsed, 3) if elapsed > 0 and done else 0.0,
+        "batch": batch_size,
+        "num_images": done,
+        "skipped_images": batcher.skipped,
+        "interrupted": interrupted,
+    })
+    return metrics
