@@ -272,7 +272,7 @@ def detection_layer(rois: Tensor, roi_count: Tensor, probs: Tensor, deltas: Tens
     dets = torch.zeros((n, max_instances, 6), dtype=torch.float32, device=dev)
     count = torch.zeros((n,), dtype=torch.int32, device=dev)
     for i in range(n):
-        m = int(roi_count[i])
+        m = max(0, min(int(roi_count[i]), r))  # counts outside [0, R] are clamped
         if m == 0:
             continue
         p = probs[i, :m].float()

@@ -1,0 +1,141 @@
+"""``mrcnn-quickstart``: the whole pipeline on its embedded default, on CPU.
+
+1. make a synthetic "shapes" validation set in COCO and in Cityscapes format;
+2. take the small model shipped in ``mrcnn_trt/assets`` (or ``--weights``);
+3. export it to ONNX, both flavors (custom-op nodes, standard ops);
+4. run it on ONNX Runtime CPU (our custom ops / stock ops), on PyTorch for
+   reference, and on TensorRT when it is installed and a GPU is visible;
+5. evaluate with pycocotools and the official Cityscapes scripts and print
+   the AP table and latency. Everything lands in ``--out``
+   (``summary.json`` holds the table).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Optional, Sequence
+
+from .cli import run_main
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="mrcnn-quickstart", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")
+    p.add_argument("--num-images", type=int, default=100, help="synthetic validation images (default 100)")
+    p.add_argument("--weights", help="a .pth instead of the shipped shapes model (shapes classes)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--skip-torch", action="store_true", help="skip the PyTorch reference run")
+    return p
+
+
+def _visible_gpu_arch() -> Optional[str]:
+    """sm_XX of GPU 0 when TensorRT is importable and a GPU is visible, else None."""
+    try:
+        import tensorrt  # noqa: F401
+
+        from .engine.checks import arch_name, visible_compute_capabilities
+
+        ccs = visible_compute_capabilities()
+        return arch_name(ccs[0]) if ccs else None
+    except Exception:
+        return None
+
+
+@run_main
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import open_dataset
+    from .data.synthetic import write_dataset
+    from .eval.cli import make_evaluators
+    from .eval.evaluate import evaluate
+    from .eval.runners import OnnxRunner, TorchRunner
+    from .export.exporter import export_onnx
+    from .fileio import write_json_atomic
+    from .model.checkpoint import load_model, shipped_model_path
+
+    t0 = time.time()
+    os.makedirs(args.out, exist_ok=True)
+    say = lambda m: print(f"[{time.time() - t0:6.1f}s] {m}", file=sys.stderr, flush=True)  # noqa: E731
+
+    say(f"1/5 synthetic data: {args.num_images} images, COCO and Cityscapes formats")
+    roots = {}
+    for fmt in ("coco", "cityscapes"):
+        roots[fmt] = os.path.join(args.out, "data", fmt)
+        write_dataset(roots[fmt], fmt=fmt, num_images=args.num_images, seed=args.seed, split="val")
+
+    weights = args.weights or shipped_model_path()
+    say(f"2/5 model: {weights}")
+    model, cfg, _ = load_model(weights)
+
+    say("3/5 export to ONNX (trt flavor with custom nodes, standard flavor)")
+    onnx_paths = {}
+    for flavor in ("trt", "standard"):
+        onnx_paths[flavor] = os.path.join(args.out, f"shapes_{flavor}.onnx")
+        export_onnx(model, onnx_paths[flavor], batch=1, flavor=flavor, weights_path=weights)
+
+    runs = [("onnxruntime (custom ops)", lambda: OnnxRunner(onnx_paths["trt"], threads=args.threads))]
+    runs.append(("onnxruntime (standard ops)", lambda: OnnxRunner(onnx_paths["standard"], threads=args.threads)))
+    if not args.skip_torch:
+        runs.append(("pytorch", lambda: TorchRunner(weights, ops="cpu", threads=args.threads)))
+    arch = _visible_gpu_arch()
+    if arch:
+        def trt_runner():
+            from .engine.cli import main as build_engine
+            from .engine.runner import TensorRTRunner
+            from .errors import UserError
+
+            plan = os.path.join(args.out, "shapes_fp16.plan")
+            if build_engine([onnx_paths["trt"], "--fp16", "--arch", arch, "-o", plan]) != 0:
+                raise UserError("mrcnn-build-engine failed (see above)")
+            return TensorRTRunner(plan)
+        runs.append(("tensorrt fp16", trt_runner))
+    else:
+        say("TensorRT not installed (or no GPU): skipping the engine")
+
+    say("4/5 inference + evaluation")
+    rows = []
+    for name, make in runs:
+        runner = make()
+        for kind in ("coco", "cityscapes"):
+            if kind == "cityscapes" and name != runs[0][0]:
+                continue  # one backend is enough for the official Cityscapes protocol
+            ds = open_dataset(roots[kind], split="val", fmt=kind)
+            out = os.path.join(args.out, "eval", name.split()[0] + ("_std" if "standard" in name else "") + "_" + kind)
+            os.makedirs(out, exist_ok=True)
+            evs = make_evaluators(kind, ds, cfg.CLASS_NAMES, "auto", out)
+            m = evaluate(runner, ds, evs, out_dir=out, save_vis=4 if kind == "coco" else 0)
+            write_json_atomic(os.path.join(out, "metrics.json"), m)
+            rows.append({
+                "backend": name, "data": kind,
+                "bbox_AP": m.get("bbox", {}).get("AP"), "mask_AP": m.get("segm", {}).get("AP"),
+                "mask_AP50": m.get("segm", {}).get("AP50"),
+                "cityscapes_AP": m.get("cityscapes", {}).get("AP"),
+                "cityscapes_AP50": m.get("cityscapes", {}).get("AP50"),
+                "latency_p50_ms": m["latency_ms"]["p50"], "throughput_ips": m["throughput_ips"],
+                "images": m["num_images"],
+            })
+
+    say("5/5 results")
+    f = lambda v: "   -  " if v is None else f"{v:6.3f}"  # noqa: E731
+    head = f"{'backend':<28}{'data':<12}{'bbox AP':>8}{'mask AP':>8}{'AP50':>8}{'CS AP':>8}{'CS AP50':>8}" \
+           f"{'p50 ms':>9}{'img/s':>7}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['backend']:<28}{r['data']:<12}{f(r['bbox_AP']):>8}{f(r['mask_AP']):>8}{f(r['mask_AP50']):>8}"
+              f"{f(r['cityscapes_AP']):>8}{f(r['cityscapes_AP50']):>8}{r['latency_p50_ms']:>9.1f}"
+              f"{r['throughput_ips']:>7.2f}")
+    write_json_atomic(os.path.join(args.out, "summary.json"),
+                      {"weights": weights, "num_images": args.num_images, "rows": rows,
+                       "seconds": round(time.time() - t0, 1)})
+    print(f"\nfiles in {args.out}  (summary.json, eval/*/metrics.json, eval/*/vis/*.png); "
+          f"total {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
