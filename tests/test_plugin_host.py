@@ -6,8 +6,9 @@ The build folder is cached in .cache/build-plugin-host (incremental).
 
 Optional: with MRCNN_TRT_INCLUDE_DIRS set to one or more TensorRT ``include``
 folders (":"-separated) the TensorRT adapters (plugins/trt) are compile-checked
-against each of them (CUDA headers from MRCNN_CUDA_INCLUDE, CUDA_HOME or
-/usr/local/cuda). Nothing is downloaded by this test.
+against each of them, and plugins/trt/adapter_test.cpp (the adapters with stub
+launchers: no libnvinfer, no GPU) is built and run (CUDA headers from
+MRCNN_CUDA_INCLUDE, CUDA_HOME or /usr/local/cuda). Nothing is downloaded here.
 """
 from __future__ import annotations
 
@@ -109,3 +110,22 @@ def test_trt_adapters_compile(inc, api):
         cmd.insert(1, "-DMRCNN_TRT_PLUGIN_V2")
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-4000:]
+
+
+@pytest.mark.skipif(not TRT_INCLUDES, reason="MRCNN_TRT_INCLUDE_DIRS not set (TensorRT headers)")
+@pytest.mark.parametrize("inc", TRT_INCLUDES)
+def test_trt_adapters_run(inc, tmp_path):
+    """plugins/trt/adapter_test.cpp: the adapters' entry points against these
+    headers with stub CUDA launchers (no libnvinfer, no GPU)."""
+    cuda = _cuda_include()
+    if not cuda or not _cxx():
+        pytest.skip("CUDA headers or a C++ compiler not found")
+    exe = str(tmp_path / "adapter_test")
+    r = subprocess.run([_cxx(), "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", "-DMRCNN_WITH_CUDA",
+                        "-isystem", inc, "-isystem", cuda, "-I", os.path.join(REPO, "plugins"),
+                        os.path.join(REPO, "plugins", "trt", "adapter_test.cpp"),
+                        os.path.join(REPO, "plugins", "host", "plugin_host.cpp"), "-o", exe],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-4000:]
+    r = subprocess.run([exe], capture_output=True, text=True)
+    assert r.returncode == 0 and " 0 failures" in r.stdout, r.stdout + r.stderr[-4000:]
