@@ -34,8 +34,15 @@ def _cxx():
 def built():
     if not shutil.which("cmake") or not _cxx():
         pytest.skip("cmake or a C++ compiler is not installed")
+    src = os.path.join(REPO, "plugins", "host")
+    cache = os.path.join(BUILD, "CMakeCache.txt")
+    if os.path.isfile(cache):   # a build folder configured for another checkout: start over
+        with open(cache) as f:
+            home = [ln.split("=", 1)[1].strip() for ln in f if ln.startswith("CMAKE_HOME_DIRECTORY:")]
+        if home and os.path.realpath(home[0]) != os.path.realpath(src):
+            shutil.rmtree(BUILD)
     gen = ["-G", "Ninja"] if shutil.which("ninja") and not os.path.isfile(os.path.join(BUILD, "Makefile")) else []
-    r = subprocess.run(["cmake", "-S", os.path.join(REPO, "plugins", "host"), "-B", BUILD,
+    r = subprocess.run(["cmake", "-S", src, "-B", BUILD,
                         "-DCMAKE_BUILD_TYPE=Release", *gen], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     r = subprocess.run(["cmake", "--build", BUILD, "-j2"], capture_output=True, text=True)
