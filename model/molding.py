@@ -3,7 +3,8 @@
 One implementation used by every backend (PyTorch, ONNX Runtime, TensorRT),
 by calibration and by evaluation:
 
-* :func:`to_rgb_uint8` - grayscale / RGBA / 16-bit / float arrays -> HxWx3 uint8.
+* :func:`to_rgb_uint8`, :func:`load_image` - any image array / file -> HxWx3 uint8 RGB
+  (``mrcnn_trt.data.base``; unreadable files raise UserError).
 * :func:`mold_image` - resize (Pillow BILINEAR on uint8, Python ``round``),
   zero-pad to an S x S square; returns the padded uint8 image and its window.
   Mean subtraction happens inside the network (and inside the exported graph),
@@ -24,6 +25,9 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+# one image reader for the whole package (grayscale/RGBA/CMYK/16-bit handled there)
+from ..data.base import load_rgb_image as load_image, to_rgb_uint8  # noqa: F401
+
 
 @dataclass(frozen=True)
 class MoldInfo:
@@ -32,49 +36,6 @@ class MoldInfo:
     original_size: Tuple[int, int]        # (h, w) of the original image
     window: Tuple[int, int, int, int]     # (y1, x1, y2, x2) in padded pixels, exclusive ends
     scale: float
-
-
-def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
-    """Convert an image array to HxWx3 uint8 RGB.
-
-    Grayscale (HxW or HxWx1) is repeated, RGBA drops alpha, 16-bit integers are
-    shifted down by 8 bits, floats in [0, 1] are scaled by 255 (other floats
-    are clipped to 0..255).
-    """
-    a = np.asarray(image)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
-        raise ValueError(f"expected an HxW or HxWxC image with C in 1..4, got shape {a.shape}")
-    if a.shape[2] in (1, 2):
-        a = np.repeat(a[:, :, :1], 3, axis=2)
-    elif a.shape[2] == 4:
-        a = a[:, :, :3]
-    if a.dtype == np.uint8:
-        return np.ascontiguousarray(a)
-    if a.dtype in (np.uint16, np.int32, np.uint32, np.int64) or (np.issubdtype(a.dtype, np.integer) and a.max(initial=0) > 255):
-        return np.ascontiguousarray((a.astype(np.int64) >> 8).clip(0, 255).astype(np.uint8))
-    if np.issubdtype(a.dtype, np.floating):
-        if a.size and float(np.nanmax(a)) <= 1.0:
-            a = a * 255.0
-        return np.ascontiguousarray(np.nan_to_num(a).clip(0, 255).round().astype(np.uint8))
-    return np.ascontiguousarray(a.clip(0, 255).astype(np.uint8))
-
-
-def load_image(path: str) -> np.ndarray:
-    """Read an image file as HxWx3 uint8 RGB (raises ValueError if unreadable)."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.array(im)
-            elif im.mode in ("RGB", "L", "RGBA", "LA"):
-                arr = np.array(im)
-            else:
-                arr = np.array(im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ValueError(f"cannot read image {path}: {e}") from None
-    return to_rgb_uint8(arr)
 
 
 def compute_scale(h: int, w: int, min_dim: int, max_dim: int) -> float:

@@ -101,7 +101,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             try:
                 images.append(load_image(f))
                 names.append(f)
-            except ValueError as e:
+            except (ValueError, UserError) as e:
                 print(f"warning: {e}; skipped", file=sys.stderr)
                 summary.append({"image": f, "error": str(e)})
         if not images:
