@@ -63,6 +63,13 @@ class TorchRunner(Runner):
         self.device = device
         self.name = weights or "shipped shapes model"
 
+    @classmethod
+    def from_model(cls, model, device: str = "cpu") -> "TorchRunner":
+        """Wrap an in-memory MaskRCNN (e.g. one just built or trained)."""
+        r = cls.__new__(cls)
+        r.model, r.config, r.device, r.name = model.eval(), model.config, device, "in-memory model"
+        return r
+
     def run(self, images, windows):
         import torch
 
