@@ -135,6 +135,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(summary_line(metrics))
     if metrics.get("interrupted"):
         return 130
+    if metrics.get("skipped_images"):
+        print(f"error: {len(metrics['skipped_images'])} image(s) could not be read and were left out "
+              f"(listed in metrics.json)", file=sys.stderr)
+        return 4
     return 0
 
 
