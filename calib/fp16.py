@@ -1,0 +1,280 @@
+"""FP16: a float16 ONNX model with float32 inputs/outputs and float32 geometry.
+
+    from mrcnn_trt.calib.fp16 import convert_model
+    side = convert_model("model.onnx", "model.fp16.onnx")      # + model.fp16.onnx.json
+
+What the converted graph computes in float16: every standard node on the
+feature path (backbone, FPN, RPN convolutions and softmax, the heads,
+sigmoid, the reshape/concat plumbing), their weights (stored as float16),
+and the data tensors of the custom nodes: ``PyramidROIAlign`` samples float16
+feature maps into float16 crops, ``ProposalLayer`` reads float16 scores and
+deltas, ``DetectionLayer`` float16 probabilities and deltas (the custom-op
+kernels of ONNX Runtime and TensorRT have float16 versions of these).
+
+What stays float32, and why:
+
+* the graph inputs and outputs (``images``, ``windows`` in; ``detections``,
+  ``count``, ``masks`` out): the same interface as the float32 model, so
+  runners, the evaluator and the sidecar checks are unchanged;
+* the geometry: ``windows``, the anchors, the ``rois``/``detections``
+  outputs of the custom nodes (their kernels decode and clip boxes in
+  float32) and every standard node computing on them (the slicing and
+  normalization of the detection boxes fed to the mask ``PyramidROIAlign``):
+  box coordinates up to 1024 px would lose up to half a pixel in float16;
+* ``Cast`` and other nodes whose output type is set by an attribute.
+
+How to use it:
+
+* **TensorRT <= 10**: FP16 is the builder flag ``mrcnn-build-engine
+  model.onnx --fp16`` on the float32 model (TensorRT chooses per layer);
+  this file is not needed.
+* **TensorRT 11** (strongly typed networks, no FP16 flag): build this file,
+  ``mrcnn-build-engine model.fp16.onnx --fp16``.
+* **ONNX Runtime CPU**: it runs (``mrcnn-eval model.fp16.onnx``) and is how
+  the FP16 accuracy cost is measured here. ONNX Runtime's x86 CPU provider has
+  float16 kernels for few operators; for the others it casts to float32
+  around the node, so the numbers are those of float16 *storage* (weights
+  and every tensor between nodes rounded to float16) with float32
+  arithmetic inside a node, close to what GPUs do (FP16 inputs, FP32
+  accumulation). It is not faster on CPU.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+from mrcnn_trt.errors import UserError
+
+FLOAT = 1      # onnx.TensorProto.FLOAT
+FLOAT16 = 10   # onnx.TensorProto.FLOAT16
+
+#: Custom ops: indices of the inputs of type T (float or float16 data); the
+#: other float inputs are float32 geometry. Output indices of type T.
+CUSTOM_DATA_INPUTS = {"PyramidROIAlign": (1, 2, 3, 4), "ProposalLayer": (0, 1), "DetectionLayer": (2, 3)}
+CUSTOM_DATA_OUTPUTS = {"PyramidROIAlign": (0,), "ProposalLayer": (), "DetectionLayer": ()}
+#: Standard ops never converted (output type from an attribute, or no float data).
+KEEP_OPS = frozenset({"Cast", "CastLike", "ConstantOfShape", "EyeLike", "RandomNormal", "RandomNormalLike",
+                      "RandomUniform", "RandomUniformLike", "Shape", "Size", "NonMaxSuppression", "TopK",
+                      "RoiAlign", "Range"})
+#: float16's largest finite value (initializers beyond it are an error, not clipped).
+FP16_MAX = 65504.0
+
+
+def _schema(op_type: str, opset: int, domain: str = ""):
+    import onnx.defs
+
+    try:
+        return onnx.defs.get_schema(op_type, opset, domain)
+    except Exception:  # noqa: BLE001 - unknown op
+        return None
+
+
+def _typevars(schema, n_in: int, n_out: int) -> Tuple[List[Optional[str]], List[Optional[str]]]:
+    """Type strings of each actual input/output (variadic last parameters repeat)."""
+
+    def expand(params, n):
+        out = []
+        for i in range(n):
+            if not params:
+                out.append(None)
+            elif i < len(params):
+                out.append(params[i].type_str)
+            else:
+                last = params[-1]
+                variadic = last.option == last.option.__class__.Variadic
+                out.append(last.type_str if variadic else None)
+        return out
+
+    return expand(schema.inputs, n_in), expand(schema.outputs, n_out)
+
+
+def plan_types(model, keep_nodes: Sequence[str] = ()) -> Dict[str, object]:
+    """Decide the float16 conversion of ``model`` (shape-inferred ModelProto).
+
+    Returns {"fp16_nodes": set of node names computing in float16,
+    "required": {(node name, input index): elem type}, "out_types": {tensor:
+    elem type after conversion}, "geometry": set of tensors kept float32}.
+    """
+    from mrcnn_trt.plugins.opdefs import DOMAIN
+
+    g = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    types: Dict[str, int] = {}
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        types[vi.name] = vi.type.tensor_type.elem_type
+    for t in g.initializer:
+        types[t.name] = t.data_type
+    geometry: Set[str] = {i.name for i in g.input if i.name != "images"}
+    for n in g.node:
+        if n.domain == DOMAIN:
+            data = CUSTOM_DATA_INPUTS.get(n.op_type, ())
+            geometry.update(x for i, x in enumerate(n.input) if i not in data and x)
+    new_types: Dict[str, int] = {t.name: t.data_type for t in g.initializer}
+    new_types.update({i.name: i.type.tensor_type.elem_type for i in g.input})
+    fp16_nodes: Set[str] = set()
+    required: Dict[Tuple[str, int], int] = {}
+    keep_nodes = set(keep_nodes)
+    for n in g.node:   # topological order (the exporter and ONNX require it)
+        float_in = [i for i, x in enumerate(n.input) if x and types.get(x) in (FLOAT, FLOAT16)]
+        if n.domain == DOMAIN:
+            data = CUSTOM_DATA_INPUTS.get(n.op_type)
+            if data is None:
+                raise UserError(f"unknown custom op {n.domain}::{n.op_type}")
+            half = n.name not in keep_nodes and any(new_types.get(n.input[i]) == FLOAT16 for i in data
+                                                    if i < len(n.input))
+            for i in float_in:
+                required[(n.name, i)] = FLOAT16 if (half and i in data) else FLOAT
+            for j, y in enumerate(n.output):
+                t = types.get(y, FLOAT)
+                if t == FLOAT and half and j in CUSTOM_DATA_OUTPUTS[n.op_type]:
+                    t = FLOAT16
+                new_types[y] = t
+                if t == FLOAT and j not in CUSTOM_DATA_OUTPUTS[n.op_type]:
+                    geometry.add(y)
+            if half:
+                fp16_nodes.add(n.name)
+            continue
+        schema = _schema(n.op_type, opset, n.domain)
+        in_vars, out_vars = _typevars(schema, len(n.input), len(n.output)) if schema else ([], [])
+        touches_geometry = any(x in geometry for x in n.input if x)
+        float_out_vars = {v for j, v in enumerate(out_vars)
+                          if v and not v.startswith("tensor(") and types.get(n.output[j]) == FLOAT}
+        half = (schema is not None and n.op_type not in KEEP_OPS and n.name not in keep_nodes
+                and not touches_geometry and bool(float_out_vars))
+        for i in float_in:
+            var = in_vars[i] if i < len(in_vars) else None
+            required[(n.name, i)] = FLOAT16 if (half and var in float_out_vars) else FLOAT
+        for j, y in enumerate(n.output):
+            t = types.get(y, 0)
+            if half and j < len(out_vars) and out_vars[j] in float_out_vars:
+                t = FLOAT16
+            new_types[y] = t
+            if touches_geometry and t == FLOAT:
+                geometry.add(y)
+        if half:
+            fp16_nodes.add(n.name)
+    return {"fp16_nodes": fp16_nodes, "required": required, "out_types": new_types, "geometry": geometry}
+
+
+def convert_to_fp16(model, keep_nodes: Sequence[str] = ()):
+    """Return a float16 copy of ``model`` (a float32 mrcnn-export ModelProto)."""
+    import copy
+
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from mrcnn_trt.plugins.onnx_schemas import register_schemas
+
+    register_schemas()
+    src = copy.deepcopy(model)
+    names = set()
+    for i, n in enumerate(src.graph.node):
+        if not n.name or n.name in names:
+            n.name = f"{n.op_type}_{i}"
+        names.add(n.name)
+    inferred = onnx.shape_inference.infer_shapes(src, strict_mode=True)
+    plan = plan_types(inferred)
+    g = src.graph
+    required: Dict[Tuple[str, int], int] = plan["required"]
+    new_types: Dict[str, int] = plan["out_types"]
+
+    # initializers: float16 when every float consumer wants float16
+    consumers: Dict[str, List[Tuple[str, int]]] = {}
+    for n in g.node:
+        for i, x in enumerate(n.input):
+            consumers.setdefault(x, []).append((n.name, i))
+    inits = {t.name: t for t in g.initializer}
+    for name, t in inits.items():
+        if t.data_type != FLOAT:
+            continue
+        wants = {required.get(c) for c in consumers.get(name, [])} - {None}
+        if wants == {FLOAT16}:
+            a = numpy_helper.to_array(t)
+            if a.size and np.abs(a).max() > FP16_MAX:
+                raise UserError(f"initializer {name} has values beyond float16's range ({np.abs(a).max():g})")
+            t.CopyFrom(numpy_helper.from_array(a.astype(np.float16), name))
+            new_types[name] = FLOAT16
+
+    # Casts where a node wants another float type than its input has
+    casts: Dict[Tuple[str, int], str] = {}
+    new_nodes = []
+    for n in g.node:
+        for i, x in enumerate(n.input):
+            want = required.get((n.name, i))
+            have = new_types.get(x)
+            if want is None or have is None or want == have or have not in (FLOAT, FLOAT16):
+                continue
+            key = (x, want)
+            if key not in casts:
+                out = f"{x}__to_{'fp16' if want == FLOAT16 else 'fp32'}"
+                new_nodes.append(helper.make_node("Cast", [x], [out], to=want, name=f"Cast_{out}"))
+                casts[key] = out
+            n.input[i] = casts[key]
+        new_nodes.append(n)
+    # graph outputs keep their float32 type
+    tail = []
+    for o in g.output:
+        if new_types.get(o.name) == FLOAT16 and o.type.tensor_type.elem_type == FLOAT:
+            inner = f"{o.name}__fp16"
+            for n in new_nodes:
+                for j, y in enumerate(n.output):
+                    if y == o.name:
+                        n.output[j] = inner
+                for i, x in enumerate(n.input):
+                    if x == o.name:
+                        n.input[i] = inner
+            tail.append(helper.make_node("Cast", [inner], [o.name], to=FLOAT, name=f"Cast_{o.name}_to_fp32"))
+    del g.node[:]
+    g.node.extend(new_nodes + tail)
+    del g.value_info[:]
+    out = onnx.shape_inference.infer_shapes(src, strict_mode=True)
+    onnx.checker.check_model(out, full_check=True)
+    return out, plan
+
+
+def convert_model(onnx_path: str, out_path: str, keep_nodes: Sequence[str] = ()) -> dict:
+    """Convert ``onnx_path`` to float16 and write ``out_path`` + its sidecar
+    (the source sidecar with the new sha256, ``precision: "fp16"`` and an
+    ``fp16`` section). Returns the sidecar."""
+    import onnx
+
+    from mrcnn_trt.eval.runners import read_sidecar
+    from mrcnn_trt.fileio import atomic_path, sha256_file, sidecar_path, write_json_atomic
+
+    from .qdq import _check_float_model
+
+    if not os.path.isfile(onnx_path):
+        raise UserError(f"ONNX model not found: {onnx_path}")
+    if os.path.abspath(out_path) == os.path.abspath(onnx_path):
+        raise UserError("the output must not overwrite the float32 model")
+    side = read_sidecar(onnx_path)
+    src_sha = sha256_file(onnx_path)
+    if side.get("onnx_sha256") and side["onnx_sha256"] != src_sha:
+        raise UserError(f"{onnx_path} does not match its sidecar (sha256 differs): re-export it")
+    t0 = time.time()
+    model = onnx.load(onnx_path)
+    _check_float_model(model, onnx_path)
+    out, plan = convert_to_fp16(model, keep_nodes)
+    with atomic_path(out_path) as tmp:
+        onnx.save(out, tmp)
+    half = plan["fp16_nodes"]
+    info = {
+        "float16_nodes": len(half),
+        "float32_nodes": sum(1 for n in out.graph.node if n.name not in half and not n.name.startswith("Cast_")),
+        "casts": sum(1 for n in out.graph.node if n.name.startswith("Cast_")),
+        "float16_custom_nodes": sorted(n.op_type for n in out.graph.node if n.domain == "mrcnn" and n.name in half),
+        "io": "float32", "geometry": "float32",
+        "source_onnx": os.path.abspath(onnx_path), "source_onnx_sha256": src_sha,
+        "seconds": round(time.time() - t0, 2),
+    }
+    new = dict(side)
+    new.update({"onnx_sha256": sha256_file(out_path), "onnx_bytes": os.path.getsize(out_path),
+                "precision": "fp16", "fp16": info})
+    try:
+        write_json_atomic(sidecar_path(out_path), new)
+    except BaseException:
+        os.unlink(out_path)
+        raise
+    return new

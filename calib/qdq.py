@@ -1,0 +1,537 @@
+"""Explicit INT8 quantization: an ONNX model with QuantizeLinear/DequantizeLinear
+(Q/DQ) nodes, calibrated on molded images with ONNX Runtime.
+
+    from mrcnn_trt.calib.qdq import quantize_model
+    side = quantize_model("model.onnx", "model.int8.onnx", images="val_images/", count=500)
+
+The result is the INT8 route for both back ends:
+
+* **TensorRT** (``target="tensorrt"``, the default): explicit quantization,
+  the only INT8 route of TensorRT 11 (``mrcnn-build-engine model.int8.onnx
+  --int8``; TensorRT 8.6/10 build it too). TensorRT's rules are followed:
+  INT8 only, zero points 0 (symmetric activations and weights), weights
+  per output channel (axis 0 of Conv/Gemm-transB weights, axis 1 of
+  ConvTranspose weights), biases left in float (TensorRT's
+  DequantizeLinear does not take INT32).
+* **ONNX Runtime CPU** (``target="cpu"``): the same activation and weight
+  scales, plus INT32-quantized biases. That is what ONNX Runtime's QDQ
+  fusion needs to turn ``DQ -> Conv -> Q`` into ``QLinearConv`` (real INT8
+  arithmetic): with float biases (the TensorRT target) ONNX Runtime runs the
+  same graph correctly but as float convolutions on quantized values, so it
+  is not faster. :func:`fused_int8_ops` lists the INT8 kernels a session
+  really uses.
+
+Both targets use the same scales: accuracy measured on the CPU is that of
+the quantization TensorRT gets (up to kernel rounding).
+
+What is quantized: the weights and activations of every ``Conv``,
+``ConvTranspose`` and ``Gemm`` of the backbone, FPN, RPN and the two heads,
+except the groups in :data:`DEFAULT_EXCLUDE`. Ranges come from
+:func:`calibrate_ranges` (ORT's MinMax, Entropy or Percentile calibrators,
+fed by :class:`mrcnn_trt.batcher.ImageBatcher` with the model's own molding).
+
+What is NOT quantized, and why:
+
+* The four custom nodes (``mrcnn::PyramidROIAlign`` x2, ``ProposalLayer``,
+  ``DetectionLayer``): their kernels are float (float32/float16 data,
+  float32 geometry), and they do the box geometry (anchors, deltas, clipping,
+  NMS, crop coordinates) that INT8 cannot represent: they receive
+  dequantized (float) tensors and produce float ones.
+* Everything between and after them that is not a Conv/Gemm: softmax and
+  sigmoid (probabilities near 0/1 and the score thresholds/rankings need
+  float), the reshape/transpose/concat/gather plumbing, the mean
+  subtraction, resize (upsampling), max-pool and the residual adds (they
+  stay float between the dequantized outputs of the convolutions).
+* ``rpn_out`` (RPN ``conv_class``/``conv_bbox``), ``classifier_out``
+  (``linear_class``/``linear_bbox``) and ``mask_out`` (``mask.conv5``) by
+  default: the last layers produce logits and box deltas that go straight
+  into softmax/sigmoid and the box decoding; an 8-bit grid on their outputs
+  (one scale for all anchors/classes) shifts scores and boxes directly.
+  The measured cost of quantizing each group is in calib/README.md
+  (``bench/bench_int8.py --sensitivity``).
+* Geometry graph inputs (``windows``) and the anchors initializer.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from mrcnn_trt.errors import UserError
+
+#: Operator types whose weights and activations are quantized.
+QUANT_OP_TYPES = ("Conv", "ConvTranspose", "Gemm")
+
+#: Layer groups, by the name of the node's weight initializer (``model.`` prefix
+#: removed). Order matters: the first match wins.
+GROUPS: Tuple[Tuple[str, str, str], ...] = (
+    ("backbone", r"^fpn\.C\d", "ResNet stages C1..C5"),
+    ("fpn", r"^fpn\.P\d", "FPN lateral (1x1) and output (3x3) convolutions P2..P6"),
+    ("rpn", r"^rpn\.conv_shared", "RPN shared 3x3 convolution"),
+    ("rpn_out", r"^rpn\.conv_(class|bbox)", "RPN class logits and box deltas (1x1)"),
+    ("classifier", r"^classifier\.conv\d", "box head 7x7 + 1x1 'fc' convolutions"),
+    ("classifier_out", r"^classifier\.linear_", "box head class logits and class box deltas (Gemm)"),
+    ("mask", r"^mask\.(conv[1-4]|deconv)", "mask head 3x3 convolutions and 2x2 deconvolution"),
+    ("mask_out", r"^mask\.conv5", "mask logits (1x1)"),
+)
+GROUP_NAMES = tuple(g[0] for g in GROUPS) + ("other",)
+
+#: Groups left in float by default (see the module docstring and calib/README.md).
+DEFAULT_EXCLUDE: Tuple[str, ...] = ("rpn_out", "classifier_out", "mask_out")
+
+TARGETS = ("tensorrt", "cpu")
+METHODS = ("minmax", "entropy", "percentile")
+ACTIVATIONS = ("int8", "uint8")
+#: int8 symmetric for TensorRT (zero points must be 0); uint8 asymmetric for
+#: ONNX Runtime on x86, whose QDQ fusion needs uint8 activations there (int8
+#: ones are converted to uint8 only for simple Q->DQ chains, so convolutions
+#: whose tensors have several consumers would stay float).
+DEFAULT_ACTIVATIONS = {"tensorrt": "int8", "cpu": "uint8"}
+
+#: Images per ``collect_data`` call: the histogram calibrators keep every
+#: intermediate tensor of a call in memory.
+_CHUNK_IMAGES = 16
+
+
+# --------------------------------------------------------------------------- graph helpers
+def _weight_name(node, initializers) -> Optional[str]:
+    if len(node.input) > 1 and node.input[1] in initializers:
+        return node.input[1]
+    return None
+
+
+def layer_group(weight_name: Optional[str]) -> str:
+    """Group of a quantizable node from its weight initializer name ("other" if unknown)."""
+    if not weight_name:
+        return "other"
+    name = weight_name[len("model."):] if weight_name.startswith("model.") else weight_name
+    for group, pattern, _ in GROUPS:
+        if re.match(pattern, name):
+            return group
+    return "other"
+
+
+def ensure_node_names(model) -> None:
+    """Give every node a unique name (the quantizer selects nodes by name)."""
+    seen = set()
+    for i, node in enumerate(model.graph.node):
+        name = node.name or f"{node.op_type}_{i}"
+        while name in seen:
+            name = f"{name}_{i}"
+        node.name = name
+        seen.add(name)
+
+
+def node_groups(model) -> Dict[str, str]:
+    """{node name: group} for every Conv/ConvTranspose/Gemm of ``model`` (names must be set)."""
+    inits = {t.name for t in model.graph.initializer}
+    return {n.name: layer_group(_weight_name(n, inits)) for n in model.graph.node
+            if n.op_type in QUANT_OP_TYPES and n.domain in ("", "ai.onnx")}
+
+
+def parse_groups(text: Optional[str]) -> Tuple[str, ...]:
+    """``"rpn_out,mask_out"`` -> tuple; ``"none"``/``""`` -> (); None -> the default."""
+    if text is None:
+        return DEFAULT_EXCLUDE
+    text = text.strip()
+    if text in ("", "none"):
+        return ()
+    out = []
+    for g in text.split(","):
+        g = g.strip()
+        if g not in GROUP_NAMES:
+            raise UserError(f"unknown layer group {g!r}; choose from {', '.join(GROUP_NAMES)} (or 'none')")
+        if g not in out:
+            out.append(g)
+    return tuple(out)
+
+
+def _check_float_model(model, path: str) -> None:
+    from mrcnn_trt.engine.checks import onnx_precision
+
+    ops = {n.op_type for n in model.graph.node}
+    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger"}:
+        raise UserError(f"{path} is already quantized; calibrate the float32 model from mrcnn-export")
+    if onnx_precision(path).has_fp16:
+        raise UserError(f"{path} has float16 tensors; calibrate the float32 model from mrcnn-export")
+    names = {i.name for i in model.graph.input}
+    if not {"images", "windows"} <= names:
+        raise UserError(f"{path} has inputs {sorted(names)}, expected 'images' and 'windows' (an mrcnn-export model)")
+
+
+# --------------------------------------------------------------------------- calibration
+class BatchReader:
+    """ONNX Runtime ``CalibrationDataReader`` over molded batches.
+
+    ``batches`` yields ``mrcnn_trt.batcher.Batch`` (or (images, windows));
+    batches smaller than the network batch are zero padded like the runners
+    do. ``get_next`` returns None after ``limit`` batches of a chunk (see
+    :meth:`chunk`) or at the end.
+    """
+
+    def __init__(self, batches: Iterable, batch: int, image_size: int):
+        from .trt_calibrator import as_pairs
+
+        self._it = iter(as_pairs(batches, image_size))
+        self.batch = int(batch)
+        self.images = 0
+        self._left: Optional[int] = None
+        self.done = False
+
+    def chunk(self, batches: int) -> "BatchReader":
+        self._left = batches
+        return self
+
+    def get_next(self):
+        from .trt_calibrator import pad_batch
+
+        if self.done or (self._left is not None and self._left <= 0):
+            return None
+        try:
+            images, windows = next(self._it)
+        except StopIteration:
+            self.done = True
+            return None
+        self.images += images.shape[0]
+        images, windows = pad_batch(images, windows, self.batch)
+        if self._left is not None:
+            self._left -= 1
+        return {"images": images, "windows": windows}
+
+    def __iter__(self):
+        return iter(self.get_next, None)
+
+
+@contextlib.contextmanager
+def _custom_op_calibration_sessions(threads: int):
+    """Make ORT's calibrators create their sessions with our custom-op library.
+
+    ``CalibraterBase.create_inference_session`` builds a plain session that
+    cannot run ``mrcnn::`` nodes; it is replaced for the duration of the block
+    by one that registers the library (same optimization level as ORT's).
+    """
+    import onnxruntime as ort
+    from onnxruntime.quantization import calibrate
+
+    from mrcnn_trt.plugins.ort import CustomOpsUnavailable, _missing_reason, session_options
+
+    reason = _missing_reason()
+    original = calibrate.CalibraterBase.create_inference_session
+
+    def create_inference_session(self):
+        if reason is not None:
+            raise CustomOpsUnavailable(f"calibration needs the mrcnn custom ops, but {reason}")
+        so = session_options(threads)
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        self.infer_session = ort.InferenceSession(self.augmented_model_path, sess_options=so,
+                                                  providers=self.execution_providers)
+
+    calibrate.CalibraterBase.create_inference_session = create_inference_session
+    try:
+        yield
+    finally:
+        calibrate.CalibraterBase.create_inference_session = original
+
+
+def _method(method: str):
+    from onnxruntime.quantization import CalibrationMethod
+
+    try:
+        return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                "percentile": CalibrationMethod.Percentile}[method]
+    except KeyError:
+        raise UserError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}") from None
+
+
+def calibrate_ranges(onnx_path: str, batches: Iterable, *, batch: int, image_size: int, method: str = "minmax",
+                     percentile: float = 99.999, threads: int = 2, work_dir: Optional[str] = None):
+    """Run the float model on ``batches`` and return ORT ``TensorsData`` (the
+    range of every input/output of the Conv/ConvTranspose/Gemm nodes).
+
+    Returns ``(tensors_data, images_seen)``.
+    """
+    from onnxruntime.quantization import create_calibrator
+
+    from mrcnn_trt.plugins.onnx_schemas import register_schemas
+
+    register_schemas()   # shape inference of the custom nodes inside ORT's tools
+    extra = {"symmetric": False} if method != "percentile" else {"percentile": percentile, "symmetric": True}
+    own_dir = work_dir is None
+    work_dir = work_dir or tempfile.mkdtemp(prefix="mrcnn-calib-")
+    try:
+        reader = BatchReader(batches, batch, image_size)
+        with _custom_op_calibration_sessions(threads):
+            cal = create_calibrator(onnx_path, list(QUANT_OP_TYPES),
+                                    augmented_model_path=os.path.join(work_dir, "augmented.onnx"),
+                                    calibrate_method=_method(method), extra_options=extra)
+            per_chunk = max(1, _CHUNK_IMAGES // max(1, batch))
+            while not reader.done:
+                reader.chunk(per_chunk)
+                if reader.images == 0 and reader.done:
+                    break
+                before = reader.images
+                try:
+                    cal.collect_data(reader)
+                except ValueError as e:   # "No data is collected." at the end of the images
+                    if reader.images != before:
+                        raise
+                    if "No data" not in str(e):
+                        raise
+        if reader.images == 0:
+            raise UserError("no calibration images could be read")
+        with contextlib.redirect_stdout(io.StringIO()):   # the histogram calibrators print their progress
+            ranges = cal.compute_data()
+        return ranges, reader.images
+    finally:
+        if own_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- quantization
+def quantize_with_ranges(onnx_path: str, out_path: str, tensors_data, *, method: str = "minmax",
+                         target: str = "tensorrt", exclude: Sequence[str] = DEFAULT_EXCLUDE,
+                         exclude_nodes: Sequence[str] = (), per_channel: bool = True,
+                         activations: Optional[str] = None) -> dict:
+    """Insert Q/DQ nodes into ``onnx_path`` using calibrated ``tensors_data``;
+    write ``out_path`` (not atomically: callers write to a temporary path).
+
+    Returns a description (groups, quantized/excluded node names, settings).
+    """
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static, save_tensors_data
+
+    from mrcnn_trt.plugins.onnx_schemas import register_schemas
+
+    if target not in TARGETS:
+        raise UserError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+    activations = activations or DEFAULT_ACTIVATIONS[target]
+    if activations not in ACTIVATIONS:
+        raise UserError(f"activations must be one of {', '.join(ACTIVATIONS)}, got {activations!r}")
+    if target == "tensorrt" and activations != "int8":
+        raise UserError("TensorRT needs symmetric int8 activations (zero point 0): use --activations int8 or "
+                        "--target cpu")
+    register_schemas()
+    model = onnx.load(onnx_path)
+    ensure_node_names(model)
+    groups = node_groups(model)
+    unknown = [n for n in exclude_nodes if n not in {x.name for x in model.graph.node}]
+    if unknown:
+        raise UserError(f"no node named {unknown[0]!r} in {onnx_path}")
+    excluded = sorted({n for n, g in groups.items() if g in exclude} | set(exclude_nodes))
+    quantized = sorted(n for n in groups if n not in excluded)
+    if not quantized:
+        raise UserError("every quantizable layer is excluded: nothing to quantize")
+    symmetric = activations == "int8"
+    extra = {
+        "ActivationSymmetric": symmetric,
+        "WeightSymmetric": True,
+        "QuantizeBias": target == "cpu",
+        # never move Relu into the quantization range: TensorRT and the graph keep it explicit
+        "QDQKeepRemovableActivations": True,
+    }
+    with tempfile.TemporaryDirectory(prefix="mrcnn-qdq-") as tmp:
+        src = os.path.join(tmp, "float.onnx")
+        onnx.save(model, src)
+        cache = os.path.join(tmp, "ranges.json")
+        save_tensors_data(tensors_data, cache)
+        logging.disable(logging.WARNING)   # ORT's "consider pre-processing" advice (shape inference is done)
+        try:
+            quantize_static(src, out_path, None, quant_format=QuantFormat.QDQ,
+                            op_types_to_quantize=list(QUANT_OP_TYPES), per_channel=per_channel,
+                            reduce_range=False, activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
+                            calibrate_method=_method(method), extra_options=extra, calibration_cache_path=cache)
+        finally:
+            logging.disable(logging.NOTSET)
+    out = onnx.load(out_path)
+    _restore_interface(out, model)
+    onnx.save(out, out_path)
+    return {
+        "format": "qdq",
+        "target": target,
+        "activations": f"{activations}-{'symmetric' if symmetric else 'asymmetric'}",
+        "weights": "int8-symmetric-" + ("per-channel" if per_channel else "per-tensor"),
+        "bias": "int32" if target == "cpu" else "float32",
+        "method": method,
+        "op_types": list(QUANT_OP_TYPES),
+        "excluded_groups": list(exclude),
+        "excluded_nodes": excluded,
+        "quantized_nodes": quantized,
+        "groups": {g: sorted(n for n, x in groups.items() if x == g) for g in GROUP_NAMES
+                   if any(x == g for x in groups.values())},
+    }
+
+
+def _restore_interface(out, src) -> None:
+    """Keep the source model's IR version, opset imports (TensorRT 8.6 reads
+    opset <= 17) and custom-domain import after ORT's rewrite."""
+    import onnx
+
+    src_opsets = {o.domain: o.version for o in src.opset_import}
+    out_opsets = {o.domain: o.version for o in out.opset_import}
+    if out_opsets.get("", 0) > src_opsets.get("", 0):
+        raise UserError(f"quantization raised the ONNX opset to {out_opsets['']} (> {src_opsets['']})")
+    merged = dict(out_opsets)
+    merged.update({d: v for d, v in src_opsets.items()})
+    # ORT adds com.microsoft only for contrib Q/DQ, which we do not use
+    if not any(n.domain == "com.microsoft" for n in out.graph.node):
+        merged.pop("com.microsoft", None)
+    del out.opset_import[:]
+    out.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in merged.items())
+    out.ir_version = src.ir_version
+    # ORT's tooling stores shape-inference metadata; drop what it added
+    keep = [p for p in out.metadata_props if p.key not in ("onnx.infer", "onnx.quant.pre_process")]
+    del out.metadata_props[:]
+    out.metadata_props.extend(keep)
+
+
+def qdq_summary(model) -> Dict[str, int]:
+    """Counts of Q/DQ nodes and of Conv/ConvTranspose/Gemm layers with
+    quantized (DequantizeLinear-fed) or float weights."""
+    prod = {o: n.op_type for n in model.graph.node for o in n.output}
+    ops = [n.op_type for n in model.graph.node]
+    layers = [n for n in model.graph.node if n.op_type in QUANT_OP_TYPES]
+    q = sum(1 for n in layers if len(n.input) > 1 and prod.get(n.input[1]) == "DequantizeLinear")
+    return {"QuantizeLinear": ops.count("QuantizeLinear"), "DequantizeLinear": ops.count("DequantizeLinear"),
+            "quantized_layers": q, "float_layers": len(layers) - q}
+
+
+def tensorrt_qdq_problems(model) -> List[str]:
+    """What TensorRT's ONNX parser would refuse in the Q/DQ nodes of ``model``:
+    TensorRT takes INT8 (or FP8/INT4) Q/DQ with zero points equal to 0 and
+    no INT32 DequantizeLinear (quantized biases). Returns messages ([] = fine)."""
+    from onnx import TensorProto, numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    out_type = {}
+    for n in model.graph.node:
+        if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits:
+            out_type[n.output[0]] = inits[n.input[2]].data_type
+    problems = []
+    for n in model.graph.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        if len(n.input) > 2 and n.input[2]:
+            zp = inits.get(n.input[2])
+            if zp is None:
+                problems.append(f"{n.name}: zero point is not a constant")
+            elif zp.data_type != TensorProto.INT8:
+                problems.append(f"{n.name}: zero point type {TensorProto.DataType.Name(zp.data_type)} (TensorRT: INT8)")
+            elif numpy_helper.to_array(zp).any():
+                problems.append(f"{n.name}: non-zero zero point (TensorRT needs symmetric quantization)")
+        if n.op_type == "DequantizeLinear":
+            x = n.input[0]
+            t = inits[x].data_type if x in inits else out_type.get(x)
+            if t is not None and t != TensorProto.INT8:
+                problems.append(f"{n.name}: dequantizes {TensorProto.DataType.Name(t)} (TensorRT: INT8)")
+    return problems
+
+
+def fused_int8_ops(onnx_path: str, threads: int = 1) -> Dict[str, int]:
+    """Operator counts of the graph ONNX Runtime really executes (after its
+    QDQ fusion), e.g. ``{"QLinearConv": 40, "Conv": 9, ...}``.
+
+    Uses ORT's ``optimized_model_filepath`` on a throw-away session.
+    """
+    import collections
+
+    import onnx
+    import onnxruntime as ort
+
+    from mrcnn_trt.plugins.ort import _missing_reason, session_options
+
+    with tempfile.TemporaryDirectory(prefix="mrcnn-ortopt-") as tmp:
+        opt = os.path.join(tmp, "optimized.onnx")
+        so = session_options(threads, register=_missing_reason() is None)
+        so.optimized_model_filepath = opt
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        ort.InferenceSession(onnx_path, sess_options=so, providers=["CPUExecutionProvider"])
+        m = onnx.load(opt)
+        return dict(collections.Counter(n.op_type for n in m.graph.node))
+
+
+# --------------------------------------------------------------------------- one call
+def quantize_model(onnx_path: str, out_path: str, images, *, count: int = 500, seed: int = 0,
+                   method: str = "minmax", target: str = "tensorrt", exclude: Sequence[str] = DEFAULT_EXCLUDE,
+                   per_channel: bool = True, activations: Optional[str] = None, split: str = "val", threads: int = 2,
+                   progress: bool = False, tensors_data=None) -> dict:
+    """Calibrate ``onnx_path`` on ``images`` (folder, COCO or Cityscapes root,
+    or a Dataset) and write the Q/DQ model ``out_path`` + ``out_path.json``.
+
+    The sidecar is the source sidecar with ``onnx_sha256``/``onnx_bytes`` of
+    the new file, ``precision: "int8-qdq"`` and a ``quantization`` section.
+    ``tensors_data`` (from :func:`calibrate_ranges`) skips the calibration.
+    Returns the sidecar.
+    """
+    import onnx
+
+    from mrcnn_trt.batcher import ImageBatcher
+    from mrcnn_trt.config import Config
+    from mrcnn_trt.fileio import atomic_path, sha256_file, sidecar_path, write_json_atomic
+    from mrcnn_trt.eval.runners import read_sidecar
+
+    if count < 1:
+        raise UserError("--calib-count must be >= 1")
+    if not os.path.isfile(onnx_path):
+        raise UserError(f"ONNX model not found: {onnx_path}")
+    side = read_sidecar(onnx_path)
+    src_sha = sha256_file(onnx_path)
+    if side.get("onnx_sha256") and side["onnx_sha256"] != src_sha:
+        raise UserError(f"{onnx_path} does not match its sidecar (sha256 differs): re-export it")
+    if os.path.abspath(out_path) == os.path.abspath(onnx_path):
+        raise UserError("the output must not overwrite the float model")
+    _check_float_model(onnx.load(onnx_path, load_external_data=False), onnx_path)
+    cfg = Config.from_dict(side["config"])
+    batch = int(side.get("batch", 1))
+    size = int(side["image_size"])
+    t0 = time.time()
+    seen = None
+    if tensors_data is None:
+        if isinstance(images, str) and not os.path.exists(images):
+            raise UserError(f"calibration images not found: {images}")
+        batcher = ImageBatcher(images, cfg, batch_size=batch, count=count, seed=seed, split=split,
+                               progress="calibrate" if progress else None)
+        tensors_data, seen = calibrate_ranges(onnx_path, batcher, batch=batch, image_size=size, method=method,
+                                              threads=threads)
+    t1 = time.time()
+    with atomic_path(out_path) as tmp:
+        info = quantize_with_ranges(onnx_path, tmp, tensors_data, method=method, target=target, exclude=exclude,
+                                    per_channel=per_channel, activations=activations)
+        out_model = onnx.load(tmp)
+        from mrcnn_trt.plugins.onnx_schemas import register_schemas
+
+        register_schemas()
+        onnx.checker.check_model(out_model, full_check=True)
+        custom = [n.op_type for n in out_model.graph.node if n.domain == "mrcnn"]
+        src_custom = [n.op_type for n in onnx.load(onnx_path).graph.node if n.domain == "mrcnn"]
+        if sorted(custom) != sorted(src_custom):
+            raise UserError(f"quantization changed the custom nodes ({src_custom} -> {custom})")
+        if target == "tensorrt":
+            problems = tensorrt_qdq_problems(out_model)
+            if problems:
+                raise UserError(f"the Q/DQ model would not parse in TensorRT: {problems[0]}")
+        info["summary"] = qdq_summary(out_model)
+    import onnxruntime
+
+    info.update({
+        "calib_images": (os.path.abspath(images) if isinstance(images, str) else type(images).__name__),
+        "calib_count": seen, "calib_seed": seed, "calib_batch": batch,
+        "source_onnx": os.path.abspath(onnx_path), "source_onnx_sha256": src_sha,
+        "onnxruntime": onnxruntime.__version__,
+        "calibration_seconds": round(t1 - t0, 2), "quantization_seconds": round(time.time() - t1, 2),
+    })
+    new = dict(side)
+    new.update({"onnx_sha256": sha256_file(out_path), "onnx_bytes": os.path.getsize(out_path),
+                "precision": "int8-qdq", "quantization": info})
+    try:
+        write_json_atomic(sidecar_path(out_path), new)
+    except BaseException:
+        os.unlink(out_path)
+        raise
+    return new
