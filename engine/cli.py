@@ -126,6 +126,11 @@ class EngineBuild:
         a = self.args
         self.onnx_sha256 = sha256_file(a.onnx) if os.path.isfile(a.onnx) else None
         self.sidecar = checks.check_onnx_sidecar(a.onnx, onnx_sha256=self.onnx_sha256)
+        quant = self.sidecar.get("quantization") or {}
+        if quant.get("target") == "cpu":
+            raise checks.PrecisionUnsupported(
+                f"{a.onnx} was quantized for ONNX Runtime (mrcnn-calibrate --target cpu: uint8 activations, INT32 "
+                f"biases), which TensorRT cannot parse; make the TensorRT one with mrcnn-calibrate --target tensorrt")
         checks.check_trt_supports_arch(self.trt_version, a.arch)
         self.cc = checks.check_gpu_arch(checks.visible_compute_capabilities(), a.arch, a.device)
         self.model_precision = checks.onnx_precision(a.onnx)
