@@ -3,11 +3,14 @@
 Examples::
 
     # the shipped shapes model (see train/SHAPES_MODEL.md for the exact recipe)
-    mrcnn-make-dataset --kind shapes --format coco --out data/shapes --num-images 1500 --split train
-    mrcnn-train --dataset shapes --data-root data/shapes --weights none --layers all --epochs 8 --out runs/shapes
+    mrcnn-make-dataset --kind shapes --format coco --out runs/shapes-data --num-images 2000 --split train --seed 1
+    mrcnn-make-dataset --kind shapes --format coco --out runs/shapes-data --num-images 200 --split val --seed 1
+    mrcnn-train --dataset shapes --data-root runs/shapes-data --weights none --layers all --epochs 10 \
+        --steps-per-epoch 500 --threads 1 --out runs/shapes
 
-    # resume that run up to epoch 12 (same OUT)
-    mrcnn-train --dataset shapes --data-root data/shapes --weights last --layers all --epochs 12 --out runs/shapes
+    # resume that run (same OUT); --epochs counts the epochs already done
+    mrcnn-train --dataset shapes --data-root runs/shapes-data --weights last --layers all --epochs 10 \
+        --steps-per-epoch 500 --threads 1 --out runs/shapes
 
     # fine-tune the COCO weights on Cityscapes (9 classes; class heads initialised from the COCO rows)
     mrcnn-train --dataset cityscapes --data-root cityscapes --weights mask_rcnn_coco.pth --layers heads \\
