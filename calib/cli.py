@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "random subset when there are more)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image subset (default 0)")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
-                   help=f"activation range calibration (default {DEFAULT_METHOD}; minmax is ~4x faster)")
+                   help=f"activation range calibration (default {DEFAULT_METHOD}; minmax is ~2x faster)")
     p.add_argument("--per-channel", dest="per_channel", action="store_true", default=True,
                    help="per-output-channel weight scales (default)")
     p.add_argument("--no-per-channel", dest="per_channel", action="store_false", help="one scale per weight tensor")

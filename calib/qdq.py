@@ -88,7 +88,7 @@ DEFAULT_EXCLUDE: Tuple[str, ...] = ("rpn_out", "classifier_out", "mask_out")
 TARGETS = ("tensorrt", "cpu")
 METHODS = ("minmax", "entropy", "percentile")
 #: Percentile (99.999 %, symmetric) lost the least mask AP on the shipped model
-#: (calib/README.md); minmax calibrates ~4x faster and needs less memory.
+#: (calib/README.md); minmax calibrates ~2x faster and needs less memory.
 DEFAULT_METHOD = "percentile"
 ACTIVATIONS = ("int8", "uint8")
 #: int8 symmetric for TensorRT (zero points must be 0); uint8 asymmetric for
