@@ -465,8 +465,10 @@ def plan_precision(trt_version: str, *, fp16: bool, int8: bool, model: OnnxPreci
     * TensorRT >= 11 builds strongly typed networks only: precision comes from
       the model, so ``--fp16`` needs a float16 ONNX and ``--int8`` a Q/DQ ONNX
       (``mrcnn-calibrate``); calibration options are refused.
+    * A model with Q/DQ nodes always builds as INT8 (``--int8`` implied).
     """
     major = parse_trt_version(trt_version)[0]
+    int8 = int8 or model.has_qdq  # a Q/DQ model is an INT8 model: --int8 is implied
     if (calib_images or calib_cache) and not int8:
         raise PrecisionUnsupported("--calib-images/--calib-cache only make sense with --int8")
     if major >= 11:

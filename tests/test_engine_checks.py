@@ -474,3 +474,10 @@ def test_loader_tensorrt_match():
     with pytest.raises(UserError, match="10.4.0 but TensorRT 10.3.0"):
         loader.check_tensorrt_match(v10, "10.3.0")
     loader.check_tensorrt_match({}, "10.4.0")        # older library without info: nothing to compare
+
+
+def test_qdq_model_implies_int8():
+    for v in ("8.6.1", "10.4.0", "11.1.0"):
+        p = checks.plan_precision(v, fp16=False, int8=False, model=QDQ)
+        assert p.int8_mode == "qdq" and not p.calibrate and p.label == "qdq-int8"
+    assert checks.plan_precision("10.4.0", fp16=False, int8=False, model=QDQ).int8_flag
