@@ -105,8 +105,8 @@ def main(argv=None):
             calib_dir = os.path.join(tmp, "calib")
             if not os.path.isdir(calib_dir):
                 write_dataset(calib_dir, fmt="coco", num_images=32, seed=5, split="val")
-            if calibrate([src, "--images", calib_dir, "--calib-count", "32", "-o", dst]) == 0:
-                runners.append(("ORT INT8 (Q/DQ)", lambda: OnnxRunner(dst, threads=args.threads)))
+            if calibrate([src, "--images", calib_dir, "--calib-count", "32", "--target", "cpu", "-o", dst]) == 0:
+                runners.append(("ORT INT8 (Q/DQ, cpu form)", lambda: OnnxRunner(dst, threads=args.threads)))
         base = None
         for label, make in runners:
             e2e, net, ndet = time_runner(make(), image, args.repeat)
