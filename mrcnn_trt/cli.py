@@ -32,12 +32,13 @@ def run_main(fn: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional
 
 
 def progress(iterable: Iterable, total: Optional[int] = None, desc: str = "", unit: str = "it", **kw):
-    """A tqdm progress bar on stderr (disabled when stderr is not a terminal
-    and MRCNN_PROGRESS=0)."""
+    """A tqdm progress bar on stderr: shown on a terminal, hidden when stderr is
+    redirected (logs stay small); MRCNN_PROGRESS=1 forces it on, =0 off."""
     import os
 
     from tqdm import tqdm
 
-    disable = os.environ.get("MRCNN_PROGRESS", "1") == "0"
+    env = os.environ.get("MRCNN_PROGRESS")
+    disable = None if env is None else env == "0"
     return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True,
                 file=sys.stderr, **kw)
