@@ -241,7 +241,7 @@ def convert_model(onnx_path: str, out_path: str, keep_nodes: Sequence[str] = ())
     import onnx
 
     from mrcnn_trt.eval.runners import read_sidecar
-    from mrcnn_trt.fileio import atomic_path, sha256_file, sidecar_path, write_json_atomic
+    from mrcnn_trt.fileio import atomic_path, sha256_file, write_derived_sidecar
 
     from .qdq import _check_float_model
 
@@ -269,12 +269,4 @@ def convert_model(onnx_path: str, out_path: str, keep_nodes: Sequence[str] = ())
         "source_onnx": os.path.abspath(onnx_path), "source_onnx_sha256": src_sha,
         "seconds": round(time.time() - t0, 2),
     }
-    new = dict(side)
-    new.update({"onnx_sha256": sha256_file(out_path), "onnx_bytes": os.path.getsize(out_path),
-                "precision": "fp16", "fp16": info})
-    try:
-        write_json_atomic(sidecar_path(out_path), new)
-    except BaseException:
-        os.unlink(out_path)
-        raise
-    return new
+    return write_derived_sidecar(out_path, side, precision="fp16", fp16=info)

@@ -473,7 +473,7 @@ def quantize_model(onnx_path: str, out_path: str, images, *, count: int = 500, s
 
     from mrcnn_trt.batcher import ImageBatcher
     from mrcnn_trt.config import Config
-    from mrcnn_trt.fileio import atomic_path, sha256_file, sidecar_path, write_json_atomic
+    from mrcnn_trt.fileio import atomic_path, sha256_file, write_derived_sidecar
     from mrcnn_trt.eval.runners import read_sidecar
 
     if count < 1:
@@ -526,12 +526,4 @@ def quantize_model(onnx_path: str, out_path: str, images, *, count: int = 500, s
         "onnxruntime": onnxruntime.__version__,
         "calibration_seconds": round(t1 - t0, 2), "quantization_seconds": round(time.time() - t1, 2),
     })
-    new = dict(side)
-    new.update({"onnx_sha256": sha256_file(out_path), "onnx_bytes": os.path.getsize(out_path),
-                "precision": "int8-qdq", "quantization": info})
-    try:
-        write_json_atomic(sidecar_path(out_path), new)
-    except BaseException:
-        os.unlink(out_path)
-        raise
-    return new
+    return write_derived_sidecar(out_path, side, precision="int8-qdq", quantization=info)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Tuple
 
 from .errors import UserError
@@ -204,6 +204,12 @@ class Config:
             raise UserError(f"config file not found: {path}") from None
         except json.JSONDecodeError as e:
             raise UserError(f"config file is not valid JSON: {path}: {e}") from None
+        return cls.from_overrides(d)
+
+    @classmethod
+    def from_overrides(cls, d: dict) -> "Config":
+        """``{"preset": "coco", FIELD: value, ...}`` -> a validated Config (preset default: Config())."""
+        d = dict(d)
         base = preset(d.pop("preset")) if "preset" in d else Config()
         merged = base.to_dict()
         merged.update(d)

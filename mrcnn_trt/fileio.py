@@ -121,3 +121,17 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 def sidecar_path(path: str | os.PathLike) -> str:
     """``model.onnx`` -> ``model.onnx.json``."""
     return os.fspath(path) + ".json"
+
+
+def write_derived_sidecar(out_path: str, source_sidecar: dict, **fields) -> dict:
+    """Sidecar of a model derived from another (quantized, float16): the source's
+    fields, the new file's sha256/size and ``fields``. If the sidecar cannot be
+    written the new model file is removed, so no model is left without one."""
+    new = dict(source_sidecar)
+    new.update({"onnx_sha256": sha256_file(out_path), "onnx_bytes": os.path.getsize(out_path)}, **fields)
+    try:
+        write_json_atomic(sidecar_path(out_path), new)
+    except BaseException:
+        os.unlink(out_path)
+        raise
+    return new

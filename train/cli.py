@@ -91,10 +91,7 @@ def _resolve_config(arg):
             d = json.loads(text)
         except json.JSONDecodeError as e:
             raise UserError(f"--config: invalid JSON: {e}") from None
-        base = preset(d.pop("preset")) if "preset" in d else Config()
-        merged = base.to_dict()
-        merged.update(d)
-        return Config.from_dict(merged)
+        return Config.from_overrides(d)
     return preset(text)
 
 
