@@ -45,25 +45,16 @@ def merge_metrics(result: Dict) -> Dict:
     return dict(result)
 
 
-def remap_classes(result: Dict[str, np.ndarray], class_map: Optional[Dict[int, int]]) -> Dict[str, np.ndarray]:
-    """Map model class ids to dataset ids; detections of unmapped classes are dropped."""
-    if class_map is None:
-        return result
-    ids = result["class_ids"]
-    keep = np.array([int(c) in class_map for c in ids], dtype=bool)
-    out = {"rois": result["rois"][keep], "scores": result["scores"][keep],
-           "class_ids": np.array([class_map[int(c)] for c in ids[keep]], dtype=np.int32),
-           "masks": result["masks"][:, :, keep]}
-    return out
-
-
 def evaluate(runner, dataset, evaluators: Sequence, batch_size: int = 1, limit: Optional[int] = None,
-             out_dir: Optional[str] = None, save_vis: int = 0, class_map: Optional[Dict[int, int]] = None,
+             out_dir: Optional[str] = None, save_vis: int = 0,
              warmup: int = 1, class_names: Optional[Sequence[str]] = None) -> Dict:
     """Run ``runner`` over ``dataset`` and feed ``evaluators``; returns a dict with
-    each evaluator's metrics merged, latency, throughput and counts."""
+    each evaluator's metrics merged, latency, throughput and counts.
+
+    Evaluators receive image ids (they read the ground truth themselves) and the
+    ``detect`` dicts in the model's class ids (they map classes themselves)."""
     from ..cli import progress as progress_bar
-    from ..model.molding import unmold_detections
+    from .runners import unmold_outputs
 
     for ev in evaluators:
         ev.reset()
@@ -91,13 +82,10 @@ def evaluate(runner, dataset, evaluators: Sequence, batch_size: int = 1, limit: 
             out = runner(b.images, b.windows)
             latencies.append(runner.last_latency_ms)
             per_image_ms.append(runner.last_latency_ms / len(b.indices))
-            results = [unmold_detections(out["detections"][i], int(out["count"][i]), out["masks"][i], info)
-                       for i, info in enumerate(b.infos)]
-            mapped = [remap_classes(r, class_map) for r in results]
-            samples = [dataset[i] for i in b.indices] if any(getattr(ev, "needs_samples", True)
-                                                                 for ev in evaluators) else b.indices
+            results = unmold_outputs(out, b.infos)
+            image_ids = [dataset.image_id(i) for i in b.indices]
             for ev in evaluators:
-                ev.process(samples, mapped)
+                ev.process(image_ids, results)
             if vis_dir and vis_written < save_vis:
                 from ..visualize import draw_detections
 

@@ -134,13 +134,19 @@ def open_runner(path: Optional[str], backend: str = "auto", threads: int = 2, co
     raise UserError(f"unknown backend {backend!r} (auto|tensorrt|onnxruntime|torch)")
 
 
+def unmold_outputs(out: Dict[str, np.ndarray], infos, with_masks: bool = True) -> List[Dict[str, np.ndarray]]:
+    """Raw runner outputs of a batch -> one original ``detect`` dict per image."""
+    from ..model.molding import unmold_detections
+
+    return [unmold_detections(out["detections"][i], int(out["count"][i]), out["masks"][i], info, with_masks)
+            for i, info in enumerate(infos)]
+
+
 def detect(runner: Runner, images: Sequence[np.ndarray], with_masks: bool = True) -> List[Dict[str, np.ndarray]]:
     """The original ``detect`` contract on any backend (see MaskRCNN.detect)."""
-    from ..model.molding import mold_batch, unmold_detections
+    from ..model.molding import mold_batch
 
     if not images:
         return []
     batch, windows, infos = mold_batch(images, runner.config)
-    out = runner(batch, windows)
-    return [unmold_detections(out["detections"][i], int(out["count"][i]), out["masks"][i], info, with_masks)
-            for i, info in enumerate(infos)]
+    return unmold_outputs(runner(batch, windows), infos, with_masks)
