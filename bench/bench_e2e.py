@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SEED_IMAGES = os.path.join(HERE, "..", "..", "shared", "data", "seed-images")
 
 
-def test_image(size):
+def test_image():
     if os.path.isdir(SEED_IMAGES):
         from mrcnn_trt.model.molding import load_image
 
@@ -83,7 +83,7 @@ def main(argv=None):
     tmp = tempfile.mkdtemp(prefix="mrcnn_bench_")
     for name in args.models.split(","):
         model = build(name)
-        image = test_image(model.config.IMAGE_MAX_DIM)
+        image = test_image()
         print(f"== {name}: {model.config.BACKBONE} {model.config.IMAGE_MAX_DIM}px", file=sys.stderr)
         runners = [("pytorch eager (torch ops)", lambda: TorchRunner.from_model(model.set_ops_backend("torch")))]
         runners.append(("pytorch eager (C++ ops)", lambda: TorchRunner.from_model(model.set_ops_backend("cpu"))))

@@ -28,8 +28,7 @@ from mrcnn_trt.fileio import write_bytes_atomic
 
 FORMAT = "mrcnn-calib-cache"
 FORMAT_VERSION = 1
-#: Version of the image molding (resize + pad, spec §3.1) used to make batches.
-MOLDING_VERSION = 1
+from mrcnn_trt.model.molding import MOLDING_VERSION  # noqa: E402  (recorded in caches and sidecars)
 CALIBRATORS = ("entropy2", "minmax")
 
 

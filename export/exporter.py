@@ -37,6 +37,7 @@ from ..errors import UserError
 from ..fileio import atomic_path, sha256_file, sidecar_path, write_json_atomic
 from ..plugins.opdefs import DOMAIN, OP_VERSION
 from ..model.backends import TorchOps
+from ..model.molding import MOLDING_VERSION
 
 OPSET = 17          # written opset: TensorRT 8.6's parser supports up to 17
 EXPORT_OPSET = 18   # torch 2.13's exporter emits 18; downgrade_opset() rewrites the few ops that differ
@@ -146,6 +147,7 @@ def export_onnx(model, path: str, batch: int = 1, flavor: str = "trt", weights_p
         "num_classes": cfg.NUM_CLASSES,
         "class_names": list(cfg.CLASS_NAMES),
         "mean_pixel": list(cfg.MEAN_PIXEL),
+        "molding_version": MOLDING_VERSION,
         "inputs": {"images": [batch, 3, s, s], "windows": [batch, 4]},
         "outputs": {"detections": [batch, cfg.DETECTION_MAX_INSTANCES, 6], "count": [batch],
                     "masks": [batch, cfg.DETECTION_MAX_INSTANCES, *cfg.MASK_SHAPE]},

@@ -29,6 +29,11 @@ from PIL import Image
 from ..data.base import load_rgb_image as load_image, to_rgb_uint8  # noqa: F401
 
 
+#: Version of the molding rules below (resize + pad, spec §3.1). Exported models
+#: and calibration caches record it; bump it whenever molding changes.
+MOLDING_VERSION = 1
+
+
 @dataclass(frozen=True)
 class MoldInfo:
     """Where an original image sits in the padded network input."""
