@@ -27,17 +27,19 @@ PACKAGE_DIRS = {
     "mrcnn_trt.engine": "engine",
     "mrcnn_trt.calib": "calib",
     "mrcnn_trt.eval": "eval",
+    "mrcnn_trt.runtime": "runtime",
+    "mrcnn_trt.apps": "apps",
 }
 
 CONSOLE_SCRIPTS = [
-    "mrcnn-demo = mrcnn_trt.demo:main",
+    "mrcnn-demo = mrcnn_trt.apps.demo:main",
     "mrcnn-export = mrcnn_trt.export.cli:main",
     "mrcnn-build-engine = mrcnn_trt.engine.cli:main",
     "mrcnn-eval = mrcnn_trt.eval.cli:main",
     "mrcnn-make-dataset = mrcnn_trt.data.cli:main",
     "mrcnn-train = mrcnn_trt.train.cli:main",
     "mrcnn-calibrate = mrcnn_trt.calib.cli:main",
-    "mrcnn-quickstart = mrcnn_trt.quickstart:main",
+    "mrcnn-quickstart = mrcnn_trt.apps.quickstart:main",
 ]
 
 

@@ -38,7 +38,7 @@ def test_image():
 
 
 def time_runner(runner, image, repeat):
-    from mrcnn_trt.eval.runners import detect
+    from mrcnn_trt.runtime.runners import detect
 
     detect(runner, [image])  # warm-up
     e2e, net, ndet = [], [], 0
@@ -75,7 +75,7 @@ def main(argv=None):
     ap.add_argument("--int8", action="store_true", help="also quantize (mrcnn-calibrate) and time the INT8 model")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from mrcnn_trt.eval.runners import OnnxRunner, TorchRunner
+    from mrcnn_trt.runtime.runners import OnnxRunner, TorchRunner
     from mrcnn_trt.export.exporter import export_onnx
 
     rows = []

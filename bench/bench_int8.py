@@ -32,17 +32,17 @@ import time
 def evaluate_ap(path, dataset, threads):
     from mrcnn_trt.eval.evaluate import evaluate
     from mrcnn_trt.eval.evaluators import COCOEvaluator
-    from mrcnn_trt.eval.runners import OnnxRunner
+    from mrcnn_trt.runtime.runners import OnnxRunner
 
     runner = OnnxRunner(path, threads=threads)
-    m = evaluate(runner, dataset, [COCOEvaluator(dataset, class_names=runner.config.CLASS_NAMES)])
+    m = evaluate(runner, dataset, COCOEvaluator(dataset, class_names=runner.config.CLASS_NAMES))
     return {"bbox_AP": 100 * m["bbox"]["AP"], "mask_AP": 100 * m["segm"]["AP"],
             "bbox_AP50": 100 * m["bbox"]["AP50"], "mask_AP50": 100 * m["segm"]["AP50"]}
 
 
 def time_models(paths, image, config, threads, repeat):
     """Median network latency (ms) of each model on one molded image; runs are interleaved."""
-    from mrcnn_trt.eval.runners import OnnxRunner
+    from mrcnn_trt.runtime.runners import OnnxRunner
     from mrcnn_trt.model.molding import mold_batch
 
     x, w, _ = mold_batch([image], config)
@@ -80,7 +80,7 @@ def main(argv=None):
     from mrcnn_trt.calib.fp16 import convert_model
     from mrcnn_trt.calib.qdq import (DEFAULT_EXCLUDE, GROUP_NAMES, calibrate_ranges, quantize_model,
                                      tensorrt_qdq_problems, fused_int8_ops)
-    from mrcnn_trt.batcher import ImageBatcher
+    from mrcnn_trt.runtime.batcher import ImageBatcher
     from mrcnn_trt.data import open_dataset
     from mrcnn_trt.data.synthetic import write_dataset
     from mrcnn_trt.export.exporter import export_onnx
@@ -107,7 +107,7 @@ def main(argv=None):
     ranges = {}
     for method in args.methods.split(","):
         t = time.time()
-        batcher = ImageBatcher(cal_root, cfg, batch_size=1, count=args.calib_images, seed=0, split="train")
+        batcher = ImageBatcher(cal_root, cfg, batch_size=1, sample=args.calib_images, seed=0, split="train")
         ranges[method], n = calibrate_ranges(src, batcher, batch=1, image_size=cfg.IMAGE_MAX_DIM, method=method,
                                              threads=args.threads)
         print(f"# calibration {method}: {n} images, {time.time() - t:.0f} s", flush=True)

@@ -240,10 +240,10 @@ def convert_model(onnx_path: str, out_path: str, keep_nodes: Sequence[str] = ())
     ``fp16`` section). Returns the sidecar."""
     import onnx
 
-    from mrcnn_trt.eval.runners import read_sidecar
+    from mrcnn_trt.runtime.runners import read_sidecar
     from mrcnn_trt.fileio import atomic_path, sha256_file, write_derived_sidecar
 
-    from .qdq import _check_float_model
+    from .qdq import check_float_model
 
     if not os.path.isfile(onnx_path):
         raise UserError(f"ONNX model not found: {onnx_path}")
@@ -255,7 +255,7 @@ def convert_model(onnx_path: str, out_path: str, keep_nodes: Sequence[str] = ())
         raise UserError(f"{onnx_path} does not match its sidecar (sha256 differs): re-export it")
     t0 = time.time()
     model = onnx.load(onnx_path)
-    _check_float_model(model, onnx_path)
+    check_float_model(model, onnx_path)
     out, plan = convert_to_fp16(model, keep_nodes)
     with atomic_path(out_path) as tmp:
         onnx.save(out, tmp)

@@ -28,7 +28,7 @@ What is quantized: the weights and activations of every ``Conv``,
 ``ConvTranspose`` and ``Gemm`` of the backbone, FPN, RPN and the two heads,
 except the groups in :data:`DEFAULT_EXCLUDE`. Ranges come from
 :func:`calibrate_ranges` (ORT's MinMax, Entropy or Percentile calibrators,
-fed by :class:`mrcnn_trt.batcher.ImageBatcher` with the model's own molding).
+fed by :class:`mrcnn_trt.runtime.batcher.ImageBatcher` with the model's own molding).
 
 What is NOT quantized, and why:
 
@@ -155,8 +155,8 @@ def parse_groups(text: Optional[str]) -> Tuple[str, ...]:
     return tuple(out)
 
 
-def _check_float_model(model, path: str) -> None:
-    from mrcnn_trt.engine.checks import onnx_precision
+def check_float_model(model, path: str) -> None:
+    from .precision import onnx_precision
 
     ops = {n.op_type for n in model.graph.node}
     if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger"}:
@@ -172,14 +172,14 @@ def _check_float_model(model, path: str) -> None:
 class BatchReader:
     """ONNX Runtime ``CalibrationDataReader`` over molded batches.
 
-    ``batches`` yields ``mrcnn_trt.batcher.Batch`` (or (images, windows));
+    ``batches`` yields ``mrcnn_trt.runtime.batcher.Batch`` (or (images, windows));
     batches smaller than the network batch are zero padded like the runners
     do. ``get_next`` returns None after ``limit`` batches of a chunk (see
     :meth:`chunk`) or at the end.
     """
 
     def __init__(self, batches: Iterable, batch: int, image_size: int):
-        from .trt_calibrator import as_pairs
+        from mrcnn_trt.runtime.batcher import as_pairs
 
         self._it = iter(as_pairs(batches, image_size))
         self.batch = int(batch)
@@ -192,7 +192,7 @@ class BatchReader:
         return self
 
     def get_next(self):
-        from .trt_calibrator import pad_batch
+        from mrcnn_trt.runtime.batcher import pad_batch
 
         if self.done or (self._left is not None and self._left <= 0):
             return None
@@ -222,9 +222,9 @@ def _custom_op_calibration_sessions(threads: int):
     import onnxruntime as ort
     from onnxruntime.quantization import calibrate
 
-    from mrcnn_trt.plugins.ort import CustomOpsUnavailable, _missing_reason, session_options
+    from mrcnn_trt.plugins.ort import CustomOpsUnavailable, missing_reason, session_options
 
-    reason = _missing_reason()
+    reason = missing_reason()
     original = calibrate.CalibraterBase.create_inference_session
 
     def create_inference_session(self):
@@ -443,11 +443,11 @@ def fused_int8_ops(onnx_path: str, threads: int = 1) -> Dict[str, int]:
     import onnx
     import onnxruntime as ort
 
-    from mrcnn_trt.plugins.ort import _missing_reason, session_options
+    from mrcnn_trt.plugins.ort import missing_reason, session_options
 
     with tempfile.TemporaryDirectory(prefix="mrcnn-ortopt-") as tmp:
         opt = os.path.join(tmp, "optimized.onnx")
-        so = session_options(threads, register=_missing_reason() is None)
+        so = session_options(threads, register=missing_reason() is None)
         so.optimized_model_filepath = opt
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         ort.InferenceSession(onnx_path, sess_options=so, providers=["CPUExecutionProvider"])
@@ -471,10 +471,10 @@ def quantize_model(onnx_path: str, out_path: str, images, *, count: int = 500, s
     """
     import onnx
 
-    from mrcnn_trt.batcher import ImageBatcher
+    from mrcnn_trt.runtime.batcher import ImageBatcher
     from mrcnn_trt.config import Config
     from mrcnn_trt.fileio import atomic_path, sha256_file, write_derived_sidecar
-    from mrcnn_trt.eval.runners import read_sidecar
+    from mrcnn_trt.runtime.runners import read_sidecar
 
     if count < 1:
         raise UserError("--calib-count must be >= 1")
@@ -486,7 +486,7 @@ def quantize_model(onnx_path: str, out_path: str, images, *, count: int = 500, s
         raise UserError(f"{onnx_path} does not match its sidecar (sha256 differs): re-export it")
     if os.path.abspath(out_path) == os.path.abspath(onnx_path):
         raise UserError("the output must not overwrite the float model")
-    _check_float_model(onnx.load(onnx_path, load_external_data=False), onnx_path)
+    check_float_model(onnx.load(onnx_path, load_external_data=False), onnx_path)
     cfg = Config.from_dict(side["config"])
     batch = int(side.get("batch", 1))
     size = int(side["image_size"])
@@ -495,7 +495,7 @@ def quantize_model(onnx_path: str, out_path: str, images, *, count: int = 500, s
     if tensors_data is None:
         if isinstance(images, str) and not os.path.exists(images):
             raise UserError(f"calibration images not found: {images}")
-        batcher = ImageBatcher(images, cfg, batch_size=batch, count=count, seed=seed, split=split,
+        batcher = ImageBatcher(images, cfg, batch_size=batch, sample=count, seed=seed, split=split,
                                progress="calibrate" if progress else None)
         tensors_data, seen = calibrate_ranges(onnx_path, batcher, batch=batch, image_size=size, method=method,
                                               threads=threads)

@@ -32,10 +32,10 @@ from typing import Dict, Iterator, List, Sequence, Tuple, Union
 import numpy as np
 
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.imageio import IMAGE_EXTENSIONS, load_rgb_image, to_rgb_uint8  # noqa: F401 (re-exported)
 
 ImageId = Union[int, str]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 @dataclass
@@ -72,65 +72,6 @@ def extract_bboxes(masks: np.ndarray) -> np.ndarray:
         cols = np.flatnonzero(m.any(axis=0))
         boxes[i] = (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
     return boxes
-
-
-def to_rgb_uint8(arr: np.ndarray) -> np.ndarray:
-    """Convert a decoded image array to ``[H, W, 3] uint8`` RGB.
-
-    Accepts ``[H, W]`` (grayscale), ``[H, W, 1|2|3|4]`` (gray, gray+alpha, RGB,
-    RGBA; alpha is dropped) in uint8, uint16 (scaled by 1/257, rounded), bool,
-    or float (assumed in [0, 1] if its maximum is <= 1, else in [0, 255]).
-    """
-    a = np.asarray(arr)
-    if a.dtype == bool:
-        a = a.astype(np.uint8) * 255
-    elif a.dtype == np.uint16 or (a.dtype.kind in "iu" and a.dtype.itemsize > 1):
-        a = np.clip(np.rint(a.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
-    elif a.dtype.kind == "f":
-        scale = 255.0 if (a.size and np.nanmax(a) <= 1.0) else 1.0
-        a = np.clip(np.rint(np.nan_to_num(a) * scale), 0, 255).astype(np.uint8)
-    elif a.dtype != np.uint8:
-        a = a.astype(np.uint8)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    if a.ndim != 3:
-        raise ValueError(f"not an image array: shape {a.shape}")
-    c = a.shape[2]
-    if c in (1, 2):
-        a = np.repeat(a[:, :, :1], 3, axis=2)
-    elif c == 4:
-        a = a[:, :, :3]
-    elif c != 3:
-        raise ValueError(f"unsupported number of channels: {c}")
-    return np.ascontiguousarray(a)
-
-
-def load_rgb_image(path: str) -> np.ndarray:
-    """Read an image file as ``[H, W, 3] uint8`` RGB (see :func:`to_rgb_uint8`).
-
-    Raises :class:`UserError` if the file is missing or not a readable image.
-    """
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            mode = im.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-                arr = np.array(im)
-                if mode == "I":  # 32-bit ints: assume 16-bit data (PNG gray16 decodes to "I")
-                    arr = np.clip(arr, 0, 65535).astype(np.uint16)
-                return to_rgb_uint8(arr.astype(np.uint16))
-            if mode == "F":
-                return to_rgb_uint8(np.array(im))
-            if mode in ("RGB", "L", "RGBA", "LA"):
-                return to_rgb_uint8(np.array(im))
-            if mode == "PA" or (mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-            return to_rgb_uint8(np.array(im.convert("RGB") if im.mode != "RGBA" else im))
-    except FileNotFoundError:
-        raise UserError(f"image not found: {path}") from None
-    except OSError as e:
-        raise UserError(f"cannot read image {path}: {e}") from None
 
 
 class Dataset:

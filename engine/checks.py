@@ -18,6 +18,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Iterable, Optional, Tuple
 
+from mrcnn_trt.calib.precision import OnnxPrecision, onnx_precision  # noqa: F401 (part of the checks)
 from mrcnn_trt.errors import UserError
 from mrcnn_trt.fileio import read_json, sha256_file, sidecar_path
 
@@ -68,7 +69,7 @@ class PlanMismatch(CheckError):
 
 
 #: Exit codes of ``mrcnn-build-engine`` / the runner (``StaleCalibrationCache`` of
-#: :mod:`mrcnn_trt.calib.cache` uses 16; any other user error 2).
+#: :mod:`mrcnn_trt.engine.calib_cache` uses 16; any other user error 2).
 EXIT_CODES: Dict[str, int] = {
     "tensorrt-missing": TensorRTMissing.exit_code,
     "arch-unsupported-by-tensorrt": ArchUnsupported.exit_code,
@@ -416,34 +417,6 @@ def import_tensorrt(arch: Optional[str] = None):
 
 
 # --------------------------------------------------------------------------- precision
-@dataclass(frozen=True)
-class OnnxPrecision:
-    """What an ONNX model's tensors look like (for the TensorRT 11 rules)."""
-
-    has_qdq: bool      # QuantizeLinear/DequantizeLinear nodes (explicit quantization)
-    has_fp16: bool     # float16 initializers or values
-
-
-def onnx_precision(path: str) -> OnnxPrecision:
-    """Scan an ONNX file (without external data) for Q/DQ nodes and float16 tensors."""
-    import onnx
-
-    try:
-        m = onnx.load(path, load_external_data=False)
-    except Exception as e:
-        raise UserError(f"cannot read ONNX model {path}: {e}") from None
-    qdq = {"QuantizeLinear", "DequantizeLinear"}
-    nodes = list(m.graph.node)
-    for f in m.functions:
-        nodes.extend(f.node)
-    has_qdq = any(n.op_type in qdq for n in nodes)
-    f16 = onnx.TensorProto.FLOAT16
-    has_fp16 = (any(t.data_type == f16 for t in m.graph.initializer)
-                or any(v.type.tensor_type.elem_type == f16
-                       for v in list(m.graph.input) + list(m.graph.value_info) + list(m.graph.output)))
-    return OnnxPrecision(has_qdq, has_fp16)
-
-
 @dataclass(frozen=True)
 class PrecisionPlan:
     """Builder settings for the requested precision."""

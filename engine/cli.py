@@ -192,7 +192,7 @@ class EngineBuild:
         try:
             serialized = builder.build_serialized_network(network, config)
             if calibrator is not None:
-                from mrcnn_trt.calib.trt_calibrator import raise_if_failed
+                from mrcnn_trt.engine.calibrator import raise_if_failed
 
                 raise_if_failed(calibrator)
             if serialized is None:
@@ -231,8 +231,8 @@ class EngineBuild:
         config.add_optimization_profile(profile)
 
     def _calibrator(self, config):
-        from mrcnn_trt.calib.cache import CacheHeader, Preprocessing
-        from mrcnn_trt.calib.trt_calibrator import make_calibrator
+        from mrcnn_trt.engine.calib_cache import CacheHeader, Preprocessing
+        from mrcnn_trt.engine.calibrator import make_calibrator
 
         a = self.args
         cache_path = a.calib_cache or (a.output + ".calib")
@@ -311,9 +311,9 @@ class EngineBuild:
 
 def _cuda_runtime_version() -> Optional[str]:
     try:
-        from .cuda_mem import _CudaPython
+        from .cuda_mem import CudaPython
 
-        return _CudaPython().runtime_version()
+        return CudaPython().runtime_version()
     except Exception:
         return None
 
@@ -321,11 +321,11 @@ def _cuda_runtime_version() -> Optional[str]:
 def calibration_batches(source: str, sidecar: dict, batch: int, count: int):
     """Molded calibration batches from an image folder / dataset root, using
     the model's config from the sidecar (the shared batcher)."""
-    from mrcnn_trt.batcher import ImageBatcher
+    from mrcnn_trt.runtime.batcher import ImageBatcher
     from mrcnn_trt.config import Config
 
     cfg = Config.from_dict(sidecar["config"])
-    return ImageBatcher(source, cfg, batch_size=batch, count=count, seed=0, progress="calibrate")
+    return ImageBatcher(source, cfg, batch_size=batch, sample=count, seed=0, progress="calibrate")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -51,7 +51,7 @@ class CudaMemory:
     def runtime_version(self) -> Optional[str]: ...
 
 
-class _CudaPython(CudaMemory):
+class CudaPython(CudaMemory):
     name = "cuda-python"
 
     def __init__(self, device: int = 0):
@@ -155,7 +155,7 @@ def open_cuda(device: int = 0) -> CudaMemory:
     """The first working backend; :class:`CudaError` with an install hint otherwise."""
     errors = []
     try:
-        return _CudaPython(device)
+        return CudaPython(device)
     except ImportError as e:
         errors.append(f"cuda-python: {e}")
     if driver_available():

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from mrcnn_trt.errors import UserError
-from mrcnn_trt.eval.runners import Runner
+from mrcnn_trt.runtime.runners import Runner
 
 from . import checks
 
@@ -87,7 +87,7 @@ def read_plan_sidecar(plan_path: str) -> dict:
 
 
 class TensorRTRunner(Runner):
-    """The :class:`mrcnn_trt.eval.runners.Runner` interface over a TensorRT plan."""
+    """The :class:`mrcnn_trt.runtime.runners.Runner` interface over a TensorRT plan."""
 
     backend = "tensorrt"
 

@@ -24,6 +24,7 @@ from ..errors import UserError
 CLASS_MAPS = ("auto", "none", "coco-to-cityscapes", "shapes-to-cityscapes")
 
 
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrcnn-eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,31 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="CPU threads (ONNX Runtime / PyTorch)")
     p.add_argument("--warmup", type=int, default=1, help="untimed warm-up calls")
     return p
-
-
-def make_evaluators(dataset_kind: str, dataset, class_names, class_map: str, out: str):
-    from ..data.classmap import coco_to_cityscapes, shapes_to_cityscapes
-    from .evaluators import CityscapesEvaluator, COCOEvaluator
-
-    if dataset_kind == "coco":
-        if class_map not in ("auto", "none"):
-            raise UserError(f"--class-map {class_map} is for Cityscapes data")
-        if class_map == "auto":
-            ds_names = [n for n in dataset.class_names[1:]]
-            missing = [n for n in ds_names if n not in class_names]
-            if len(missing) == len(ds_names):
-                raise UserError(f"the model's classes ({', '.join(class_names[1:6])}, ...) share no name with the "
-                                f"dataset's ({', '.join(ds_names[:5])}, ...)")
-            return [COCOEvaluator(dataset, class_names=class_names, output_dir=out)]
-        if len(class_names) != len(dataset.class_names):
-            raise UserError(f"model has {len(class_names)} classes, dataset {len(dataset.class_names)}; "
-                            f"use --class-map auto")
-        return [COCOEvaluator(dataset, output_dir=out)]
-    label_map = {"coco-to-cityscapes": lambda: coco_to_cityscapes(class_names),
-                 "shapes-to-cityscapes": shapes_to_cityscapes}.get(class_map)
-    kw = {"label_map": label_map()} if label_map else {"class_names": class_names}
-    ev = CityscapesEvaluator(dataset, output_dir=os.path.join(out, "cityscapes"), **kw)
-    return [ev]
 
 
 def per_class_table(metrics: dict) -> str:
@@ -114,6 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ..data import open_dataset
     from ..fileio import write_bytes_atomic, write_json_atomic
     from .evaluate import evaluate
+    from .evaluators import make_evaluator
     from .runners import open_runner
 
     dataset = open_dataset(args.data_root, split=args.split, fmt=args.dataset)
@@ -123,8 +100,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if runner.fixed_batch is not None and args.batch > runner.fixed_batch:
         raise UserError(f"--batch {args.batch} exceeds the model's fixed batch {runner.fixed_batch}")
     os.makedirs(args.out, exist_ok=True)
-    evaluators = make_evaluators(args.dataset, dataset, runner.config.CLASS_NAMES, args.class_map, args.out)
-    metrics = evaluate(runner, dataset, evaluators, batch_size=args.batch, limit=args.limit, out_dir=args.out,
+    evaluator = make_evaluator(args.dataset, dataset, runner.config.CLASS_NAMES, args.class_map, args.out)
+    metrics = evaluate(runner, dataset, evaluator, batch_size=args.batch, limit=args.limit, out_dir=args.out,
                        save_vis=args.save_vis, warmup=args.warmup)
     metrics.update(backend=runner.backend, model=os.path.abspath(args.engine) if args.engine else "shipped:shapes",
                    dataset=args.dataset, data_root=os.path.abspath(args.data_root), split=args.split)

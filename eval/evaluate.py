@@ -1,11 +1,11 @@
 """The evaluation loop shared by ``mrcnn-eval``, the quick start and benchmarks.
 
     runner = open_runner("model.onnx")
-    result = evaluate(runner, dataset, evaluators, batch_size=1, out_dir="eval_out")
+    metrics = evaluate(runner, dataset, evaluator, batch_size=1, out_dir="eval_out")
 
 One batcher feeds the runner; one unmolding (``mrcnn_trt.model.molding``)
-turns raw outputs into the original ``detect`` dicts; evaluators (reset /
-process / evaluate) consume them. Latency is measured around the network
+turns raw outputs into the original ``detect`` dicts; the evaluator (reset /
+process / evaluate) consumes them. Latency is measured around the network
 call only (after ``warmup`` untimed calls); throughput is end to end
 (loading, molding, network, unmolding, evaluator bookkeeping).
 
@@ -21,8 +21,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..batcher import ImageBatcher
 from ..fileio import atomic_path
+from ..runtime.batcher import ImageBatcher
 
 
 def latency_stats(values_ms: Sequence[float]) -> Dict[str, float]:
@@ -33,34 +33,20 @@ def latency_stats(values_ms: Sequence[float]) -> Dict[str, float]:
             "p99": round(float(np.percentile(a, 99)), 3), "mean": round(float(a.mean()), 3), "n": int(a.size)}
 
 
-def merge_metrics(result: Dict) -> Dict:
-    """An evaluator's result in the metrics.json layout: COCO -> ``bbox``/``segm``;
-    Cityscapes -> ``cityscapes`` (+ its COCO-style ``bbox``/``segm`` on the same predictions)."""
-    if "bbox" in result or "segm" in result:
-        return dict(result)
-    if "AP" in result and "AP50" in result:  # official Cityscapes evaluation
-        out = {"cityscapes": {k: v for k, v in result.items() if k != "coco"}}
-        out.update(result.get("coco") or {})
-        return out
-    return dict(result)
+def evaluate(runner, dataset, evaluator, batch_size: int = 1, limit: Optional[int] = None,
+             out_dir: Optional[str] = None, save_vis: int = 0, warmup: int = 1) -> Dict:
+    """Run ``runner`` over the first ``limit`` images of ``dataset`` (all by default)
+    and feed ``evaluator``; returns its metrics.json sections (see
+    :mod:`mrcnn_trt.eval.evaluators`) with latency, throughput and counts.
 
-
-def evaluate(runner, dataset, evaluators: Sequence, batch_size: int = 1, limit: Optional[int] = None,
-             out_dir: Optional[str] = None, save_vis: int = 0,
-             warmup: int = 1, class_names: Optional[Sequence[str]] = None) -> Dict:
-    """Run ``runner`` over ``dataset`` and feed ``evaluators``; returns a dict with
-    each evaluator's metrics merged, latency, throughput and counts.
-
-    Evaluators receive image ids (they read the ground truth themselves) and the
-    ``detect`` dicts in the model's class ids (they map classes themselves)."""
+    The evaluator receives image ids (it reads the ground truth itself) and the
+    ``detect`` dicts in the model's class ids (it maps classes itself)."""
     from ..cli import progress as progress_bar
-    from .runners import unmold_outputs
+    from ..runtime.runners import unmold_outputs
 
-    for ev in evaluators:
-        ev.reset()
-    count = min(limit, len(dataset)) if limit else len(dataset)
-    batcher = ImageBatcher(dataset, runner.config, batch_size=batch_size)
-    batcher.order = batcher.order[:count]
+    evaluator.reset()
+    batcher = ImageBatcher(dataset, runner.config, batch_size=batch_size, limit=limit)
+    count = batcher.num_images
     latencies: List[float] = []
     per_image_ms: List[float] = []
     done = 0
@@ -84,8 +70,7 @@ def evaluate(runner, dataset, evaluators: Sequence, batch_size: int = 1, limit: 
             per_image_ms.append(runner.last_latency_ms / len(b.indices))
             results = unmold_outputs(out, b.infos)
             image_ids = [dataset.image_id(i) for i in b.indices]
-            for ev in evaluators:
-                ev.process(image_ids, results)
+            evaluator.process(image_ids, results)
             if vis_dir and vis_written < save_vis:
                 from ..visualize import draw_detections
 
@@ -94,7 +79,7 @@ def evaluate(runner, dataset, evaluators: Sequence, batch_size: int = 1, limit: 
                         break
                     name = os.path.splitext(os.path.basename(dataset.image_path(i)))[0] + ".png"
                     with atomic_path(os.path.join(vis_dir, name)) as tmp:
-                        draw_detections(img, r, class_names or runner.config.CLASS_NAMES).save(tmp, format="PNG")
+                        draw_detections(img, r, runner.config.CLASS_NAMES).save(tmp, format="PNG")
                     vis_written += 1
             done += len(b.indices)
             bar.update(len(b.indices))
@@ -106,9 +91,7 @@ def evaluate(runner, dataset, evaluators: Sequence, batch_size: int = 1, limit: 
     finally:
         bar.close()
     elapsed = time.perf_counter() - t_start
-    metrics: Dict = {}
-    for ev in evaluators:
-        metrics.update(merge_metrics(ev.evaluate()) if done else {})
+    metrics: Dict = dict(evaluator.evaluate()) if done else {}
     metrics.update({
         "latency_ms": latency_stats(latencies),
         "latency_per_image_ms": latency_stats(per_image_ms),

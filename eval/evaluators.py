@@ -7,6 +7,10 @@
         ev.process([sample], [out])
     metrics = ev.evaluate()      # {"bbox": {"AP": ..., "per_class": {...}}, "segm": {...}, ...}
 
+``evaluate()`` returns named sections, exactly as they appear in ``mrcnn-eval``'s
+metrics.json: ``bbox`` / ``segm`` (COCO-style, both evaluators) and ``cityscapes`` (the
+official Cityscapes numbers); the evaluation loop merges them without interpreting them.
+
 A per-image output is the original ``detect`` contract (spec §3.10): a dict with
 
 - ``rois``: int32 ``[D, 4]`` ``(y1, x1, y2, x2)`` in original-image pixels (x2/y2 exclusive),
@@ -42,7 +46,8 @@ STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100",
 
 
 class DatasetEvaluator:
-    """``reset()``, then ``process(samples, outputs)`` per batch, then ``evaluate() -> dict``."""
+    """``reset()``, then ``process(samples, outputs)`` per batch, then ``evaluate() -> dict``
+    of named metrics.json sections (``{}`` when nothing was processed)."""
 
     def reset(self) -> None:
         raise NotImplementedError
@@ -535,6 +540,34 @@ class CityscapesEvaluator(DatasetEvaluator):
                     results.append(r)
             coco_gt = _load_coco(gt_path)
             cm, self.coco_summaries = coco_evaluate(coco_gt, results, list(num.values()))
-            metrics["coco"] = cm
             metrics["coco_gt_file"] = gt_path
-        return metrics
+            return {"cityscapes": metrics, **cm}
+        return {"cityscapes": metrics}
+
+
+# ---------------------------------------------------------------------------- choice
+def make_evaluator(dataset_kind: str, dataset, class_names: Sequence[str], class_map: str,
+                   out: str) -> DatasetEvaluator:
+    """The evaluator of ``mrcnn-eval`` for a dataset kind ("coco" | "cityscapes") and a
+    ``--class-map`` choice ("auto" (by class names) | "none" | "coco-to-cityscapes" |
+    "shapes-to-cityscapes"); its files go to ``out``."""
+    from mrcnn_trt.data.classmap import coco_to_cityscapes, shapes_to_cityscapes
+
+    if dataset_kind == "coco":
+        if class_map not in ("auto", "none"):
+            raise UserError(f"--class-map {class_map} is for Cityscapes data")
+        if class_map == "auto":
+            ds_names = [n for n in dataset.class_names[1:]]
+            missing = [n for n in ds_names if n not in class_names]
+            if len(missing) == len(ds_names):
+                raise UserError(f"the model's classes ({', '.join(class_names[1:6])}, ...) share no name with the "
+                                f"dataset's ({', '.join(ds_names[:5])}, ...)")
+            return COCOEvaluator(dataset, class_names=class_names, output_dir=out)
+        if len(class_names) != len(dataset.class_names):
+            raise UserError(f"model has {len(class_names)} classes, dataset {len(dataset.class_names)}; "
+                            f"use --class-map auto")
+        return COCOEvaluator(dataset, output_dir=out)
+    label_map = {"coco-to-cityscapes": lambda: coco_to_cityscapes(class_names),
+                 "shapes-to-cityscapes": shapes_to_cityscapes}.get(class_map)
+    kw = {"label_map": label_map()} if label_map else {"class_names": class_names}
+    return CityscapesEvaluator(dataset, output_dir=os.path.join(out, "cityscapes"), **kw)

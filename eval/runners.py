@@ -1,116 +1,22 @@
-"""One inference interface for every backend, and one ``detect`` on top of it.
+"""Which runner for which model file (the one dispatch of every tool).
 
-A runner maps molded batches to raw network outputs:
+    runner = open_runner("model.plan")      # TensorRT (mrcnn_trt.engine.runner)
+    runner = open_runner("model.onnx")      # ONNX Runtime (mrcnn_trt.runtime.runners)
+    runner = open_runner("weights.pth")     # PyTorch
+    runner = open_runner(None)              # the shipped shapes model, PyTorch
 
-    runner.run(images float32 [N,3,S,S] RGB 0..255, windows float32 [N,4])
-        -> {"detections": [N,D,6], "count": [N] int32, "masks": [N,D,28,28]}
-
-``TorchRunner`` (a .pth), ``OnnxRunner`` (either ONNX flavor in ONNX Runtime,
-custom ops registered when needed) and the TensorRT runner
-(``mrcnn_trt.engine.runner``) all implement it; :func:`detect` does the
-molding and unmolding (``mrcnn_trt.model.molding``) for all of them, so the
-backends differ only in the network itself.
+The runners themselves live below this package (``mrcnn_trt.runtime`` and
+``mrcnn_trt.engine``); this module only chooses one.
 """
 from __future__ import annotations
 
 import os
-import time
-from typing import Dict, List, Optional, Sequence
+from typing import Optional
 
-import numpy as np
+from mrcnn_trt.errors import UserError
+from mrcnn_trt.runtime.runners import OnnxRunner, Runner, TorchRunner
 
-from ..config import Config
-from ..errors import UserError
-
-
-class Runner:
-    backend = "?"
-    config: Config
-    fixed_batch: Optional[int] = None   # engines with a static batch
-    last_latency_ms: float = 0.0         # time of the last network call only
-
-    def run(self, images: np.ndarray, windows: np.ndarray) -> Dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def __call__(self, images, windows):
-        n = images.shape[0]
-        fb = self.fixed_batch
-        if fb is not None and n != fb:
-            if n > fb:
-                raise ValueError(f"batch of {n} for a model with fixed batch {fb}")
-            pad = fb - n
-            s = images.shape[-1]
-            images = np.concatenate([images, np.zeros((pad, 3, s, s), np.float32)])
-            windows = np.concatenate([windows, np.tile(np.array([[0, 0, s, s]], np.float32), (pad, 1))])
-        t0 = time.perf_counter()
-        out = self.run(np.ascontiguousarray(images, np.float32), np.ascontiguousarray(windows, np.float32))
-        self.last_latency_ms = (time.perf_counter() - t0) * 1000.0
-        return {k: v[:n] for k, v in out.items()}
-
-
-class TorchRunner(Runner):
-    backend = "torch"
-
-    def __init__(self, weights: Optional[str], config=None, ops: str = "torch", device: str = "cpu",
-                 threads: Optional[int] = None):
-        import torch
-
-        from ..model.checkpoint import load_model
-
-        if threads:
-            torch.set_num_threads(threads)
-        self.model, self.config, _ = load_model(weights, config, ops_backend=ops, device=device)
-        self.device = device
-        self.name = weights or "shipped shapes model"
-
-    @classmethod
-    def from_model(cls, model, device: str = "cpu") -> "TorchRunner":
-        """Wrap an in-memory MaskRCNN (e.g. one just built or trained)."""
-        r = cls.__new__(cls)
-        r.model, r.config, r.device, r.name = model.eval(), model.config, device, "in-memory model"
-        return r
-
-    def run(self, images, windows):
-        import torch
-
-        with torch.no_grad():
-            d, c, m = self.model(torch.from_numpy(images).to(self.device), torch.from_numpy(windows).to(self.device))
-        return {"detections": d.cpu().numpy(), "count": c.cpu().numpy().astype(np.int32),
-                "masks": m.float().cpu().numpy()}
-
-
-def read_sidecar(path: str) -> dict:
-    from ..fileio import read_json, sidecar_path
-
-    sp = sidecar_path(path)
-    if not os.path.isfile(sp):
-        raise UserError(f"{path} has no sidecar {sp}; export it with mrcnn-export")
-    return read_json(sp)
-
-
-class OnnxRunner(Runner):
-    backend = "onnxruntime"
-
-    def __init__(self, path: str, threads: int = 2, providers=None, check_sidecar: bool = True):
-        if not os.path.isfile(path):
-            raise UserError(f"ONNX file not found: {path}")
-        side = read_sidecar(path)
-        if check_sidecar:
-            from ..fileio import sha256_file
-
-            if side.get("onnx_sha256") and side["onnx_sha256"] != sha256_file(path):
-                raise UserError(f"{path} does not match its sidecar (sha256 differs): re-export it")
-        self.sidecar = side
-        self.config = Config.from_dict(side["config"])
-        self.fixed_batch = int(side["batch"])
-        from ..plugins.ort import make_session
-
-        self.session = make_session(path, threads=threads, providers=providers)
-        self.name = path
-
-    def run(self, images, windows):
-        d, c, m = self.session.run(["detections", "count", "masks"], {"images": images, "windows": windows})
-        return {"detections": d, "count": c.astype(np.int32), "masks": m}
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 
 
 def open_runner(path: Optional[str], backend: str = "auto", threads: int = 2, config=None, ops: str = "torch"
@@ -120,7 +26,7 @@ def open_runner(path: Optional[str], backend: str = "auto", threads: int = 2, co
     if backend == "auto":
         backend = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime"}.get(ext, "torch")
     if backend == "tensorrt":
-        from ..engine.runner import TensorRTRunner
+        from mrcnn_trt.engine.runner import TensorRTRunner
 
         return TensorRTRunner(path)
     if backend == "onnxruntime":
@@ -132,21 +38,3 @@ def open_runner(path: Optional[str], backend: str = "auto", threads: int = 2, co
             raise UserError(f"backend torch needs a .pth checkpoint, got {path}")
         return TorchRunner(path, config=config, ops=ops, threads=threads)
     raise UserError(f"unknown backend {backend!r} (auto|tensorrt|onnxruntime|torch)")
-
-
-def unmold_outputs(out: Dict[str, np.ndarray], infos, with_masks: bool = True) -> List[Dict[str, np.ndarray]]:
-    """Raw runner outputs of a batch -> one original ``detect`` dict per image."""
-    from ..model.molding import unmold_detections
-
-    return [unmold_detections(out["detections"][i], int(out["count"][i]), out["masks"][i], info, with_masks)
-            for i, info in enumerate(infos)]
-
-
-def detect(runner: Runner, images: Sequence[np.ndarray], with_masks: bool = True) -> List[Dict[str, np.ndarray]]:
-    """The original ``detect`` contract on any backend (see MaskRCNN.detect)."""
-    from ..model.molding import mold_batch
-
-    if not images:
-        return []
-    batch, windows, infos = mold_batch(images, runner.config)
-    return unmold_outputs(runner(batch, windows), infos, with_masks)

@@ -30,6 +30,14 @@ from .heads import RPN, Classifier, Mask
 from .molding import mold_batch, unmold_detections
 
 
+def mean_subtraction_table(mean_pixel) -> torch.Tensor:
+    """``float32(v - mean[c])`` computed in float64 for every channel c and value v in
+    0..255, flattened to ``[C * 256]`` (index ``256 * c + v``)."""
+    v = np.arange(256, dtype=np.float64)
+    table = (v[None, :] - np.asarray(mean_pixel, dtype=np.float64)[:, None]).astype(np.float32)
+    return torch.from_numpy(table.reshape(-1))
+
+
 class MaskRCNN(nn.Module):
     def __init__(self, config: Config, ops_backend: str = "torch"):
         super().__init__()
@@ -42,8 +50,9 @@ class MaskRCNN(nn.Module):
         self.mask = Mask(depth, config.MASK_POOL_SIZE, config.NUM_CLASSES, config.MASK_HEAD_CHANNELS)
         # not in the state_dict, like the original's plain tensor attribute
         self.register_buffer("anchors", torch.from_numpy(generate_pyramid_anchors(config)), persistent=False)
-        self.register_buffer("mean_pixel", torch.tensor(config.MEAN_PIXEL, dtype=torch.float32).view(1, 3, 1, 1),
-                             persistent=False)
+        self.register_buffer("mean_table", mean_subtraction_table(config.MEAN_PIXEL), persistent=False)
+        self.register_buffer("mean_table_offset", torch.arange(len(config.MEAN_PIXEL), dtype=torch.int64)
+                             .mul_(256).view(1, -1, 1, 1), persistent=False)
         self.ops = make_ops(config, ops_backend)
         self.initialize_weights()
         # BatchNorm is frozen (inference statistics, no gradient), spec §4.3
@@ -81,8 +90,16 @@ class MaskRCNN(nn.Module):
 
     # ------------------------------------------------------------------ pieces
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """RGB 0..255 [N,3,S,S] -> mean-subtracted network input (padding becomes -mean)."""
-        return images.float() - self.mean_pixel
+        """RGB 0..255 [N,3,S,S] -> mean-subtracted network input float32 (padding becomes -mean).
+
+        Bit-exact with the original, which computes ``float32(image) - MEAN_PIXEL`` in
+        float64 and casts the result to float32 (a float32 subtraction differs in the
+        last bit for a third of the values): the molded pixels are integers 0..255, so
+        the exact results are a [3 * 256] table, looked up per pixel (an ONNX Gather in
+        every exported graph). Inputs are rounded to the nearest integer and clamped to
+        0..255 first (molded images already are)."""
+        idx = images.float().round().clamp_(0, 255).to(torch.int64) + self.mean_table_offset
+        return self.mean_table[idx]
 
     def features(self, molded: torch.Tensor) -> List[torch.Tensor]:
         """[P2, P3, P4, P5, P6] of mean-subtracted images."""

@@ -4,7 +4,7 @@ One implementation used by every backend (PyTorch, ONNX Runtime, TensorRT),
 by calibration and by evaluation:
 
 * :func:`to_rgb_uint8`, :func:`load_image` - any image array / file -> HxWx3 uint8 RGB
-  (``mrcnn_trt.data.base``; unreadable files raise UserError).
+  (``mrcnn_trt.imageio``; unreadable files raise UserError).
 * :func:`mold_image` - resize (Pillow BILINEAR on uint8, Python ``round``),
   zero-pad to an S x S square; returns the padded uint8 image and its window.
   Mean subtraction happens inside the network (and inside the exported graph),
@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 # one image reader for the whole package (grayscale/RGBA/CMYK/16-bit handled there)
-from ..data.base import load_rgb_image as load_image, to_rgb_uint8  # noqa: F401
+from ..imageio import load_rgb_image as load_image, to_rgb_uint8  # noqa: F401
 
 
 #: Version of the molding rules below (resize + pad, spec §3.1). Exported models

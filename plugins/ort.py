@@ -30,7 +30,7 @@ def library_path() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), LIBRARY_NAME)
 
 
-def _missing_reason() -> str | None:
+def missing_reason() -> str | None:
     path = library_path()
     if not os.path.isfile(path):
         return (f"{path} was not built: the ONNX Runtime headers were unavailable at install time. "
@@ -41,7 +41,7 @@ def _missing_reason() -> str | None:
 
 def custom_ops_available() -> bool:
     """True when ``libmrcnn_ort_ops.so`` is there and ONNX Runtime accepts it."""
-    if _missing_reason() is not None:
+    if missing_reason() is not None:
         return False
     try:
         import onnxruntime as ort
@@ -109,7 +109,7 @@ def make_session(model, threads: int = 2, providers: Sequence[str] | None = None
         model = os.fspath(model)
     if isinstance(model, bytearray):
         model = bytes(model)
-    reason = _missing_reason()
+    reason = missing_reason()
     if reason is not None and model_uses_custom_ops(model):
         raise CustomOpsUnavailable(f"the model uses {DOMAIN}:: custom ops, but {reason}")
     so = session_options(threads, register=reason is None)

@@ -1,4 +1,4 @@
-"""Calibration caches with provenance headers (mrcnn_trt.calib.cache) and the
+"""Calibration caches with provenance headers (mrcnn_trt.engine.calib_cache) and the
 TensorRT-independent part of the calibrators (batch handling, cache use),
 all without TensorRT. The calibrator body is driven with a recording stand-in
 for device memory (``RecordingCuda``), not with a TensorRT stand-in."""
@@ -11,10 +11,11 @@ import os
 import numpy as np
 import pytest
 
-from mrcnn_trt.calib import cache as cc
-from mrcnn_trt.calib.cache import (BadCalibrationCache, CacheHeader, Preprocessing, StaleCalibrationCache,
+from mrcnn_trt.engine import calib_cache as cc
+from mrcnn_trt.engine.calib_cache import (BadCalibrationCache, CacheHeader, Preprocessing, StaleCalibrationCache,
                                    check_header, decode_cache, encode_cache, load_checked, read_cache, write_cache)
-from mrcnn_trt.calib.trt_calibrator import _Base, as_pairs, assign_inputs, pad_batch, raise_if_failed
+from mrcnn_trt.engine.calibrator import _Base, assign_inputs, raise_if_failed
+from mrcnn_trt.runtime.batcher import as_pairs, pad_batch
 from mrcnn_trt.errors import UserError
 
 # A TensorRT entropy-2 cache payload looks like this (text lines, hex scales); binary bytes too.
@@ -210,7 +211,7 @@ def test_calibrator_stores_callback_errors(tmp_path):
 
 
 def test_batch_helpers():
-    class B:   # like mrcnn_trt.batcher.Batch
+    class B:   # like mrcnn_trt.runtime.batcher.Batch
         images = np.ones((1, 3, 4, 4), np.float32)
         windows = np.array([[0, 0, 2, 4]], np.float32)
 

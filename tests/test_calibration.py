@@ -12,7 +12,7 @@ import pytest
 from mrcnn_trt.calib import qdq
 from mrcnn_trt.calib.cli import main as calibrate_main
 from mrcnn_trt.engine import checks
-from mrcnn_trt.eval.runners import OnnxRunner, detect
+from mrcnn_trt.runtime.runners import OnnxRunner, detect
 from mrcnn_trt.fileio import sha256_file
 from mrcnn_trt.plugins.onnx_schemas import register_schemas
 

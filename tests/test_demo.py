@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from mrcnn_trt.demo import main
+from mrcnn_trt.apps.demo import main
 from mrcnn_trt.model import build_model, save_checkpoint
 
 

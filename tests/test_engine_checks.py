@@ -81,7 +81,7 @@ def test_exit_codes_are_distinct():
     codes = list(checks.EXIT_CODES.values())
     assert len(codes) == len(set(codes))
     assert all(c not in (0, 1, 2, 3, 130) for c in codes)   # 2: generic user error, 3: missing module
-    from mrcnn_trt.calib.cache import StaleCalibrationCache
+    from mrcnn_trt.engine.calib_cache import StaleCalibrationCache
     assert StaleCalibrationCache.exit_code == checks.EXIT_CODES["stale-calibration-cache"]
 
 

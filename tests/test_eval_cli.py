@@ -118,7 +118,7 @@ def test_ctrl_c_keeps_valid_outputs(shapes_data, shipped_onnx, tmp_path, monkeyp
 
 
 def test_quickstart_shortest_setting(tmp_path, capsys):
-    from mrcnn_trt.quickstart import main
+    from mrcnn_trt.apps.quickstart import main
 
     rc = main(["--num-images", "6", "--out", str(tmp_path / "qs"), "--skip-torch"])
     assert rc == 0

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mrcnn_trt.config import preset
-from mrcnn_trt.eval.runners import OnnxRunner, detect
+from mrcnn_trt.runtime.runners import OnnxRunner, detect
 from mrcnn_trt.export.cli import main as export_main
 from mrcnn_trt.export.exporter import export_onnx
 from mrcnn_trt.fileio import sha256_file
@@ -179,3 +179,23 @@ def test_onnx_runner_rejects_modified_file(tiny_weights, tmp_path):
         f.write(b"\0")
     with pytest.raises(UserError, match="does not match its sidecar"):
         OnnxRunner(p)
+
+
+@pytest.mark.parametrize("flavor", ["trt", "standard"])
+def test_exported_mean_subtraction_is_exact(tiny_weights, tmp_path, flavor):
+    """The graph's first tensor after the input equals float32(float64(pixel) - MEAN_PIXEL)
+    for every pixel value (ONNX Runtime runs the graph cut at the backbone's input)."""
+    import onnx.utils
+    import onnxruntime as ort
+
+    p = str(tmp_path / "m.onnx")
+    assert export_main(["--weights", tiny_weights, "--flavor", flavor, "-o", p]) == 0
+    model = onnx.load(p)
+    first_conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    cut = str(tmp_path / "cut.onnx")
+    onnx.utils.extract_model(p, cut, ["images"], [first_conv.input[0]])
+    s = json.loads(open(p + ".json").read())["image_size"]
+    img = (np.arange(3 * s * s) % 256).astype(np.float32).reshape(1, 3, s, s)
+    got = ort.InferenceSession(cut, providers=["CPUExecutionProvider"]).run(None, {"images": img})[0]
+    mean = np.array(load_model(tiny_weights)[1].MEAN_PIXEL, np.float64).reshape(1, 3, 1, 1)
+    np.testing.assert_array_equal(got, (img.astype(np.float64) - mean).astype(np.float32))

@@ -54,6 +54,24 @@ def test_molding_pads_with_zero_before_mean_subtraction():
     np.testing.assert_allclose(x[0, :, y1 + 1, 5].numpy(), 200 - np.array(m.config.MEAN_PIXEL, np.float32), atol=1)
 
 
+@pytest.mark.parametrize("preset_name", ["coco", "shapes"])
+def test_mean_subtraction_is_float64_then_float32(preset_name):
+    """The original promotes float32(image) - MEAN_PIXEL to float64 and casts back: every
+    pixel value 0..255 must give exactly that float32 (a float32 Sub differs in 640 of 768)."""
+    m = build_model("tiny").eval()
+    mean = np.asarray(preset(preset_name).MEAN_PIXEL, np.float64)
+    from mrcnn_trt.model.maskrcnn import mean_subtraction_table
+
+    m.mean_table = mean_subtraction_table(mean)
+    v = np.arange(256, dtype=np.float32)
+    img = np.broadcast_to(v[None, :, None], (3, 256, 4)).copy()[None]      # [1, 3, 256, 4]
+    got = m.normalize(torch.from_numpy(img)).numpy()
+    want = (img.astype(np.float64) - mean.reshape(1, 3, 1, 1)).astype(np.float32)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    assert (img - mean.astype(np.float32).reshape(1, 3, 1, 1) != want).any()   # the float32 way is not exact
+
+
 @pytest.mark.parametrize("side,level", [(224, 4), (112, 3), (56, 2), (448, 5), (1000, 5), (10, 2), (300, 4),
                                         (170, 4), (150, 3), (0, 2)])
 def test_roi_level_hand_computed(side, level):

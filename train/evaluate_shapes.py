@@ -3,9 +3,9 @@
     python -m mrcnn_trt.train.evaluate_shapes --weights mrcnn_trt/assets/shapes_r14.pth \\
         --data-root data/shapes --split test [--min-confidence 0.0 0.5]
 
-Runs ``mrcnn_trt.model.load_model(path)`` + ``model.detect`` (PyTorch reference ops) on
-every image of the split and scores the results with pycocotools ``COCOeval`` (through
-:class:`mrcnn_trt.eval.evaluators.COCOEvaluator`). ``--min-confidence`` evaluates the same
+Runs ``mrcnn_trt.model.load_model(path)`` on every image of the split through the
+evaluation loop of ``mrcnn-eval`` and scores the results with pycocotools ``COCOeval``
+(through :class:`mrcnn_trt.eval.evaluators.COCOEvaluator`). ``--min-confidence`` evaluates the same
 weights with other DETECTION_MIN_CONFIDENCE values (the config stored in the file is
 used otherwise).
 """
@@ -21,13 +21,14 @@ from mrcnn_trt.cli import run_main
 
 def evaluate_ap(weights: Optional[str], data_root: str, split: str = "val", min_confidence: Optional[float] = None,
                 limit: Optional[int] = None, batch: int = 8, ops: str = "torch") -> dict:
-    """``{"bbox": {"AP", "AP50", ...}, "segm": {...}, "seconds": ...}`` for one model and split."""
-    import torch
-
+    """``{"bbox": {"AP", "AP50", "AP75"}, "segm": {...}, "seconds": ...}`` for one model and split
+    (the evaluation loop of ``mrcnn-eval``, :func:`mrcnn_trt.eval.evaluate.evaluate`)."""
     from mrcnn_trt.data.coco import CocoDataset
+    from mrcnn_trt.eval.evaluate import evaluate
     from mrcnn_trt.eval.evaluators import COCOEvaluator
     from mrcnn_trt.model import load_model
     from mrcnn_trt.model.checkpoint import config_from_checkpoint, read_checkpoint, shipped_model_path
+    from mrcnn_trt.runtime.runners import TorchRunner
 
     cfg = None
     if min_confidence is not None:
@@ -35,21 +36,14 @@ def evaluate_ap(weights: Optional[str], data_root: str, split: str = "val", min_
         cfg = config_from_checkpoint(extra, sd, None).replace(DETECTION_MIN_CONFIDENCE=float(min_confidence))
     model, cfg, _ = load_model(weights, cfg, ops_backend=ops)
     ds = CocoDataset.from_root(data_root, split)
-    n = len(ds) if limit is None else min(limit, len(ds))
-    ev = COCOEvaluator(ds, class_names=cfg.CLASS_NAMES)
     t0 = time.time()
-    with torch.no_grad():
-        for start in range(0, n, batch):
-            samples = [ds[i] for i in range(start, min(start + batch, n))]
-            outs = model.detect([s.image for s in samples])
-            ev.process(samples, outs)
-    seconds = time.time() - t0
-    m = ev.evaluate()
+    m = evaluate(TorchRunner.from_model(model), ds, COCOEvaluator(ds, class_names=cfg.CLASS_NAMES),
+                 batch_size=batch, limit=limit, warmup=0)
     return {"bbox": {k: m["bbox"][k] for k in ("AP", "AP50", "AP75")},
             "segm": {k: m["segm"][k] for k in ("AP", "AP50", "AP75")},
             "per_class_segm_AP": m["segm"].get("per_class"),
-            "images": n, "detections": m.get("num_detections"), "min_confidence": cfg.DETECTION_MIN_CONFIDENCE,
-            "seconds": round(seconds, 1)}
+            "images": m["num_images"], "detections": m.get("num_detections"),
+            "min_confidence": cfg.DETECTION_MIN_CONFIDENCE, "seconds": round(time.time() - t0, 1)}
 
 
 @run_main

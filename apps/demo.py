@@ -15,17 +15,15 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-from .cli import progress, run_main
-from .errors import UserError
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-
+from mrcnn_trt.cli import progress, run_main
+from mrcnn_trt.errors import UserError
+from mrcnn_trt.imageio import IMAGE_EXTENSIONS
 
 def collect_images(inputs: Sequence[str]) -> List[str]:
     files = []
     for p in inputs:
         if os.path.isdir(p):
-            found = sorted(os.path.join(p, f) for f in os.listdir(p) if f.lower().endswith(IMAGE_EXTS))
+            found = sorted(os.path.join(p, f) for f in os.listdir(p) if f.lower().endswith(IMAGE_EXTENSIONS))
             if not found:
                 print(f"warning: no images in folder {p}", file=sys.stderr)
             files += found
@@ -34,25 +32,6 @@ def collect_images(inputs: Sequence[str]) -> List[str]:
         else:
             print(f"warning: skipping {p}: no such file", file=sys.stderr)
     return files
-
-
-def result_to_json(result, class_names, path: str) -> dict:
-    import numpy as np
-    from pycocotools import mask as mask_util
-
-    dets = []
-    for i in range(len(result["class_ids"])):
-        rle = mask_util.encode(np.asfortranarray(result["masks"][:, :, i]))
-        cid = int(result["class_ids"][i])
-        dets.append({
-            "box_yxyx": [int(v) for v in result["rois"][i]],
-            "class_id": cid,
-            "class_name": class_names[cid] if cid < len(class_names) else str(cid),
-            "score": round(float(result["scores"][i]), 6),
-            "mask_rle": {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")},
-        })
-    h, w = result["masks"].shape[:2]
-    return {"image": path, "height": int(h), "width": int(w), "detections": dets}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,10 +59,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise UserError("--batch must be >= 1")
     import torch
 
-    from .fileio import write_json_atomic
-    from .model.checkpoint import load_model
-    from .model.molding import load_image
-    from .visualize import draw_detections
+    from mrcnn_trt.fileio import write_json_atomic
+    from mrcnn_trt.model.checkpoint import load_model
+    from mrcnn_trt.model.molding import load_image
+    from mrcnn_trt.runtime.results import result_to_json
+    from mrcnn_trt.visualize import draw_detections
 
     model, cfg, _ = load_model(args.weights, args.config, ops_backend=args.ops, device=args.device)
     if args.min_confidence is not None:
@@ -113,7 +93,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             js = result_to_json(r, cfg.CLASS_NAMES, f)
             write_json_atomic(os.path.join(args.out, stem + ".json"), js)
             png = os.path.join(args.out, stem + ".png")
-            from .fileio import atomic_path
+            from mrcnn_trt.fileio import atomic_path
 
             with atomic_path(png) as tmp:
                 draw_detections(im, r, cfg.CLASS_NAMES).save(tmp, format="PNG")

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from .cli import run_main
+from mrcnn_trt.cli import run_main
 
 
 def build_parser():
@@ -37,7 +37,7 @@ def _visible_gpu_arch() -> Optional[str]:
     try:
         import tensorrt  # noqa: F401
 
-        from .engine.checks import arch_name, visible_compute_capabilities
+        from mrcnn_trt.engine.checks import arch_name, visible_compute_capabilities
 
         ccs = visible_compute_capabilities()
         return arch_name(ccs[0]) if ccs else None
@@ -48,14 +48,14 @@ def _visible_gpu_arch() -> Optional[str]:
 @run_main
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from .data import open_dataset
-    from .data.synthetic import write_dataset
-    from .eval.cli import make_evaluators
-    from .eval.evaluate import evaluate
-    from .eval.runners import OnnxRunner, TorchRunner
-    from .export.exporter import export_onnx
-    from .fileio import write_json_atomic
-    from .model.checkpoint import load_model, shipped_model_path
+    from mrcnn_trt.data import open_dataset
+    from mrcnn_trt.data.synthetic import write_dataset
+    from mrcnn_trt.eval.evaluators import make_evaluator
+    from mrcnn_trt.eval.evaluate import evaluate
+    from mrcnn_trt.runtime.runners import OnnxRunner, TorchRunner
+    from mrcnn_trt.export.exporter import export_onnx
+    from mrcnn_trt.fileio import write_json_atomic
+    from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
 
     t0 = time.time()
     os.makedirs(args.out, exist_ok=True)
@@ -84,9 +84,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     arch = _visible_gpu_arch()
     if arch:
         def trt_runner():
-            from .engine.cli import main as build_engine
-            from .engine.runner import TensorRTRunner
-            from .errors import UserError
+            from mrcnn_trt.engine.cli import main as build_engine
+            from mrcnn_trt.engine.runner import TensorRTRunner
+            from mrcnn_trt.errors import UserError
 
             plan = os.path.join(args.out, "shapes_fp16.plan")
             if build_engine([onnx_paths["trt"], "--fp16", "--arch", arch, "-o", plan]) != 0:
@@ -106,8 +106,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             ds = open_dataset(roots[kind], split="val", fmt=kind)
             out = os.path.join(args.out, "eval", name.split()[0] + ("_std" if "standard" in name else "") + "_" + kind)
             os.makedirs(out, exist_ok=True)
-            evs = make_evaluators(kind, ds, cfg.CLASS_NAMES, "auto", out)
-            m = evaluate(runner, ds, evs, out_dir=out, save_vis=4 if kind == "coco" else 0)
+            ev = make_evaluator(kind, ds, cfg.CLASS_NAMES, "auto", out)
+            m = evaluate(runner, ds, ev, out_dir=out, save_vis=4 if kind == "coco" else 0)
             write_json_atomic(os.path.join(out, "metrics.json"), m)
             rows.append({
                 "backend": name, "data": kind,

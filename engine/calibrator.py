@@ -9,7 +9,7 @@ Batches: any iterable of
 * float32 arrays [n, 3, S, S] (RGB 0..255, molded; windows default to the
   whole square), or
 * ``(images, windows)`` pairs, or
-* objects with ``.images`` and ``.windows`` (``mrcnn_trt.batcher.Batch``).
+* objects with ``.images`` and ``.windows`` (``mrcnn_trt.runtime.batcher.Batch``).
 
 Batches smaller than the network batch N are zero padded (their windows are
 the whole square), as the runners do; larger ones are an error.
@@ -31,42 +31,9 @@ import numpy as np
 
 from mrcnn_trt.errors import UserError
 
-from .cache import CALIBRATORS, CacheHeader, load_checked, write_cache
+from mrcnn_trt.runtime.batcher import as_pairs, pad_batch
 
-
-def as_pairs(batches: Iterable, image_size: int) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
-    """Normalize the accepted batch forms to (images [n,3,S,S], windows [n,4]) float32."""
-    for b in batches:
-        if hasattr(b, "images"):
-            images, windows = b.images, getattr(b, "windows", None)
-        elif isinstance(b, (tuple, list)) and len(b) == 2:
-            images, windows = b
-        else:
-            images, windows = b, None
-        images = np.ascontiguousarray(images, dtype=np.float32)
-        if images.ndim != 4 or images.shape[1] != 3 or images.shape[2:] != (image_size, image_size):
-            raise UserError(f"calibration batch has shape {tuple(images.shape)}, expected [n,3,{image_size},{image_size}]")
-        n = images.shape[0]
-        if windows is None:
-            windows = np.tile(np.array([[0, 0, image_size, image_size]], np.float32), (n, 1))
-        windows = np.ascontiguousarray(windows, dtype=np.float32).reshape(-1, 4)
-        if windows.shape[0] != n:
-            raise UserError(f"calibration batch has {n} images but {windows.shape[0]} windows")
-        yield images, windows
-
-
-def pad_batch(images: np.ndarray, windows: np.ndarray, batch: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Zero-pad a partial batch to ``batch`` images (whole-square windows)."""
-    n = images.shape[0]
-    if n > batch:
-        raise UserError(f"calibration batch of {n} images for a network with batch {batch}")
-    if n == batch:
-        return images, windows
-    s = images.shape[-1]
-    pad = batch - n
-    images = np.concatenate([images, np.zeros((pad, 3, s, s), np.float32)])
-    windows = np.concatenate([windows, np.tile(np.array([[0, 0, s, s]], np.float32), (pad, 1))])
-    return images, windows
+from .calib_cache import CALIBRATORS, CacheHeader, load_checked, write_cache
 
 
 def assign_inputs(names: Sequence[str], images: np.ndarray, windows: np.ndarray) -> List[np.ndarray]:

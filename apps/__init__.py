@@ -1,0 +1,1 @@
+"""Applications on top of every other package: ``mrcnn-demo`` and ``mrcnn-quickstart``."""

@@ -1,0 +1,128 @@
+"""One inference interface for every backend, and one ``detect`` on top of it.
+
+A runner maps molded batches to raw network outputs:
+
+    runner.run(images float32 [N,3,S,S] RGB 0..255, windows float32 [N,4])
+        -> {"detections": [N,D,6], "count": [N] int32, "masks": [N,D,28,28]}
+
+``TorchRunner`` (a .pth), ``OnnxRunner`` (either ONNX flavor in ONNX Runtime,
+custom ops registered when needed) and the TensorRT runner
+(``mrcnn_trt.engine.runner``) all implement it; :func:`detect` does the
+molding and unmolding (``mrcnn_trt.model.molding``) for all of them, so the
+backends differ only in the network itself. ``mrcnn_trt.eval.runners.open_runner``
+picks the runner for a file.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from mrcnn_trt.config import Config
+from mrcnn_trt.errors import UserError
+
+from .batcher import pad_batch
+
+
+class Runner:
+    backend = "?"
+    config: Config
+    fixed_batch: Optional[int] = None   # engines with a static batch
+    last_latency_ms: float = 0.0         # time of the last network call only
+
+    def run(self, images: np.ndarray, windows: np.ndarray) -> Dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def __call__(self, images, windows):
+        n = images.shape[0]
+        if self.fixed_batch is not None:
+            images, windows = pad_batch(images, windows, self.fixed_batch)
+        t0 = time.perf_counter()
+        out = self.run(np.ascontiguousarray(images, np.float32), np.ascontiguousarray(windows, np.float32))
+        self.last_latency_ms = (time.perf_counter() - t0) * 1000.0
+        return {k: v[:n] for k, v in out.items()}
+
+
+class TorchRunner(Runner):
+    backend = "torch"
+
+    def __init__(self, weights: Optional[str], config=None, ops: str = "torch", device: str = "cpu",
+                 threads: Optional[int] = None):
+        import torch
+
+        from mrcnn_trt.model.checkpoint import load_model
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model, self.config, _ = load_model(weights, config, ops_backend=ops, device=device)
+        self.device = device
+        self.name = weights or "shipped shapes model"
+
+    @classmethod
+    def from_model(cls, model, device: str = "cpu") -> "TorchRunner":
+        """Wrap an in-memory MaskRCNN (e.g. one just built or trained)."""
+        r = cls.__new__(cls)
+        r.model, r.config, r.device, r.name = model.eval(), model.config, device, "in-memory model"
+        return r
+
+    def run(self, images, windows):
+        import torch
+
+        with torch.no_grad():
+            d, c, m = self.model(torch.from_numpy(images).to(self.device), torch.from_numpy(windows).to(self.device))
+        return {"detections": d.cpu().numpy(), "count": c.cpu().numpy().astype(np.int32),
+                "masks": m.float().cpu().numpy()}
+
+
+def read_sidecar(path: str) -> dict:
+    from mrcnn_trt.fileio import read_json, sidecar_path
+
+    sp = sidecar_path(path)
+    if not os.path.isfile(sp):
+        raise UserError(f"{path} has no sidecar {sp}; export it with mrcnn-export")
+    return read_json(sp)
+
+
+class OnnxRunner(Runner):
+    backend = "onnxruntime"
+
+    def __init__(self, path: str, threads: int = 2, providers=None, check_sidecar: bool = True):
+        if not os.path.isfile(path):
+            raise UserError(f"ONNX file not found: {path}")
+        side = read_sidecar(path)
+        if check_sidecar:
+            from mrcnn_trt.fileio import sha256_file
+
+            if side.get("onnx_sha256") and side["onnx_sha256"] != sha256_file(path):
+                raise UserError(f"{path} does not match its sidecar (sha256 differs): re-export it")
+        self.sidecar = side
+        self.config = Config.from_dict(side["config"])
+        self.fixed_batch = int(side["batch"])
+        from mrcnn_trt.plugins.ort import make_session
+
+        self.session = make_session(path, threads=threads, providers=providers)
+        self.name = path
+
+    def run(self, images, windows):
+        d, c, m = self.session.run(["detections", "count", "masks"], {"images": images, "windows": windows})
+        return {"detections": d, "count": c.astype(np.int32), "masks": m}
+
+
+def unmold_outputs(out: Dict[str, np.ndarray], infos, with_masks: bool = True) -> List[Dict[str, np.ndarray]]:
+    """Raw runner outputs of a batch -> one original ``detect`` dict per image."""
+    from mrcnn_trt.model.molding import unmold_detections
+
+    return [unmold_detections(out["detections"][i], int(out["count"][i]), out["masks"][i], info, with_masks)
+            for i, info in enumerate(infos)]
+
+
+def detect(runner: Runner, images: Sequence[np.ndarray], with_masks: bool = True) -> List[Dict[str, np.ndarray]]:
+    """The original ``detect`` contract on any backend (see MaskRCNN.detect)."""
+    from mrcnn_trt.model.molding import mold_batch
+
+    if not images:
+        return []
+    batch, windows, infos = mold_batch(images, runner.config)
+    return unmold_outputs(runner(batch, windows), infos, with_masks)
