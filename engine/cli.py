@@ -81,10 +81,10 @@ def _check_args(args) -> None:
 @run_main
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    if not os.path.isfile(args.onnx):
-        raise UserError(f"ONNX model not found: {args.onnx}")
     args.output = args.output or default_output(args.onnx)
     _check_args(args)
+    if not os.path.isfile(args.onnx):
+        raise UserError(f"ONNX model not found: {args.onnx}")
     trt = checks.import_tensorrt(args.arch)           # exit 10 with an install hint
     t0 = time.time()
     builder = EngineBuild(args, trt)
