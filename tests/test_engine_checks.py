@@ -16,6 +16,7 @@ import subprocess
 import sys
 import types
 
+import numpy as np
 import pytest
 
 from mrcnn_trt.engine import archs, checks, device_code, families, sidecars
@@ -721,3 +722,93 @@ def test_engine_package_imports_nothing_heavy():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------------- runner: batch handling (no GPU)
+class _HostCuda:
+    """Host memory standing in for device memory (pointers are ids of numpy buffers)."""
+
+    def __init__(self):
+        self.mem, self.next = {}, 1
+
+    def alloc(self, nbytes):
+        ptr, self.next = self.next, self.next + 1
+        self.mem[ptr] = bytearray(max(nbytes, 1))
+        return ptr
+
+    def free(self, ptr):
+        self.mem.pop(ptr, None)
+
+    def htod(self, ptr, host, stream):
+        b = host.tobytes()
+        self.mem[ptr][:len(b)] = b
+
+    def dtoh(self, host, ptr, stream):
+        host[...] = np.frombuffer(bytes(self.mem[ptr][:host.nbytes]), host.dtype).reshape(host.shape)
+
+    def stream(self):
+        return None
+
+    def stream_handle(self, stream):
+        return 0
+
+    def sync(self, stream):
+        pass
+
+
+class _Context:
+    """Records set_input_shape; 'runs' by writing the batch size into count."""
+
+    def __init__(self, runner, max_rows):
+        self.runner, self.max_rows, self.shapes, self.addr, self.calls = runner, max_rows, {}, {}, []
+
+    def set_input_shape(self, name, shape):
+        self.calls.append((name, tuple(shape)))
+        self.shapes[name] = tuple(shape)
+
+    def get_tensor_shape(self, name):
+        n = self.shapes.get("images", (self.runner.fixed_batch or 0,))[0]
+        return {"count": (n,), "detections": (n, self.max_rows, 6)}[name]
+
+    def set_tensor_address(self, name, ptr):
+        self.addr[name] = ptr
+
+    def execute_async_v3(self, stream):
+        cuda = self.runner.cuda
+        n = self.get_tensor_shape("count")[0]
+        images = np.frombuffer(bytes(cuda.mem[self.addr["images"]][:n * 3 * 4 * 4 * 4]), np.float32)
+        cuda.mem[self.addr["count"]][:4 * n] = np.full(n, images.size // 48, np.int32).tobytes()
+        return True
+
+
+def _runner(batch_dim, max_batch):
+    from mrcnn_trt.engine.cuda_mem import DeviceBuffer
+    from mrcnn_trt.engine.runner import IOTensor, TensorRTRunner
+
+    r = TensorRTRunner.__new__(TensorRTRunner)
+    f, i = np.dtype(np.float32), np.dtype(np.int32)
+    r.name, r.cuda, r.stream, r._DeviceBuffer, r.buffers = "m.plan", _HostCuda(), None, DeviceBuffer, {}
+    r.inputs = [IOTensor("images", True, (batch_dim, 3, 4, 4), f, 0), IOTensor("windows", True, (batch_dim, 4), f, 1)]
+    r.outputs = [IOTensor("count", False, (batch_dim,), i, 2), IOTensor("detections", False, (batch_dim, 2, 6), f, 3)]
+    r.roles = {"images": "images", "windows": "windows"}
+    r.fixed_batch = None if batch_dim < 0 else batch_dim
+    r.max_batch = max_batch
+    r.context = _Context(r, 2)
+    return r
+
+
+def test_runner_dynamic_batch_sets_shapes_and_never_pads():
+    r = _runner(-1, 4)
+    for n in (1, 3, 4):
+        out = r(np.ones((n, 3, 4, 4), np.float32), np.zeros((n, 4), np.float32))
+        assert out["count"].tolist() == [n] * n and out["detections"].shape == (n, 2, 6)
+        assert r.context.calls[-2:] == [("images", (n, 3, 4, 4)), ("windows", (n, 4))]   # no padding to 4
+    with pytest.raises(UserError, match="takes 1..4 images per call, got 5"):
+        r(np.ones((5, 3, 4, 4), np.float32), np.zeros((5, 4), np.float32))
+
+
+def test_runner_fixed_batch_pads():
+    r = _runner(2, 2)
+    out = r(np.ones((1, 3, 4, 4), np.float32), np.zeros((1, 4), np.float32))
+    assert r.context.calls == []                       # static shapes: nothing to set
+    assert out["count"].tolist() == [2]                 # the engine saw 2 images; the padded row is cut off
