@@ -90,7 +90,7 @@ class ArchSupport:
     first: Tuple[int, int]
     last: Optional[Tuple[int, int]]
     install: str
-    pip: str = "tensorrt"    # pip requirement of the Python bindings to suggest
+    pip: Optional[str] = "tensorrt"   # pip requirement of the Python bindings to suggest (None: not from pip)
 
 
 MIN_TENSORRT = (8, 5)   # our plugins need IPluginV2DynamicExt as declared since 8.5
@@ -103,6 +103,8 @@ for _cc, _s in [
                            "tensorrt==8.6.1")),
     ((70,), ArchSupport("Volta", (8, 5), (10, 4), "TensorRT 10.4 (the last release for Volta) with CUDA 11.8 or 12.x",
                         "tensorrt==10.4.0")),
+    ((72,), ArchSupport("Volta (Jetson Xavier)", (8, 5), (8, 5), "TensorRT 8.5 of JetPack 5.1, on the Jetson itself",
+                        None)),
     ((75,), ArchSupport("Turing", (8, 5), None, "TensorRT 10.x (CUDA 12.x) or 11.x (CUDA 13.x)")),
     ((80, 86, 87), ArchSupport("Ampere", (8, 5), None, "TensorRT 10.x (CUDA 12.x) or 11.x (CUDA 13.x)")),
     ((89,), ArchSupport("Ada", (8, 5), None, "TensorRT 10.x (CUDA 12.x) or 11.x (CUDA 13.x)")),

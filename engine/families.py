@@ -88,6 +88,8 @@ def install_hint(family: str, arch: Optional[str] = None) -> str:
             which, pip = s.install, s.pip
         except Exception:  # noqa: BLE001 - an unknown arch only loses the precise hint
             pass
+    if pip is None:
+        return f"install {which}"
     return (f"install {which}: pip install '{pip}' --extra-index-url https://pypi.nvidia.com "
             f"(or NVIDIA's tar/deb packages) plus pip install cuda-python")
 

@@ -561,7 +561,8 @@ def test_parse_arch_list():
 
 
 @pytest.mark.parametrize("cc,family", [
-    (90, "Hopper"), (100, "Blackwell"), (87, "Ampere"), (72, None), (70, "Volta"), (61, "Pascal"), (52, "Maxwell"),
+    (90, "Hopper"), (100, "Blackwell"), (87, "Ampere"), (72, "Volta (Jetson Xavier)"), (70, "Volta"), (61, "Pascal"),
+    (52, "Maxwell"), (53, None),
 ])
 def test_rtx_refuses_targets_it_cannot_build(cc, family):
     """A target TensorRT for RTX does not build gets one line naming the family that can."""

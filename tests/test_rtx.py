@@ -463,13 +463,14 @@ def _tagged(tmp_path, tag):
 
 
 @pytest.mark.parametrize("case", ["sm_90", "sm_61", "sm_100", "sm_72", "tensorrt", "int8", "int8+fp16", "calib-cache",
-                                  "other-family-lib", "old-headers-lib", "no-device-code", "no-lib", "no-sidecar"])
+                                  "other-family-lib", "old-headers-lib", "no-device-code", "no-lib", "no-sidecar",
+                                  "no-arch"])
 def test_refusals(case, shapes_onnx, plugin_lib, tmp_path, capsys, calib_images):
     rtx = rtx_version()
     args = {"sm_90": (["--arch", "sm_90"], 11, "cannot build for sm_90 (Hopper"),
             "sm_61": (["--arch", "sm_61"], 11, "install TensorRT 8.6.1"),
             "sm_100": (["--arch", "sm_86,sm_100"], 11, "cannot build for sm_100 (Blackwell"),
-            "sm_72": (["--arch", "sm_72"], 11, "sm_72 is not a GPU architecture this project supports"),
+            "sm_72": (["--arch", "sm_72"], 11, "cannot build for sm_72 (Volta (Jetson Xavier); it targets"),
             "tensorrt": (["--arch", "sm_89", "--family", "tensorrt"], 10, "TensorRT is not installed"),
             "int8": (["--arch", "sm_89", "--int8"], 15, "no INT8 calibrators (explicit quantization only)"),
             "int8+fp16": (["--arch", "sm_89", "--int8", "--fp16", "--calib-images", calib_images], 15,
@@ -487,7 +488,13 @@ def test_refusals(case, shapes_onnx, plugin_lib, tmp_path, capsys, calib_images)
                           f"cuda_archs=sass:120 ptx:120;")], 13, "no device code for sm_89 (SASS sm_120; PTX compute_120)"),
             "no-lib": (["--arch", "sm_89", "--plugins", str(tmp_path / "none.so")], 17, "plugin library not found"),
             "no-sidecar": (["--arch", "sm_89"], 14, "shapes_copy.onnx.json not found"),
+            "no-arch": ([], 12, "no GPU 0 visible to take the architecture from: pass --arch"),
             }[case]
+    if case == "no-arch":
+        from mrcnn_trt.engine.gpu import visible_compute_capabilities
+
+        if visible_compute_capabilities():
+            pytest.skip("a GPU is visible: --arch defaults to it")
     argv, code, text = args
     onnx_path = shapes_onnx
     if case == "no-sidecar":
