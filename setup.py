@@ -35,12 +35,17 @@ CONSOLE_SCRIPTS = [
     "mrcnn-demo = mrcnn_trt.apps.demo:main",
     "mrcnn-export = mrcnn_trt.export.cli:main",
     "mrcnn-build-engine = mrcnn_trt.engine.cli:main",
+    "mrcnn-build-plugins = mrcnn_trt.engine.plugins_build:main",
     "mrcnn-eval = mrcnn_trt.eval.cli:main",
     "mrcnn-make-dataset = mrcnn_trt.data.cli:main",
     "mrcnn-train = mrcnn_trt.train.cli:main",
     "mrcnn-calibrate = mrcnn_trt.calib.cli:main",
     "mrcnn-quickstart = mrcnn_trt.apps.quickstart:main",
 ]
+
+#: TensorRT for RTX (NVIDIA proprietary; installed from PyPI by the user, never redistributed):
+#: ahead-of-time engine builds without a GPU (engine/README.md). tools/install_rtx.sh reads this list.
+RTX_REQUIREMENTS = ["tensorrt-rtx-cu12-libs==1.7.1.116", "tensorrt-rtx-cu12-bindings==1.7.1.116"]
 
 
 def _build_helpers():
@@ -98,6 +103,7 @@ setup(
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100"],
         "tensorrt": ["tensorrt", "cuda-python"],
+        "rtx": RTX_REQUIREMENTS + ["cuda-python"],
         "gpu": ["onnxruntime-gpu"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},

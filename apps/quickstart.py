@@ -36,12 +36,13 @@ def build_parser():
 
 
 def _visible_gpu_arch() -> Optional[str]:
-    """sm_XX of GPU 0 when TensorRT is importable and a GPU is visible, else None."""
+    """sm_XX of GPU 0 when a TensorRT family imports and a GPU is visible, else None."""
     try:
-        import tensorrt  # noqa: F401
+        from mrcnn_trt.engine.archs import arch_name
+        from mrcnn_trt.engine.families import import_family
+        from mrcnn_trt.engine.gpu import visible_compute_capabilities
 
-        from mrcnn_trt.engine.checks import arch_name, visible_compute_capabilities
-
+        import_family("auto")
         ccs = visible_compute_capabilities()
         return arch_name(ccs[0]) if ccs else None
     except Exception:
@@ -87,13 +88,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     arch = _visible_gpu_arch()
     if arch:
         def trt_runner():
-            from mrcnn_trt.engine.cli import main as build_engine
+            from mrcnn_trt.engine import build_engine
             from mrcnn_trt.engine.runner import TensorRTRunner
-            from mrcnn_trt.errors import UserError
 
             plan = os.path.join(args.out, "shapes_fp16.plan")
-            if build_engine([onnx_paths["trt"], "--fp16", "--arch", arch, "-o", plan]) != 0:
-                raise UserError("mrcnn-build-engine failed (see above)")
+            build_engine(onnx_paths["trt"], arch=arch, precision="fp16", output=plan)
             return TensorRTRunner(plan)
         runs.append(("tensorrt fp16", trt_runner))
     else:

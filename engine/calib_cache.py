@@ -26,6 +26,8 @@ from typing import Any, Dict, Optional, Tuple
 from mrcnn_trt.errors import UserError
 from mrcnn_trt.fileio import write_bytes_atomic
 
+from .errors import EXIT_STALE_CALIBRATION_CACHE
+
 FORMAT = "mrcnn-calib-cache"
 FORMAT_VERSION = 1
 from mrcnn_trt.model.molding import MOLDING_VERSION  # noqa: E402  (recorded in caches and sidecars)
@@ -35,13 +37,13 @@ CALIBRATORS = ("entropy2", "minmax")
 class StaleCalibrationCache(UserError):
     """The cache was made for another model, preprocessing or TensorRT."""
 
-    exit_code = 16
+    exit_code = EXIT_STALE_CALIBRATION_CACHE
 
 
 class BadCalibrationCache(UserError):
     """The file is not a calibration cache of this project (or is damaged)."""
 
-    exit_code = 16
+    exit_code = EXIT_STALE_CALIBRATION_CACHE
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ class CacheHeader:
 
 def _same_trt(a: str, b: str) -> bool:
     """Same TensorRT release (major.minor.patch; the build number may differ)."""
-    from mrcnn_trt.engine.checks import parse_trt_version
+    from mrcnn_trt.engine.archs import parse_trt_version
 
     try:
         return parse_trt_version(a) == parse_trt_version(b)

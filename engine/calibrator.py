@@ -142,7 +142,7 @@ def make_calibrator(batches: Optional[Iterable], *, batch: int, image_size: int,
     if kind not in CALIBRATORS:
         raise UserError(f"calibrator must be one of {', '.join(CALIBRATORS)}, got {kind!r}")
     if trt is None:
-        from mrcnn_trt.engine.checks import import_tensorrt
+        from mrcnn_trt.engine.families import import_tensorrt
 
         trt = import_tensorrt()
     base_name = {"entropy2": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}[kind]

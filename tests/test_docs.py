@@ -37,10 +37,19 @@ def _commands_in(lines, where):
         if buf.endswith("\\"):
             buf = buf[:-1]
             continue
-        argv = shlex.split(buf, comments=True)
-        while argv and re.match(r"^\w+=", argv[0]):    # VAR=value prefixes
-            argv = argv[1:]
-        out.append((f"{where}:{start}", argv))
+        lex = shlex.shlex(buf, posix=True, punctuation_chars=";&|")
+        lex.whitespace_split = True
+        lex.commenters = "#"
+        tokens, argv = list(lex), []
+        for tok in tokens + [";"]:                       # split chains: a && b; c | d
+            if tok and set(tok) <= set(";&|"):
+                while argv and re.match(r"^\w+=", argv[0]):    # VAR=value prefixes
+                    argv = argv[1:]
+                if argv and argv[0].startswith("mrcnn-"):
+                    out.append((f"{where}:{start}", argv))
+                argv = []
+            else:
+                argv.append(tok)
         buf = ""
     return out
 

@@ -1,7 +1,9 @@
-"""Pre-build / pre-run checks of TensorRT engines (mrcnn_trt.engine.checks) and
+"""Pre-build / pre-run checks of engines (mrcnn_trt.engine: archs, families,
+gpu, device_code, sidecars, precision, plugin_library, errors) and
 mrcnn-build-engine without TensorRT.
 
-TensorRT is not installed here. Where a check needs a ``tensorrt`` module
+TensorRT itself is not installed here (TensorRT for RTX may be: the builds
+with it are in tests/test_rtx.py). Where a check needs a ``tensorrt`` module
 (the CLI's TensorRT-version and GPU checks), a tiny stand-in named
 ``FakeTensorRT`` provides only ``__version__``; it is used for nothing else.
 """
@@ -14,15 +16,17 @@ import subprocess
 import sys
 import types
 
+import numpy as np
 import pytest
 
-from mrcnn_trt.engine import checks
-from mrcnn_trt.engine.checks import (ArchUnsupported, GpuMismatch, PlanMismatch, PluginArchMissing,
-                                     PrecisionUnsupported, SidecarMismatch, TensorRTMissing)
+from mrcnn_trt.engine import archs, checks, device_code, families, sidecars
+from mrcnn_trt.engine.errors import (ArchUnsupported, GpuMismatch, PlanMismatch, PluginArchMissing,
+                                     PluginLibraryMismatch, PrecisionUnsupported, SidecarMismatch, TensorRTMissing)
 from mrcnn_trt.errors import UserError
 from mrcnn_trt.fileio import sha256_file
 
 HAVE_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ----------------------------------------------------------------------- arch / version matrix
@@ -159,12 +163,15 @@ def test_check_plugin_arch_message():
         checks.check_plugin_arch(code, "sm_75", library="libmrcnn_trt_plugins.so")
 
 
-def test_parse_arch_list_embedded():
-    code = checks.parse_arch_list("sass:50,52,61,70,75,80,86 ptx:86")
-    assert checks.parse_arch_list("sass:50,52,61,70,75,80,86;ptx:86") == code
+def test_parse_embedded_archs():
+    code = device_code.parse_embedded_archs("sass:50,52,61,70,75,80,86 ptx:86")
+    assert device_code.parse_embedded_archs("sass:50,52,61,70,75,80,86;ptx:86") == code
     assert code.sass == {50, 52, 61, 70, 75, 80, 86} and code.ptx == {86}
     assert checks.code_for_arch(code, "sm_89") == "sass-compatible"
-    assert checks.parse_arch_list("") == checks.DeviceCode()
+    assert device_code.parse_embedded_archs("") == checks.DeviceCode()
+    assert checks.parse_arch_list is device_code.parse_embedded_archs      # the former name still works
+    code = device_code.parse_embedded_archs("sass:75 ptx:75")                # mrcnn-build-plugins --cuda-archs 75
+    assert [checks.code_for_arch(code, a) for a in ("sm_75", "sm_89", "sm_120")] == ["sass", "ptx", "ptx"]
 
 
 def test_library_device_code_with_cuobjdump(tmp_path):
@@ -257,16 +264,45 @@ def test_precision_trt10():
         checks.plan_precision("10.4.0", fp16=False, int8=False, model=F32, calib_cache="c")
 
 
-def test_precision_trt11_is_explicit():
-    p = checks.plan_precision("11.1.0", fp16=False, int8=True, model=QDQ)
-    assert (p.fp16_flag, p.int8_flag, p.calibrate, p.int8_mode) == (False, False, False, "qdq")
-    assert checks.plan_precision("11.1.0", fp16=True, int8=False, model=F16).label == "fp16"
-    with pytest.raises(PrecisionUnsupported, match="no INT8 calibrators"):
-        checks.plan_precision("11.1.0", fp16=False, int8=True, model=F32, calib_images="imgs")
-    with pytest.raises(PrecisionUnsupported, match="strongly typed"):
-        checks.plan_precision("11.1.0", fp16=True, int8=False, model=F32)
-    with pytest.raises(PrecisionUnsupported, match="cannot use --calib"):
-        checks.plan_precision("11.1.0", fp16=False, int8=True, model=QDQ, calib_cache="c")
+RTX = families.Family("rtx", "1.7.1.116", precision_flags=False, calibrators=False, targets=archs.RTX_TARGETS,
+                      has_nms=False)
+
+
+@pytest.mark.parametrize("builder", ["11.1.0", RTX])
+def test_precision_strongly_typed(builder):
+    """TensorRT 11 and TensorRT for RTX: precision comes from the graph; the
+    builder makes the FP16 / Q/DQ graph itself when asked."""
+    p = checks.plan_precision(builder, fp16=False, int8=True, model=QDQ)
+    assert (p.fp16_flag, p.int8_flag, p.calibrate, p.int8_mode, p.make_qdq) == (False, False, False, "qdq", False)
+    assert (p.label, p.source) == ("qdq-int8", "graph")
+    p = checks.plan_precision(builder, fp16=True, int8=False, model=F16)
+    assert (p.label, p.convert_fp16, p.source) == ("fp16", False, "graph")
+    p = checks.plan_precision(builder, fp16=False, int8=False, model=F16)     # an FP16 graph is FP16
+    assert p.label == "fp16"
+    p = checks.plan_precision(builder, fp16=True, int8=False, model=F32)      # --fp16 on a float32 model
+    assert (p.fp16_flag, p.convert_fp16, p.label, p.source) == (False, True, "fp16", "fp16-graph-converted")
+    p = checks.plan_precision(builder, fp16=False, int8=True, model=F32, calib_images="imgs")
+    assert (p.make_qdq, p.int8_mode, p.label, p.source) == (True, "qdq", "qdq-int8", "qdq-graph-calibrated")
+    assert checks.plan_precision(builder, fp16=False, int8=False, model=F32).label == "fp32"
+    with pytest.raises(PrecisionUnsupported, match="no INT8 calibrators.*--calib-images"):
+        checks.plan_precision(builder, fp16=False, int8=True, model=F32)
+    with pytest.raises(PrecisionUnsupported, match="drop --calib-cache"):
+        checks.plan_precision(builder, fp16=False, int8=True, model=F32, calib_cache="c")
+    with pytest.raises(PrecisionUnsupported, match="already has Q/DQ"):
+        checks.plan_precision(builder, fp16=False, int8=True, model=QDQ, calib_images="imgs")
+    with pytest.raises(PrecisionUnsupported, match="--int8 with --fp16"):
+        checks.plan_precision(builder, fp16=True, int8=True, model=F32, calib_images="imgs")
+
+
+def test_parse_precision():
+    from mrcnn_trt.engine.precision import parse_precision
+
+    assert parse_precision("fp32") == (False, False)
+    assert parse_precision("FP16") == (True, False)
+    assert parse_precision("int8") == (False, True)
+    assert parse_precision("fp16+int8") == parse_precision("int8+fp16") == (True, True)
+    with pytest.raises(PrecisionUnsupported, match="precision must be one of"):
+        parse_precision("bf16")
 
 
 def test_onnx_precision_scan(tmp_path):
@@ -295,25 +331,44 @@ def test_onnx_precision_scan(tmp_path):
 
 # ----------------------------------------------------------------------- plan sidecar
 def _plan_side(**over):
-    side = {"format": checks.PLAN_FORMAT, "plan_sha256": "ab" * 32, "tensorrt": "10.4.0.26", "arch": "sm_86"}
+    side = {"format": sidecars.PLAN_FORMAT, "plan_sha256": "ab" * 32, "tensorrt": "10.4.0.26", "arch": "sm_86"}
     side.update(over)
     return side
 
 
 def test_plan_sidecar_checks():
-    kw = dict(plan_path="m.plan", plan_sha256="ab" * 32, trt_version="10.4.0.26", visible=[86])
-    checks.check_plan_sidecar(_plan_side(), **kw)
-    checks.check_plan_sidecar(_plan_side(tensorrt="10.4.0.11"), **kw)   # other build number: same release
+    """Older sidecars (tensorrt + arch only) are TensorRT plans for one arch."""
+    kw = dict(plan_path="m.plan", plan_sha256="ab" * 32, family="tensorrt", family_version="10.4.0.26", visible=[86])
+    sidecars.check_plan_sidecar(_plan_side(), **kw)
+    sidecars.check_plan_sidecar(_plan_side(tensorrt="10.4.0.11"), **kw)   # other build number: same release
     with pytest.raises(PlanMismatch, match="built with TensorRT 10.3.0 but TensorRT 10.4.0.26"):
-        checks.check_plan_sidecar(_plan_side(tensorrt="10.3.0"), **kw)
+        sidecars.check_plan_sidecar(_plan_side(tensorrt="10.3.0"), **kw)
     with pytest.raises(PlanMismatch, match="sha256 differs"):
-        checks.check_plan_sidecar(_plan_side(plan_sha256="cd" * 32), **kw)
+        sidecars.check_plan_sidecar(_plan_side(plan_sha256="cd" * 32), **kw)
     with pytest.raises(PlanMismatch, match="not a mrcnn-trt-plan/1"):
-        checks.check_plan_sidecar({"tensorrt": "10.4.0"}, **kw)
+        sidecars.check_plan_sidecar({"tensorrt": "10.4.0"}, **kw)
     with pytest.raises(GpuMismatch, match="built for sm_86 but GPU 0 is sm_75"):
-        checks.check_plan_sidecar(_plan_side(), **{**kw, "visible": [75]})
+        sidecars.check_plan_sidecar(_plan_side(), **{**kw, "visible": [75]})
     with pytest.raises(GpuMismatch, match="no CUDA GPU"):
-        checks.check_plan_sidecar(_plan_side(), **{**kw, "visible": []})
+        sidecars.check_plan_sidecar(_plan_side(), **{**kw, "visible": []})
+
+
+def test_plan_sidecar_families_and_targets():
+    rtx = _plan_side(family="rtx", family_version="1.7.1.116", tensorrt=None, targets=["sm_86", "sm_89", "sm_120"],
+                     arch="sm_86")
+    kw = dict(plan_path="m.plan", plan_sha256="ab" * 32, family="rtx", family_version="1.7.1.116")
+    for cc in (86, 89, 120):                       # any of the plan's targets runs it
+        sidecars.check_plan_sidecar(rtx, **kw, visible=[cc])
+    with pytest.raises(GpuMismatch, match=r"built for sm_86,sm_89,sm_120 but GPU 0 is sm_75"):
+        sidecars.check_plan_sidecar(rtx, **kw, visible=[75])
+    with pytest.raises(PlanMismatch, match="built with TensorRT for RTX 1.7.1.116 but TensorRT 10.4.0 is running"):
+        sidecars.check_plan_sidecar(rtx, **{**kw, "family": "tensorrt", "family_version": "10.4.0"}, visible=[86])
+    with pytest.raises(PlanMismatch, match="built with TensorRT 10.4.0.26 but TensorRT for RTX 1.7.1.116"):
+        sidecars.check_plan_sidecar(_plan_side(), **kw, visible=[86])
+    with pytest.raises(PlanMismatch, match="built with TensorRT for RTX 1.6.0 but TensorRT for RTX 1.7.1.116"):
+        sidecars.check_plan_sidecar({**rtx, "family_version": "1.6.0"}, **kw, visible=[86])
+    assert sidecars.plan_targets(rtx) == ["sm_86", "sm_89", "sm_120"]
+    assert sidecars.plan_family(_plan_side()) == ("tensorrt", "10.4.0.26")
 
 
 # ----------------------------------------------------------------------- CLI
@@ -327,7 +382,7 @@ def test_cli_without_tensorrt_one_line_no_file(tmp_path, capsys):
 
     path, _ = _model(tmp_path)
     before = _files(tmp_path)
-    rc = main([path, "--arch", "sm_61"])
+    rc = main([path, "--arch", "sm_61", "--family", "tensorrt"])
     err = capsys.readouterr().err.strip()
     assert rc == TensorRTMissing.exit_code
     assert len(err.splitlines()) == 1
@@ -335,13 +390,14 @@ def test_cli_without_tensorrt_one_line_no_file(tmp_path, capsys):
     assert _files(tmp_path) == before       # no plan, no sidecar, no temporary file
     # the same when the ONNX file does not even exist (nothing is written either)
     rc = main([str(tmp_path / "missing.onnx"), "--arch", "sm_61", "-o", str(tmp_path / "x.plan")])
-    assert rc != 0 and _files(tmp_path) == before
+    assert rc == 2 and _files(tmp_path) == before
+    assert capsys.readouterr().err.strip() == f"error: ONNX model not found: {tmp_path / 'missing.onnx'}"
 
 
 @pytest.mark.skipif(HAVE_TENSORRT, reason="TensorRT is installed")
 def test_cli_process_without_tensorrt(tmp_path):
     path, _ = _model(tmp_path)
-    r = subprocess.run([sys.executable, "-m", "mrcnn_trt.engine.cli", path, "--arch", "sm_86"],
+    r = subprocess.run([sys.executable, "-m", "mrcnn_trt.engine.cli", path, "--arch", "sm_86", "--family", "tensorrt"],
                        capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == TensorRTMissing.exit_code
     assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("error: ")
@@ -349,17 +405,28 @@ def test_cli_process_without_tensorrt(tmp_path):
     assert not (tmp_path / "model.plan").exists()
 
 
-def test_cli_help_and_argument_errors(capsys):
+def test_cli_help_and_argument_errors(tmp_path, capsys):
     from mrcnn_trt.engine.cli import main
 
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
-    assert "--calib-images" in capsys.readouterr().out
-    assert main(["m.onnx", "--arch", "61"]) == 2
+    out = capsys.readouterr().out
+    assert "--calib-images" in out and "--family" in out and "sm_86,sm_89,sm_120" in out
+    assert main(["m.onnx", "--arch", "sm_61"]) == 2                 # the missing file first, before anything else
+    assert "ONNX model not found: m.onnx" in capsys.readouterr().err
+    path, _ = _model(tmp_path)
+    before = _files(tmp_path)
+    assert main([path, "--arch", "61"]) == 2
     assert "--arch must look like" in capsys.readouterr().err
-    assert main(["m.onnx", "--arch", "sm_61", "--calib-cache", "c"]) == PrecisionUnsupported.exit_code
-    assert main(["m.onnx", "--arch", "sm_99"]) == ArchUnsupported.exit_code
+    assert main([path, "--arch", "sm_61", "--calib-cache", "c"]) == PrecisionUnsupported.exit_code
+    assert main([path, "--arch", "sm_99"]) == ArchUnsupported.exit_code
+    assert "sm_99 is not a GPU architecture" in capsys.readouterr().err
+    for bad in (["--workspace", "0"], ["--batch", "0"], ["--calib-count", "0"], ["--family", "tensorrt-rtx"]):
+        with pytest.raises(SystemExit) as e:
+            main([path, "--arch", "sm_86", *bad])
+        assert e.value.code == 2
+    assert _files(tmp_path) == before
 
 
 class FakeTensorRT(types.ModuleType):
@@ -481,3 +548,268 @@ def test_qdq_model_implies_int8():
         p = checks.plan_precision(v, fp16=False, int8=False, model=QDQ)
         assert p.int8_mode == "qdq" and not p.calibrate and p.label == "qdq-int8"
     assert checks.plan_precision("10.4.0", fp16=False, int8=False, model=QDQ).int8_flag
+
+
+# ----------------------------------------------------------------------- families and their targets
+def test_parse_arch_list():
+    assert archs.parse_arch_list("sm_86") == [86]
+    assert archs.parse_arch_list("sm_86, sm_89,sm_120,sm_86,") == [86, 89, 120]
+    with pytest.raises(UserError, match="--arch must look like"):
+        archs.parse_arch_list("sm_86,89")
+    with pytest.raises(UserError, match="at least one"):
+        archs.parse_arch_list(" , ")
+
+
+@pytest.mark.parametrize("cc,family", [
+    (90, "Hopper"), (100, "Blackwell"), (87, "Ampere"), (72, "Volta (Jetson Xavier)"), (70, "Volta"), (61, "Pascal"),
+    (52, "Maxwell"), (53, None),
+])
+def test_rtx_refuses_targets_it_cannot_build(cc, family):
+    """A target TensorRT for RTX does not build gets one line naming the family that can."""
+    with pytest.raises(ArchUnsupported) as e:
+        archs.check_rtx_targets("1.7.1.116", [86, cc])
+    msg = str(e.value)
+    assert "\n" not in msg and f"sm_{cc}" in msg and "TensorRT for RTX 1.7.1.116" in msg
+    if family:
+        assert f"({family};" in msg and "--family tensorrt" in msg
+        assert archs.ARCH_SUPPORT[cc].install in msg
+    else:
+        assert "not a GPU architecture" in msg
+
+
+def test_rtx_targets_and_tensorrt_single_target():
+    assert archs.check_rtx_targets("1.7.1.116", [75, 86, 89, 120, 121]) == [75, 86, 89, 120, 121]
+    with pytest.raises(ArchUnsupported, match="one --arch.*--family rtx"):
+        archs.check_tensorrt_targets("10.13.3", [86, 89])
+    assert archs.check_tensorrt_targets("10.13.3", [90]).family == "Hopper"
+    with pytest.raises(ArchUnsupported, match=r"TensorRT 10\.4"):
+        archs.check_tensorrt_targets("10.13.3", [70])
+
+
+def test_arch_matrix_has_both_families():
+    md = archs.arch_matrix_markdown()
+    assert "TensorRT for RTX" in md
+    for cc in archs.ARCH_SUPPORT:
+        row = next(r for r in md.splitlines() if r.startswith(f"| sm_{cc} |"))
+        assert row.split("|")[4].strip() == ("yes" if cc in archs.RTX_TARGETS else "no")
+
+
+class _Enum:
+    def __init__(self, *names):
+        for n in names:
+            setattr(self, n, n)
+
+
+def _bindings(version, *, flags=True, calibrators=True, targets=()):
+    """A stand-in bindings module with exactly the attributes feature detection reads."""
+    m = types.ModuleType("bindings")
+    m.__version__ = version
+    m.BuilderFlag = _Enum("FP16", "INT8", "TF32") if flags else _Enum("TF32")
+    if calibrators:
+        m.IInt8EntropyCalibrator2 = object
+    config = type("IBuilderConfig", (), {})
+    if targets:
+        m.ComputeCapability = _Enum("NONE", "CURRENT", *(f"SM{c}" for c in targets))
+        config.set_compute_capability = lambda self, cc, i: True
+    m.IBuilderConfig = config
+    return m
+
+
+def test_family_feature_detection():
+    """Capabilities come from the bindings' API, never from comparing versions across families."""
+    t10 = families.describe(_bindings("10.13.3"), "tensorrt")
+    assert (t10.precision_flags, t10.calibrators, t10.targets, t10.strongly_typed, t10.ahead_of_time, t10.has_nms) \
+        == (True, True, (), False, False, True)
+    t11 = families.describe(_bindings("11.1.0", flags=False, calibrators=False), "tensorrt")
+    assert t11.strongly_typed and not t11.calibrators and not t11.ahead_of_time
+    rtx = families.describe(_bindings("1.7.1.116", flags=False, calibrators=False, targets=(75, 80, 86, 89, 120, 121)),
+                            "rtx")
+    assert rtx.strongly_typed and rtx.ahead_of_time and rtx.targets == (75, 80, 86, 89, 120, 121)
+    assert not rtx.has_nms and not rtx.timing_cache and rtx.label == "TensorRT for RTX 1.7.1.116"
+    # an RTX release is not "older than TensorRT 8.5": it gets no TensorRT version rules
+    p = checks.plan_precision(rtx, fp16=True, int8=False, model=F32)
+    assert p.convert_fp16 and not p.fp16_flag
+    assert families.family_of_version("10.4.0").precision_flags
+    assert families.family_of_version("11.1.0").strongly_typed
+
+
+def test_import_family_messages(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)                  # import fails
+    monkeypatch.setitem(sys.modules, "tensorrt_rtx_bindings", None)
+    with pytest.raises(TensorRTMissing) as e:
+        families.import_family("auto", "sm_86")
+    msg = str(e.value)
+    assert "neither TensorRT" in msg and "nor TensorRT for RTX" in msg and "\n" not in msg
+    assert ".[rtx]" in msg and "tensorrt-rtx-cu12-libs==1.7.1.116" in msg
+    with pytest.raises(TensorRTMissing) as e:
+        families.import_family("auto", "sm_61")                         # RTX cannot build sm_61: not suggested
+    assert "[rtx]" not in str(e.value) and "8.6.1" in str(e.value)
+    with pytest.raises(TensorRTMissing, match=r"TensorRT for RTX .*\.\[rtx\]"):
+        families.import_family("rtx")
+    with pytest.raises(TensorRTMissing, match="must be auto, tensorrt or rtx"):
+        families.import_family("trt")
+
+
+def test_rtx_pins_agree_with_setup_py():
+    import ast
+
+    tree = ast.parse(open(os.path.join(REPO, "setup.py")).read())
+    pins = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                and any(getattr(t, "id", "") == "RTX_REQUIREMENTS" for t in n.targets))
+    assert tuple(pins) == families.RTX_PIP
+
+
+# ----------------------------------------------------------------------- ONNX sidecar: dynamic batch
+def test_sidecar_batch_limits(tmp_path):
+    path, side = _model(tmp_path, batch=4, dynamic_batch=True)
+    assert sidecars.batch_limits(checks.check_onnx_sidecar(path)) == (True, 4)
+    assert sidecars.batch_limits({"batch": 2}) == (False, 2)
+    path, _ = _model(tmp_path, batch=0)
+    with pytest.raises(SidecarMismatch, match="batch must be an integer >= 1"):
+        checks.check_onnx_sidecar(path)
+
+
+# ----------------------------------------------------------------------- plugin library facts
+def _tagged_lib(tmp_path, tag: str, name="libmrcnn_trt_plugins.so"):
+    p = tmp_path / name
+    p.write_bytes(b"\x7fELF not really\x00" + tag.encode() + b"\x00rest")
+    return str(p)
+
+
+def test_plugin_build_tag_and_family_checks(tmp_path):
+    from mrcnn_trt.engine import plugin_library as pl
+
+    rtx = families.Family("rtx", "1.7.1.116", False, False, archs.RTX_TARGETS, False)
+    t10 = families.Family("tensorrt", "10.13.3", True, True)
+    lib = _tagged_lib(tmp_path, "mrcnn_trt_plugins_build: family=rtx family_version=1.7.1.116 "
+                                "tensorrt_headers=11.1.0 cuda_archs=sass:75,89 ptx:89;")
+    facts = pl.read_build_tag(lib)
+    assert facts == {"family": "rtx", "family_version": "1.7.1.116", "tensorrt_headers": "11.1.0",
+                     "cuda_archs": "sass:75,89 ptx:89"}
+    pl.check_build_facts(facts, rtx, lib)
+    pl.check_build_facts(facts, families.Family("rtx", "1.8.0", False, False, (86,), False), lib)  # newer minor
+    with pytest.raises(PluginLibraryMismatch, match="built for TensorRT for RTX 1.7.1.116 but TensorRT 10.13.3"):
+        pl.check_build_facts(facts, t10, lib)
+    with pytest.raises(PluginLibraryMismatch, match="built against TensorRT for RTX 1.7.1.116 but TensorRT for RTX 1.6"):
+        pl.check_build_facts(facts, families.Family("rtx", "1.6.0", False, False, (86,), False), lib)
+    with pytest.raises(PluginLibraryMismatch, match="TensorRT 10.13.3 headers.*would crash"):
+        pl.check_build_facts({**facts, "tensorrt_headers": "10.13.3"}, rtx, lib)
+    with pytest.raises(PluginLibraryMismatch, match="not built for TensorRT for RTX"):
+        pl.check_build_facts({}, rtx, lib)                            # an old library without a tag
+    pl.check_build_facts({}, t10, lib)                                # TensorRT: checked after loading instead
+    t_lib = {"family": "tensorrt", "family_version": "8.6.1", "tensorrt_headers": "8.6.1"}
+    with pytest.raises(PluginLibraryMismatch, match="built against TensorRT 8.6.1 but TensorRT 8.5.3"):
+        pl.check_build_facts(t_lib, families.Family("tensorrt", "8.5.3", True, True), lib)
+    assert pl.read_build_tag(str(tmp_path / "none.so")) == {}
+    assert PluginLibraryMismatch.exit_code == checks.EXIT_CODES["plugin-library-mismatch"] == 21
+
+
+def test_plugin_library_default_dir_and_missing(tmp_path, monkeypatch):
+    from mrcnn_trt.engine import plugin_library as pl
+    from mrcnn_trt.engine.errors import PluginLibraryMissing
+
+    monkeypatch.delenv("MRCNN_TRT_PLUGINS", raising=False)
+    assert pl.default_dir("rtx").endswith(os.path.join("plugins", "lib", "rtx"))
+    with pytest.raises(PluginLibraryMissing, match="not found") as e:
+        pl.find("rtx", str(tmp_path / "nope.so"))
+    assert e.value.exit_code == 17
+
+
+def test_engine_package_imports_nothing_heavy():
+    code = ("import sys, mrcnn_trt.engine, mrcnn_trt.engine.build, mrcnn_trt.engine.cli, "
+            "mrcnn_trt.engine.plugins_build; "
+            "print(sorted(m for m in ('tensorrt', 'tensorrt_rtx_bindings', 'torch', 'onnx', 'onnxruntime') "
+            "if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------------- runner: batch handling (no GPU)
+class _HostCuda:
+    """Host memory standing in for device memory (pointers are ids of numpy buffers)."""
+
+    def __init__(self):
+        self.mem, self.next = {}, 1
+
+    def alloc(self, nbytes):
+        ptr, self.next = self.next, self.next + 1
+        self.mem[ptr] = bytearray(max(nbytes, 1))
+        return ptr
+
+    def free(self, ptr):
+        self.mem.pop(ptr, None)
+
+    def htod(self, ptr, host, stream):
+        b = host.tobytes()
+        self.mem[ptr][:len(b)] = b
+
+    def dtoh(self, host, ptr, stream):
+        host[...] = np.frombuffer(bytes(self.mem[ptr][:host.nbytes]), host.dtype).reshape(host.shape)
+
+    def stream(self):
+        return None
+
+    def stream_handle(self, stream):
+        return 0
+
+    def sync(self, stream):
+        pass
+
+
+class _Context:
+    """Records set_input_shape; 'runs' by writing the batch size into count."""
+
+    def __init__(self, runner, max_rows):
+        self.runner, self.max_rows, self.shapes, self.addr, self.calls = runner, max_rows, {}, {}, []
+
+    def set_input_shape(self, name, shape):
+        self.calls.append((name, tuple(shape)))
+        self.shapes[name] = tuple(shape)
+
+    def get_tensor_shape(self, name):
+        n = self.shapes.get("images", (self.runner.fixed_batch or 0,))[0]
+        return {"count": (n,), "detections": (n, self.max_rows, 6)}[name]
+
+    def set_tensor_address(self, name, ptr):
+        self.addr[name] = ptr
+
+    def execute_async_v3(self, stream):
+        cuda = self.runner.cuda
+        n = self.get_tensor_shape("count")[0]
+        images = np.frombuffer(bytes(cuda.mem[self.addr["images"]][:n * 3 * 4 * 4 * 4]), np.float32)
+        cuda.mem[self.addr["count"]][:4 * n] = np.full(n, images.size // 48, np.int32).tobytes()
+        return True
+
+
+def _runner(batch_dim, max_batch):
+    from mrcnn_trt.engine.cuda_mem import DeviceBuffer
+    from mrcnn_trt.engine.runner import IOTensor, TensorRTRunner
+
+    r = TensorRTRunner.__new__(TensorRTRunner)
+    f, i = np.dtype(np.float32), np.dtype(np.int32)
+    r.name, r.cuda, r.stream, r._DeviceBuffer, r.buffers = "m.plan", _HostCuda(), None, DeviceBuffer, {}
+    r.inputs = [IOTensor("images", True, (batch_dim, 3, 4, 4), f, 0), IOTensor("windows", True, (batch_dim, 4), f, 1)]
+    r.outputs = [IOTensor("count", False, (batch_dim,), i, 2), IOTensor("detections", False, (batch_dim, 2, 6), f, 3)]
+    r.roles = {"images": "images", "windows": "windows"}
+    r.fixed_batch = None if batch_dim < 0 else batch_dim
+    r.max_batch = max_batch
+    r.context = _Context(r, 2)
+    return r
+
+
+def test_runner_dynamic_batch_sets_shapes_and_never_pads():
+    r = _runner(-1, 4)
+    for n in (1, 3, 4):
+        out = r(np.ones((n, 3, 4, 4), np.float32), np.zeros((n, 4), np.float32))
+        assert out["count"].tolist() == [n] * n and out["detections"].shape == (n, 2, 6)
+        assert r.context.calls[-2:] == [("images", (n, 3, 4, 4)), ("windows", (n, 4))]   # no padding to 4
+    with pytest.raises(UserError, match="takes 1..4 images per call, got 5"):
+        r(np.ones((5, 3, 4, 4), np.float32), np.zeros((5, 4), np.float32))
+
+
+def test_runner_fixed_batch_pads():
+    r = _runner(2, 2)
+    out = r(np.ones((1, 3, 4, 4), np.float32), np.zeros((1, 4), np.float32))
+    assert r.context.calls == []                       # static shapes: nothing to set
+    assert out["count"].tolist() == [2]                 # the engine saw 2 images; the padded row is cut off

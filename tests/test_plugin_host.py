@@ -4,11 +4,15 @@ attribute tables against plugins/opdefs.py.
 
 The build folder is cached in .cache/build-plugin-host (incremental).
 
-Optional: with MRCNN_TRT_INCLUDE_DIRS set to one or more TensorRT ``include``
-folders (":"-separated) the TensorRT adapters (plugins/trt) are compile-checked
-against each of them, and plugins/trt/adapter_test.cpp (the adapters with stub
-launchers: no libnvinfer, no GPU) is built and run (CUDA headers from
-MRCNN_CUDA_INCLUDE, CUDA_HOME or /usr/local/cuda). Nothing is downloaded here.
+The TensorRT adapters (plugins/trt) are compile-checked against every
+TensorRT header set in ``../shared/third_party/tensorrt-include/`` (8.6.1,
+10.4.0, 10.13.3, 11.1.0; or the ":"-separated ``include`` folders of
+MRCNN_TRT_INCLUDE_DIRS), in both plugin interfaces, and
+plugins/trt/adapter_test.cpp (the adapters with stub launchers: no
+libnvinfer, no GPU) is built and run against each (CUDA headers from
+MRCNN_CUDA_INCLUDE, CUDA_HOME, /usr/local/cuda or the pip
+nvidia-cuda-runtime wheel). Skipped with a reason only when no header set or
+no CUDA headers exist. Nothing is downloaded here.
 """
 from __future__ import annotations
 
@@ -91,21 +95,47 @@ def test_fields_agree_with_opdefs(built):
                 assert c["min"] == a.min and c["max"] == a.max, where
 
 
-TRT_INCLUDES = [p for p in os.environ.get("MRCNN_TRT_INCLUDE_DIRS", "").split(":") if p]
+SHARED_HEADERS = os.path.normpath(os.path.join(REPO, "..", "shared", "third_party", "tensorrt-include"))
+
+
+def _header_sets():
+    env = [p for p in os.environ.get("MRCNN_TRT_INCLUDE_DIRS", "").split(":") if p]
+    if env:
+        return env
+    if not os.path.isdir(SHARED_HEADERS):
+        return []
+    return sorted((os.path.join(SHARED_HEADERS, d) for d in os.listdir(SHARED_HEADERS)
+                   if os.path.isfile(os.path.join(SHARED_HEADERS, d, "NvInfer.h"))),
+                  key=lambda p: [int(x) for x in os.path.basename(p).split(".") if x.isdigit()])
+
+
+TRT_INCLUDES = _header_sets()
+NO_HEADERS = f"no TensorRT headers ({SHARED_HEADERS} absent, MRCNN_TRT_INCLUDE_DIRS unset)"
 
 
 def _cuda_include():
+    import glob
+    import sysconfig
+
+    pip = glob.glob(os.path.join(sysconfig.get_paths()["purelib"], "nvidia", "cuda_runtime", "include"))
     for root in (os.environ.get("MRCNN_CUDA_INCLUDE"),
                  os.path.join(os.environ.get("CUDA_HOME", "/nonexistent"), "include"),
                  "/usr/local/cuda/include",
-                 os.path.join(REPO, ".cache", "cuda118", "cuda", "include")):
+                 os.path.join(REPO, ".cache", "cuda118", "cuda", "include"), *pip):
         if root and os.path.isfile(os.path.join(root, "cuda_runtime_api.h")):
             return root
     return None
 
 
-@pytest.mark.skipif(not TRT_INCLUDES, reason="MRCNN_TRT_INCLUDE_DIRS not set (TensorRT headers)")
-@pytest.mark.parametrize("inc", TRT_INCLUDES)
+def test_header_sets_found():
+    """With ../shared present, every public header set is exercised (none silently missing)."""
+    if not os.path.isdir(SHARED_HEADERS) or os.environ.get("MRCNN_TRT_INCLUDE_DIRS"):
+        pytest.skip(NO_HEADERS)
+    assert [os.path.basename(p) for p in TRT_INCLUDES] == ["8.6.1", "10.4.0", "10.13.3", "11.1.0"]
+
+
+@pytest.mark.skipif(not TRT_INCLUDES, reason=NO_HEADERS)
+@pytest.mark.parametrize("inc", TRT_INCLUDES, ids=os.path.basename)
 @pytest.mark.parametrize("api", ["auto", "v2"])
 def test_trt_adapters_compile(inc, api):
     cuda = _cuda_include()
@@ -119,8 +149,8 @@ def test_trt_adapters_compile(inc, api):
     assert r.returncode == 0, r.stderr[-4000:]
 
 
-@pytest.mark.skipif(not TRT_INCLUDES, reason="MRCNN_TRT_INCLUDE_DIRS not set (TensorRT headers)")
-@pytest.mark.parametrize("inc", TRT_INCLUDES)
+@pytest.mark.skipif(not TRT_INCLUDES, reason=NO_HEADERS)
+@pytest.mark.parametrize("inc", TRT_INCLUDES, ids=os.path.basename)
 def test_trt_adapters_run(inc, tmp_path):
     """plugins/trt/adapter_test.cpp: the adapters' entry points against these
     headers with stub CUDA launchers (no libnvinfer, no GPU)."""
@@ -136,3 +166,6 @@ def test_trt_adapters_run(inc, tmp_path):
     assert r.returncode == 0, r.stderr[-4000:]
     r = subprocess.run([exe], capture_output=True, text=True)
     assert r.returncode == 0 and " 0 failures" in r.stdout, r.stdout + r.stderr[-4000:]
+    major = int(os.path.basename(inc).split(".")[0]) if os.path.basename(inc)[:1].isdigit() else None
+    if major is not None:   # the IPluginV3 adapters ran wherever the headers have them (TensorRT >= 10)
+        assert ("V2 + V3" in r.stdout) == (major >= 10), r.stdout

@@ -351,6 +351,16 @@ void test_v3() {
   delete c;
   delete p;
   CHECK(rc.createPlugin("x", &F.bad_fc, TensorRTPhase::kBUILD) == nullptr);
+  // With capture on, the message is kept (for the tool's one-line error) instead of printed.
+  {
+    trt::ErrorLog& log = trt::error_log();
+    log.capture = true;
+    log.text.clear();
+    CHECK(rc.createPlugin("x", &F.bad_fc, TensorRTPhase::kBUILD) == nullptr);
+    CHECK(log.text.find(" createPlugin: ") != std::string::npos && log.text.back() == '\n');
+    log.capture = false;
+    log.text.clear();
+  }
 
   // DetectionLayer: int32 roi_count and FP32 probs reach the launcher in order.
   IPluginV3* d = dc.createPlugin("det", nullptr, TensorRTPhase::kBUILD);

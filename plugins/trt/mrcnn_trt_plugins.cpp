@@ -12,14 +12,33 @@
 // --dynamicPlugins); build with -DMRCNN_TRT_STATIC_REGISTRATION=OFF for the
 // latter to avoid double registration.
 //
-// Also exported (plain C, for the Python checks):
-//   const char* mrcnn_trt_plugins_info(void);       JSON: TensorRT headers, API, archs
+// Also exported (plain C, for the Python checks and tools):
+//   const char* mrcnn_trt_plugins_info(void);       JSON: family + version, TensorRT headers, API, archs
 //   const char* mrcnn_trt_plugins_cuda_archs(void); "sass:50,52,... ptx:86"
+//   void mrcnn_trt_plugins_capture_errors(int on);  keep error messages instead of printing them
+//   const char* mrcnn_trt_plugins_errors(void);     kept messages ("\n"-separated; valid until the next call)
+//   void mrcnn_trt_plugins_clear_errors(void);
+// and, readable without loading the library, the string
+//   "mrcnn_trt_plugins_build: family=rtx family_version=1.7.1.116 tensorrt_headers=11.1.0 cuda_archs=sass:89 ptx:89;"
+//
+// Family: MRCNN_TRT_FAMILY ("tensorrt" by default, "rtx" for TensorRT for
+// RTX) and MRCNN_TRT_FAMILY_VERSION (the library linked against; default:
+// the headers' version) are set by the build (mrcnn-build-plugins) so that
+// a library is never used with another TensorRT family or release.
 #include "plugin_v2.h"
 #include "plugin_v3.h"
 
 #ifndef MRCNN_TRT_CUDA_ARCHS
 #define MRCNN_TRT_CUDA_ARCHS ""
+#endif
+#define MRCNN_STR2(x) #x
+#define MRCNN_STR(x) MRCNN_STR2(x)
+#define MRCNN_TRT_HEADERS_VERSION MRCNN_STR(NV_TENSORRT_MAJOR) "." MRCNN_STR(NV_TENSORRT_MINOR) "." MRCNN_STR(NV_TENSORRT_PATCH)
+#ifndef MRCNN_TRT_FAMILY
+#define MRCNN_TRT_FAMILY "tensorrt"
+#endif
+#ifndef MRCNN_TRT_FAMILY_VERSION
+#define MRCNN_TRT_FAMILY_VERSION MRCNN_TRT_HEADERS_VERSION
 #endif
 #ifndef MRCNN_TRT_STATIC_REGISTRATION
 #define MRCNN_TRT_STATIC_REGISTRATION 1
@@ -92,19 +111,42 @@ MRCNN_EXPORT nvinfer1::IPluginCreator* const* getPluginCreators(int32_t& nbCreat
 }
 #endif
 
-#define MRCNN_STR2(x) #x
-#define MRCNN_STR(x) MRCNN_STR2(x)
+// The same facts as one plain string in the file, so that tools can check a
+// library before loading it (loading runs the static registration, which
+// must not happen in a TensorRT it was not built for).
+extern "C" __attribute__((used)) const char mrcnn_trt_plugins_build_tag[] =
+    "mrcnn_trt_plugins_build: family=" MRCNN_TRT_FAMILY " family_version=" MRCNN_TRT_FAMILY_VERSION
+    " tensorrt_headers=" MRCNN_TRT_HEADERS_VERSION " cuda_archs=" MRCNN_TRT_CUDA_ARCHS ";";
 
 MRCNN_EXPORT const char* mrcnn_trt_plugins_cuda_archs(void) { return MRCNN_TRT_CUDA_ARCHS; }
 
 MRCNN_EXPORT const char* mrcnn_trt_plugins_info(void) {
-  static const std::string info = std::string("{\"library\": \"mrcnn_trt_plugins\", \"tensorrt_headers\": \"") +
-                                  MRCNN_STR(NV_TENSORRT_MAJOR) "." MRCNN_STR(NV_TENSORRT_MINOR) "." MRCNN_STR(
-                                      NV_TENSORRT_PATCH) "\", \"plugin_api\": \"" +
-                                  mrcnn::trt::kApi + "\", \"plugin_version\": \"" + mrcnn::kPluginVersion +
-                                  "\", \"serial_format_version\": " +
-                                  std::to_string(mrcnn::host::kSerialFormatVersion) + ", \"cuda_archs\": \"" +
-                                  MRCNN_TRT_CUDA_ARCHS + "\", \"ops\": [\"" + mrcnn::kPyramidROIAlign + "\", \"" +
-                                  mrcnn::kProposalLayer + "\", \"" + mrcnn::kDetectionLayer + "\"]}";
+  static const std::string info =
+      std::string("{\"library\": \"mrcnn_trt_plugins\", \"family\": \"") + MRCNN_TRT_FAMILY +
+      "\", \"family_version\": \"" + MRCNN_TRT_FAMILY_VERSION + "\", \"tensorrt_headers\": \"" +
+      MRCNN_TRT_HEADERS_VERSION + "\", \"plugin_api\": \"" + mrcnn::trt::kApi + "\", \"plugin_version\": \"" +
+      mrcnn::kPluginVersion + "\", \"serial_format_version\": " + std::to_string(mrcnn::host::kSerialFormatVersion) +
+      ", \"cuda_archs\": \"" + MRCNN_TRT_CUDA_ARCHS + "\", \"ops\": [\"" + mrcnn::kPyramidROIAlign + "\", \"" +
+      mrcnn::kProposalLayer + "\", \"" + mrcnn::kDetectionLayer + "\"]}";
   return info.c_str();
+}
+
+MRCNN_EXPORT void mrcnn_trt_plugins_capture_errors(int on) {
+  mrcnn::trt::ErrorLog& log = mrcnn::trt::error_log();
+  std::lock_guard<std::mutex> lock(log.mutex);
+  log.capture = on != 0;
+}
+
+MRCNN_EXPORT const char* mrcnn_trt_plugins_errors(void) {
+  static std::string copy;  // stable until the next call
+  mrcnn::trt::ErrorLog& log = mrcnn::trt::error_log();
+  std::lock_guard<std::mutex> lock(log.mutex);
+  copy = log.text;
+  return copy.c_str();
+}
+
+MRCNN_EXPORT void mrcnn_trt_plugins_clear_errors(void) {
+  mrcnn::trt::ErrorLog& log = mrcnn::trt::error_log();
+  std::lock_guard<std::mutex> lock(log.mutex);
+  log.text.clear();
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,21 @@ inline nvinfer1::ILoggerFinder*& logger_finder() {
 }
 #endif
 
-// One line to TensorRT's logger when known, else to stderr.
+// Error capture for tools that report errors themselves (mrcnn-build-engine
+// puts the plugin's own message into its one-line error): while capture is
+// on, messages that would go to stderr are kept instead, newline-separated,
+// until read and cleared (C exports in mrcnn_trt_plugins.cpp).
+struct ErrorLog {
+  std::mutex mutex;
+  bool capture = false;
+  std::string text;
+};
+inline ErrorLog& error_log() {
+  static ErrorLog log;
+  return log;
+}
+
+// One line to TensorRT's logger when known, else captured or to stderr.
 inline void log_error(const std::string& msg) noexcept {
   try {
     const std::string line = "[mrcnn_trt_plugins] " + msg;
@@ -50,6 +65,12 @@ inline void log_error(const std::string& msg) noexcept {
       }
     }
 #endif
+    ErrorLog& log = error_log();
+    std::lock_guard<std::mutex> lock(log.mutex);
+    if (log.capture) {
+      if (log.text.size() < (1u << 16)) log.text += msg + "\n";
+      return;
+    }
     fprintf(stderr, "%s\n", line.c_str());
   } catch (...) {
   }
