@@ -29,10 +29,10 @@ then
 fi
 mkdir -p "$CACHE"
 if ! "$PY" -m pip install -q --no-deps --no-index --find-links "$CACHE" "${REQS[@]}" 2>/dev/null; then
-  if ! "$PY" -m pip download -q --no-deps -d "$CACHE" "${REQS[@]}"; then
+  if ! "$PY" -m pip download -q --no-deps -d "$CACHE" "${REQS[@]}" >> .cache/setup.log 2>&1; then
     echo "warning: could not download ${REQS[*]} (no network?): the TensorRT for RTX tests will be skipped" >&2
     exit 0
   fi
-  "$PY" -m pip install -q --no-deps --no-index --find-links "$CACHE" "${REQS[@]}"
+  "$PY" -m pip install -q --no-deps --no-index --find-links "$CACHE" "${REQS[@]}" >> .cache/setup.log 2>&1
 fi
 echo "installed ${REQS[*]} (wheels cached in $CACHE)" >&2
