@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--arch", help="GPU of the serving machine for a plan, e.g. sm_86 (default: this machine's)")
     r.add_argument("--tensorrt", metavar="VERSION",
                    help="TensorRT release of the serving Triton for a plan, e.g. 10.5.0 (default: this machine's)")
-    r.add_argument("--plugins", metavar="LIB", help="TensorRT plugin library (default: as mrcnn-build-engine finds it)")
+    r.add_argument("--plugins", metavar="LIB", help="TensorRT plugin library (default: the one the plan was built with, "
+                                                        "else as mrcnn-build-engine finds it)")
     r.add_argument("--mount", metavar="PATH",
                    help="absolute path at which the server sees the repository (e.g. /models in a container); "
                         "used for library paths in configs and server flags")

@@ -94,7 +94,7 @@ class RepoOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     arch: Optional[str] = None
     tensorrt: Optional[str] = None
-    plugins: Optional[str] = None          # TensorRT plugin library (default: the one the loader finds)
+    plugins: Optional[str] = None          # TensorRT plugin library (default: the plan's, else the loader's)
     mount: Optional[str] = None
     force: bool = False                    # replace model folders of the same names
 
@@ -138,7 +138,10 @@ def read_model(path: str) -> ModelFacts:
         raise RepositoryError(f"model not found: {path}")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".onnx":
-        side = checks.check_onnx_sidecar(path)
+        try:
+            side = checks.check_onnx_sidecar(path)
+        except UserError as e:
+            raise RepositoryError(str(e)) from None
         kind = "onnx"
     elif ext in (".plan", ".engine"):
         side = _check_plan_file(path)
@@ -454,8 +457,12 @@ def plan_repository(model: str, repo: str, options: RepoOptions = RepoOptions())
         if facts.flavor == "trt":
             from mrcnn_trt.plugins import loader
 
+            recorded = facts.sidecar.get("plugin_library")
             try:
-                plugin_library = loader.find_library(options.plugins)
+                if not options.plugins and recorded and os.path.isfile(recorded):
+                    plugin_library = os.path.abspath(recorded)   # the library the plan was built with
+                else:
+                    plugin_library = loader.find_library(options.plugins)
             except UserError as e:
                 raise RepositoryError(f"{e}; the plan has mrcnn:: plugin layers and Triton must load the library "
                                       f"that built it (--plugins LIB)") from None

@@ -285,8 +285,6 @@ class TritonServer:
         libs = plugin_libraries(self.repo, self.models)
         if libs:
             cmd.append("--backend-config=tensorrt,plugins=" + ";".join(libs))
-        if self.install.standalone:
-            cmd.append("--pinned-memory-pool-byte-size=0")   # no CUDA in the standalone server
         return cmd + self.extra_args
 
     # ---------------------------------------------------------------- life cycle
