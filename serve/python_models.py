@@ -25,6 +25,7 @@ error response with one line; the other requests of the batch are unaffected.
 """
 from __future__ import annotations
 
+import ctypes
 import io
 import json
 import os
@@ -61,22 +62,20 @@ def _input(request, name: str) -> np.ndarray:
 
 
 _USED_CAPSULE = b"used_dltensor"   # module-level: PyCapsule_SetName keeps the pointer
+_set_capsule_name = ctypes.pythonapi.PyCapsule_SetName
+_set_capsule_name.argtypes, _set_capsule_name.restype = [ctypes.py_object, ctypes.c_char_p], ctypes.c_int
 
 
 def _output(name: str, array: np.ndarray):
     """An output tensor through DLPack. The stub takes ownership of the DLPack tensor but renames
     the capsule "used_dlpack" instead of DLPack's "used_dltensor", so NumPy's capsule destructor
     would report an error for every output; the capsule gets the standard name afterwards."""
-    import ctypes
-
     a = np.ascontiguousarray(array)
     if not a.flags.writeable:   # DLPack cannot export read-only arrays
         a = a.copy()
     capsule = a.__dlpack__()
     tensor = pb_utils.Tensor.from_dlpack(name, capsule)
-    set_name = ctypes.pythonapi.PyCapsule_SetName
-    set_name.argtypes, set_name.restype = [ctypes.py_object, ctypes.c_char_p], ctypes.c_int
-    set_name(capsule, _USED_CAPSULE)
+    _set_capsule_name(capsule, _USED_CAPSULE)
     return tensor
 
 
