@@ -72,19 +72,25 @@ def load(url: str, protocol: str, model: str, data: bytes, concurrency: int, req
     """``requests`` requests from ``concurrency`` threads -> (latencies ms, wall s, detections)."""
     from mrcnn_trt.serve.client import TritonClient
 
-    lock, latencies, counter, found = threading.Lock(), [], [0], []
+    lock, latencies, counter, found, errors = threading.Lock(), [], [0], [], []
     start = threading.Barrier(concurrency + 1)
 
     def worker():
-        with TritonClient(url, protocol=protocol, model=model) as c:
+        # long timeout: at concurrency 16 an R-101 request waits for 15 others on 2 cores
+        with TritonClient(url, protocol=protocol, model=model, timeout_s=7200) as c:
             start.wait()
             while True:
                 with lock:
-                    if counter[0] >= requests:
+                    if counter[0] >= requests or errors:
                         return
                     counter[0] += 1
                 t0 = time.perf_counter()
-                doc = c.detect([data])[0]
+                try:
+                    doc = c.detect([data])[0]
+                except Exception as e:  # noqa: BLE001 - reported below, ends the run
+                    with lock:
+                        errors.append(e)
+                    return
                 dt = (time.perf_counter() - t0) * 1e3
                 with lock:
                     latencies.append(dt)
@@ -97,6 +103,8 @@ def load(url: str, protocol: str, model: str, data: bytes, concurrency: int, req
     t0 = time.perf_counter()
     for t in threads:
         t.join()
+    if errors:
+        raise SystemExit(f"request failed: {errors[0]}")
     return latencies, time.perf_counter() - t0, found
 
 
