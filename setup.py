@@ -4,8 +4,8 @@ The import package ``mrcnn_trt`` is assembled from the top-level folders of
 the repository (see ``PACKAGE_DIRS``): ``mrcnn_trt/`` holds the root package
 (config, small utilities, command-line helpers), ``model/`` the PyTorch Mask
 R-CNN, ``plugins/`` the custom ops (C++/CUDA sources + Python glue),
-``export/``, ``engine/``, ``calib/``, ``eval/``, ``data/`` and ``train/`` the
-tools built on top of the model.
+``export/``, ``engine/``, ``calib/``, ``eval/``, ``data/``, ``train/`` and
+``serve/`` (Triton Inference Server) the tools built on top of the model.
 
 The compiled CPU kernels (a pybind11 module, ``mrcnn_trt.plugins._cpu``) are
 built here; TensorRT plugins and CUDA kernels are built by CMake
@@ -29,6 +29,7 @@ PACKAGE_DIRS = {
     "mrcnn_trt.eval": "eval",
     "mrcnn_trt.runtime": "runtime",
     "mrcnn_trt.apps": "apps",
+    "mrcnn_trt.serve": "serve",
 }
 
 CONSOLE_SCRIPTS = [
@@ -41,6 +42,7 @@ CONSOLE_SCRIPTS = [
     "mrcnn-train = mrcnn_trt.train.cli:main",
     "mrcnn-calibrate = mrcnn_trt.calib.cli:main",
     "mrcnn-quickstart = mrcnn_trt.apps.quickstart:main",
+    "mrcnn-triton = mrcnn_trt.serve.cli:main",
 ]
 
 #: TensorRT for RTX (NVIDIA proprietary; installed from PyPI by the user, never redistributed):
@@ -105,6 +107,9 @@ setup(
         "tensorrt": ["tensorrt", "cuda-python"],
         "rtx": RTX_REQUIREMENTS + ["cuda-python"],
         "gpu": ["onnxruntime-gpu"],
+        # Triton clients; the server binary comes from `pip install --no-deps nvidia-pytriton==0.7.0`
+        # (README "Serving"): its wheel declares numpy<2, which an extra here would enforce.
+        "serve": ["tritonclient[http,grpc]>=2.51"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

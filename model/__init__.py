@@ -6,6 +6,27 @@ inference semantics (``../shared/docs/seed-model-spec.md``).
     model = build_model("coco")                 # or a Config
     load_weights(model, "mask_rcnn_coco.pth")   # strict, weights_only
     results = model.detect([image])             # original contract
+
+The names below are imported on first use, so that ``mrcnn_trt.model.molding``
+(NumPy + Pillow only) can be used without importing torch (the Triton
+pre/postprocessing models do).
 """
-from .maskrcnn import MaskRCNN  # noqa: F401
-from .checkpoint import build_model, load_weights, save_checkpoint, load_model  # noqa: F401
+import importlib
+
+_LAZY = {
+    "MaskRCNN": ".maskrcnn",
+    "build_model": ".checkpoint",
+    "load_weights": ".checkpoint",
+    "save_checkpoint": ".checkpoint",
+    "load_model": ".checkpoint",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,5 +24,13 @@ fi
 # torch is pinned: an unpinned torch would pull a multi-GB CUDA build.
 step "pip upgrade" .venv/bin/python -m pip install -q --upgrade pip setuptools wheel pybind11
 step "torch" .venv/bin/python -m pip install -q "torch==2.13.0"
-step "mrcnn-trt" .venv/bin/python -m pip install -q -e ".[test]"
+step "mrcnn-trt" .venv/bin/python -m pip install -q -e ".[test,serve]"
+# Triton Inference Server for `mrcnn-triton serve` and its tests: the standalone tritonserver (2.51,
+# Python backend) of the nvidia-pytriton wheel, installed last and with --no-deps: the wheel declares
+# numpy<2 (and more) for its own Python API, which is not used; the server binary bundles its libraries.
+if ! .venv/bin/python -c "import importlib.metadata as m; assert m.version('nvidia-pytriton') == '0.7.0'" \
+     2>/dev/null; then
+  .venv/bin/python -m pip install -q --no-deps "nvidia-pytriton==0.7.0" >> "$LOG" 2>&1 \
+    || echo "warning: nvidia-pytriton could not be installed; the Triton server tests will be skipped" >&2
+fi
 echo "setup: .venv ready (pip log: $LOG)"

@@ -1,0 +1,15 @@
+"""Serving on NVIDIA Triton Inference Server (``mrcnn-triton``).
+
+* :mod:`.repository` - writes a Triton model repository from an exported model
+  (``mrcnn-triton repo``): an ensemble ``mrcnn`` (encoded image bytes in, one
+  ``mrcnn-demo`` JSON document per image out) over a preprocess, a network and
+  a postprocess model.
+* :mod:`.python_models` - the Python-backend models of that repository (they
+  run inside Triton's Python-backend stub and import this package).
+* :mod:`.server` - finds a ``tritonserver`` (a full Triton install, or the
+  standalone one in the ``nvidia-pytriton`` wheel) and runs it on 127.0.0.1
+  (``mrcnn-triton serve``).
+* :mod:`.client` - an HTTP / gRPC client (``mrcnn-triton infer``).
+
+Nothing here imports torch; tritonclient is imported only by the client.
+"""
