@@ -99,6 +99,10 @@ setup(
         "test": ["pytest>=8", "hypothesis>=6.100"],
         "tensorrt": ["tensorrt", "cuda-python"],
         "gpu": ["onnxruntime-gpu"],
+        # mrcnn-eval --report (TIDE error analysis). tidecv 1.0.1 declares the GUI build
+        # opencv-python; it needs cv2 only at import time and the headless build is enough:
+        # tools/setup.sh installs these and then tidecv with --no-deps.
+        "report": ["tidecv==1.0.1", "opencv-python-headless>=4.8", "seaborn>=0.13", "pandas>=2", "appdirs>=1.4"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

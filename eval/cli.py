@@ -28,7 +28,8 @@ CLASS_MAPS = ("auto", "none", "coco-to-cityscapes", "shapes-to-cityscapes")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrcnn-eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--engine", help="model.plan | model.onnx | weights.pth (default: the shipped shapes model)")
+    p.add_argument("--model", "--engine", dest="engine",
+                   help="model.plan | model.onnx | weights.pth (default: the shipped shapes model)")
     p.add_argument("--dataset", choices=["coco", "cityscapes"], required=True)
     p.add_argument("--data-root", required=True, help="dataset folder (or a COCO instances .json)")
     p.add_argument("--split", default="val")
@@ -42,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-vis", type=int, default=0, metavar="K", help="save K pictures of detections")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (ONNX Runtime / PyTorch)")
     p.add_argument("--warmup", type=int, default=1, help="untimed warm-up calls")
+    p.add_argument("--report", action="store_true",
+                   help="also write report.html + report.md: the paper's numbers side by side, TIDE errors, "
+                        "AP by size, confusion matrix, PR curves, worst false positives / missed objects "
+                        "(needs the [report] extra: tidecv)")
     return p
 
 
@@ -87,6 +92,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise UserError(f"model file not found: {args.engine}")
     if not os.path.exists(args.data_root):
         raise UserError(f"data root not found: {args.data_root}")
+    if args.report:
+        from .errors import require_tidecv
+
+        require_tidecv()   # before the model runs
     from ..data import open_dataset
     from ..fileio import write_bytes_atomic, write_json_atomic
     from .evaluate import evaluate
@@ -110,6 +119,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     write_bytes_atomic(os.path.join(args.out, "per_class.txt"), (table + "\n").encode())
     print(table)
     print(summary_line(metrics))
+    if args.report and metrics.get("num_images"):
+        from .report import write_report
+
+        print(f"report: {write_report(args.out, dataset, config=runner.config).html}")
     if metrics.get("interrupted"):
         return 130
     if metrics.get("skipped_images"):

@@ -11,3 +11,6 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip setuptools wheel pybind11 >/dev/null
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[test]"
+# The [report] extra (mrcnn-eval --report), without the GUI OpenCV that tidecv declares.
+.venv/bin/python -m pip install -q "opencv-python-headless>=4.8" "seaborn>=0.13" "pandas>=2" "appdirs>=1.4"
+.venv/bin/python -m pip install -q --no-deps "tidecv==1.0.1"

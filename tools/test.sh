@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
+bash tools/system_deps.sh   # optional system packages (chromium); never fails
 export MRCNN_PROGRESS=0
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
