@@ -277,9 +277,18 @@ def tide_analysis(data: EvalData, iou_type: str = "segm", pos_thresh: float = 0.
 
     types = {ClassError: "Cls", BoxError: "Loc", OtherError: "Both", DuplicateError: "Dupe",
              BackgroundError: "Bkg", MissedError: "Miss"}
-    main = {types[t]: float(v) for t, v in run.fix_main_errors().items()}
-    special = {t.short_name: float(v) for t, v in run.fix_special_errors().items()}
-    counts = {types[t]: len(v) for t, v in run.error_dict.items()}
+    # = run.fix_main_errors() / fix_special_errors(), with AP undefined (nothing left to score,
+    # e.g. fixing the misses of a run without detections) reported as nan instead of raising
+    from tidecv.errors.main_errors import FalsePositiveError
+
+    main = {short: _gain(run.fix_errors(lambda e, t=t: isinstance(e, t)), run.ap, clip=True)
+            for t, short in types.items()}
+    special = {"FalsePos": _gain(run.fix_errors(transform=FalsePositiveError.fix), run.ap),
+               "FalseNeg": _gain(run.fix_errors(false_neg_dict=run.false_negatives), run.ap)}
+    # detections on crowd regions are ignored by the AP (tidecv's fixes leave them out too) but
+    # tidecv still lists them as background errors: not counted, not shown here
+    errors = [e for e in run.errors if not (hasattr(e, "pred") and e.pred.get("used", False) is None)]
+    counts = {short: sum(1 for e in errors if type(e) is t) for t, short in types.items()}
 
     base = _class_aps(run.ap_data)
     per_class: Dict[str, Dict[str, float]] = {}
@@ -291,7 +300,7 @@ def tide_analysis(data: EvalData, iou_type: str = "segm", pos_thresh: float = 0.
             per_class[data.class_name(cid)][short] = max(fixed.get(cid, ap) - ap, 0.0)
 
     cases = []
-    for e in run.errors:
+    for e in errors:
         short = types.get(type(e))
         if short is None:
             continue
@@ -326,6 +335,16 @@ def _best_object(data: EvalData, det: int, iou_type: str) -> Optional[int]:
         return None
     iou = pairwise_iou([d], [data.gts[g] for g in gts], iou_type)[0]
     return gts[int(iou.argmax())] if iou.max() > 0 else None
+
+
+def _gain(ap_data, base: float, clip: bool = False) -> float:
+    """mAP of a fixed tidecv ClassedAPDataObject minus ``base`` (tidecv clips the main errors'
+    gains at 0: negative ones come from binning); nan when nothing is left to score."""
+    aps = list(_class_aps(ap_data).values())
+    if not aps:
+        return float("nan")
+    gain = sum(aps) / len(aps) - base
+    return max(gain, 0.0) if clip else gain
 
 
 def _class_aps(ap_data) -> Dict[int, float]:

@@ -371,18 +371,21 @@ def plot_tide(tides: Mapping[str, object], path: str) -> None:
     ax = fig.subplots()
     y = np.arange(len(names))
     h = 0.8 / max(len(tides), 1)
+    top = 1.0
     for i, (kind, t) in enumerate(tides.items()):
-        vals = [t.main.get(n, t.special.get(n, 0.0)) for n in names]
+        raw = [t.main.get(n, t.special.get(n, float("nan"))) for n in names]
+        vals = [v if math.isfinite(v) else 0.0 for v in raw]
+        top = max([top] + vals) if i else max([1.0] + vals)
         bars = ax.barh(y + i * h - 0.4 + h / 2, vals, height=h, label=f"{'mask' if kind == 'segm' else 'box'} "
-                                                                       f"(AP50 {t.ap50:.1f})")
-        for b, v in zip(bars, vals):
-            ax.text(b.get_width() + 0.2, b.get_y() + b.get_height() / 2, f"{v:.1f}", va="center", fontsize=8)
+                                                                       f"(AP50 {_fmt(t.ap50)})")
+        for b, v in zip(bars, raw):
+            ax.text(b.get_width() + 0.2, b.get_y() + b.get_height() / 2, _fmt(v) if math.isfinite(v) else "n/a",
+                    va="center", fontsize=8)
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
     ax.axhline(len(TIDE_ERRORS) - 0.5, color="#999", lw=0.8, ls="--")
     ax.set_xlabel("dAP50 (AP gained by fixing every error of this type)")
-    ax.set_xlim(0, max([1.0] + [max(list(t.main.values()) + list(t.special.values())) for t in tides.values()])
-                * 1.15)
+    ax.set_xlim(0, top * 1.15)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.set_title("TIDE error breakdown")
     _save_figure(fig, path)
