@@ -328,7 +328,8 @@ def render_html(title: str, intro: Sequence[str], sections: Sequence[Section], f
                 cls = ' class="note"' if b.startswith("Note:") else ""
                 parts.append(f"<p{cls}>{e(b)}</p>")
             elif isinstance(b, Table):
-                rows = ["<tr>" + "".join(_html_cell(h, "th") for h in b.header) + "</tr>"]
+                rows = [] if not any(b.header) else ["<tr>" + "".join(_html_cell(h, "th") for h in b.header)
+                                                      + "</tr>"]
                 for r in b.rows:
                     cells = [_html_cell(c, "th" if (i == 0 and b.first_col_header) else "td") for i, c in
                              enumerate(r)]
@@ -645,6 +646,9 @@ def write_report(out_dir: str, dataset, config=None, score_thresh: float = 0.5,
         raise UserError("--report: no image was evaluated")
     files_dir = os.path.join(out_dir, FILES_DIR)
     os.makedirs(files_dir, exist_ok=True)
+    for name in os.listdir(files_dir):   # galleries of an earlier report (other classes)
+        if name.startswith("gallery_") and name.endswith(".jpg"):
+            os.unlink(os.path.join(files_dir, name))
     cfg = model_config(metrics, config)
     from mrcnn_trt.cli import progress as progress_bar
 
@@ -750,15 +754,14 @@ def _paper_section(metrics: dict, comp: Comparison, model_classes: Sequence[str]
     return Section("Side by side with the paper", blocks, "paper")
 
 
-def _mapping_section(metrics: dict, cm, model_classes: Sequence[str]) -> Section:
+def class_mapping_notes(cm, model_classes: Sequence[str]) -> List[str]:
+    """How the model's classes map to the Cityscapes classes (paragraphs); for a COCO model,
+    what happens to riders, with the counts of the confusion matrix ``cm``."""
     from mrcnn_trt.config import COCO_CLASS_NAMES, SHAPES_CLASS_NAMES
     from mrcnn_trt.data.classmap import SHAPES_TO_CITYSCAPES_NAMES
 
-    cs = metrics.get("cityscapes") or {}
-    mappable = list(cs.get("mappable_classes") or [])
-    missing = [c for c in CITYSCAPES_CLASSES if c not in mappable]
     names = tuple(model_classes)
-    blocks: List[Block] = []
+    blocks: List[str] = []
     if names == tuple(COCO_CLASS_NAMES):
         blocks.append("The model predicts COCO classes. person, bicycle, car, motorcycle, bus, train and truck map "
                       "to the Cityscapes class of the same name; every other COCO class is dropped before the "
@@ -766,14 +769,23 @@ def _mapping_section(metrics: dict, cm, model_classes: Sequence[str]) -> Section
                       "model finds riders as 'person', so they count as person false positives and rider misses, "
                       "rider AP is 0 and it still counts in the official mean over 8 classes.")
         if "rider" in cm.classes and "person" in cm.classes:
-            blocks.append(f"In the confusion matrix {cm.count('rider', 'person')} riders are detected as person and "
-                          f"{cm.count('rider', 'missed')} riders are missed (score ≥ {cm.score_thresh:g}).")
+            blocks.append(f"Confusion matrix (score ≥ {cm.score_thresh:g}): riders detected as person: "
+                          f"{cm.count('rider', 'person')}, riders missed: {cm.count('rider', 'missed')}, "
+                          f"riders found as rider: {cm.count('rider', 'rider')}.")
     elif names == tuple(SHAPES_CLASS_NAMES):
         blocks.append("Synthetic shapes written in Cityscapes format: "
                       + ", ".join(f"{k} → {v}" for k, v in SHAPES_TO_CITYSCAPES_NAMES.items())
                       + "; the other Cityscapes classes have no objects.")
     else:
         blocks.append("The model's classes map by name to the Cityscapes classes.")
+    return blocks
+
+
+def _mapping_section(metrics: dict, cm, model_classes: Sequence[str]) -> Section:
+    cs = metrics.get("cityscapes") or {}
+    mappable = list(cs.get("mappable_classes") or [])
+    missing = [c for c in CITYSCAPES_CLASSES if c not in mappable]
+    blocks: List[Block] = list(class_mapping_notes(cm, model_classes))
     blocks.append(Table(["", "classes", "AP", "AP50"], [
         ["official mean (8 classes)", ", ".join(CITYSCAPES_CLASSES), _fmt(_pct(cs.get("AP"))),
          _fmt(_pct(cs.get("AP50")))],
@@ -818,6 +830,11 @@ def _tide_section(tides: Mapping[str, object]) -> Section:
 
 
 def _size_section(metrics: dict, curves) -> Section:
+    note = ("COCO size ranges by mask area: small < 32² px, medium 32²–96², large > 96² (areas in "
+            "original-image pixels).")
+    if metrics.get("dataset") == "cityscapes":
+        note += (" Cityscapes frames are 2048×1024, shrunk to the network's IMAGE_MAX_DIM (1024 for the "
+                 "coco and cityscapes presets): most objects there are small or medium.")
     overall = []
     for kind in ("segm", "bbox"):
         m = metrics.get(kind) or {}
@@ -831,8 +848,7 @@ def _size_section(metrics: dict, curves) -> Section:
         rows.append([name] + [_fmt(s[k]) for k in ("all", "small", "medium", "large")]
                     + [str(n.get(k, 0)) for k in ("small", "medium", "large")])
     return Section("AP by object size", [
-        "COCO size ranges by mask area: small < 32² px, medium 32²–96², large > 96² (areas in original-image "
-        "pixels; Cityscapes images are 2048×1024, so most objects there are small or medium).",
+        note,
         Table(["", "AP", "APs", "APm", "APl"], overall, caption="all classes (pycocotools)"),
         Figure("sizes.png", "AP by object size"),
         Table(["class", "AP", "small", "medium", "large", "# small", "# medium", "# large"], rows,

@@ -127,6 +127,12 @@ def test_rider_found_as_person_is_a_confusion():
     _, tide, cm = analyse(make_dets(lambda c, *r: [(person, *r)], objs), make_gt(objs, cats))
     assert cm.count("rider", "person") == 1 and cm.count("person", "person") == 1
     assert tide.counts["Cls"] == 1 and tide.cases[0].other_class == rider
+    # the report explains it for a COCO model
+    from mrcnn_trt.config import COCO_CLASS_NAMES
+    from mrcnn_trt.eval.report import class_mapping_notes
+
+    notes = " ".join(class_mapping_notes(cm, COCO_CLASS_NAMES))
+    assert "'rider'" in notes and "riders detected as person: 1, riders missed: 0" in notes
 
 
 def test_ap_by_size_and_pr_curves_agree_with_tide():
