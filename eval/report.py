@@ -353,11 +353,11 @@ def render_html(title: str, intro: Sequence[str], sections: Sequence[Section], f
 
 
 # ----------------------------------------------------------------------------- plots
-def _save_figure(fig, path: str, dpi: int = 100) -> None:
+def _save_figure(fig, path: str, dpi: int = 100, tight: bool = True) -> None:
     from mrcnn_trt.fileio import atomic_path
 
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
 
 
 def plot_tide(tides: Mapping[str, object], path: str) -> None:
@@ -448,9 +448,12 @@ def plot_pr_curves(curves, path: str, class_names: Sequence[str]) -> None:
     from matplotlib.figure import Figure as MplFigure
 
     n = len(class_names)
-    cols = min(4, max(n, 1))
+    cols = min(4 if n <= 16 else 8, max(n, 1))
     rows = max(1, math.ceil(n / cols))
-    fig = MplFigure(figsize=(3.0 * cols, 2.6 * rows + 0.4), layout="constrained")
+    height = 2.6 * rows + 0.9
+    fig = MplFigure(figsize=(3.0 * cols, height))
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.5 / height, top=1 - 0.9 / height, hspace=0.45,
+                        wspace=0.25)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax, name in zip(axes, class_names):
         for iou, style in (("0.50", "-"), ("0.75", "--")):
@@ -469,8 +472,8 @@ def plot_pr_curves(curves, path: str, class_names: Sequence[str]) -> None:
         axes[0].set_xlabel("recall", fontsize=8)
         axes[0].set_ylabel("precision", fontsize=8)
     fig.suptitle(f"precision–recall per class ({'mask' if curves.iou_type == 'segm' else 'box'}, "
-                 f"interpolated, at most 100 detections per image)")
-    _save_figure(fig, path)
+                 f"interpolated, at most 100 detections per image)", y=1 - 0.2 / height)
+    _save_figure(fig, path, dpi=100 if n <= 16 else 72, tight=False)   # (a tight box costs a second draw)
 
 
 # ----------------------------------------------------------------------------- galleries
@@ -636,6 +639,7 @@ def write_report(out_dir: str, dataset, config=None, score_thresh: float = 0.5,
     dataset (images for the galleries, COCO ground truth); ``config`` the model's config
     (default: from its sidecar or checkpoint). ``score_thresh``: detections counted in the
     confusion matrix."""
+    from mrcnn_trt.cli import progress as progress_bar
     from mrcnn_trt.fileio import read_json, write_bytes_atomic, write_json_atomic
 
     from . import errors as E
@@ -650,8 +654,6 @@ def write_report(out_dir: str, dataset, config=None, score_thresh: float = 0.5,
         if name.startswith("gallery_") and name.endswith(".jpg"):
             os.unlink(os.path.join(files_dir, name))
     cfg = model_config(metrics, config)
-    from mrcnn_trt.cli import progress as progress_bar
-
     bar = progress_bar(None, total=7, desc="report", unit="step")
 
     def step(name: str) -> None:
