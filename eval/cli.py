@@ -93,7 +93,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not os.path.exists(args.data_root):
         raise UserError(f"data root not found: {args.data_root}")
     if args.report:
-        from .errors import require_tidecv
+        from .error_analysis import require_tidecv
 
         require_tidecv()   # before the model runs
     from ..data import open_dataset

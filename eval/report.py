@@ -20,7 +20,7 @@ COCO-format predictions and ground truth; nothing is run again) and writes:
 Sections: run facts; the paper's numbers beside ours (per-class mask AP and
 AP/AP50 for Cityscapes, the COCO mask and box metrics), each reference with the
 split it was measured on and the difference to ours; for Cityscapes, the class
-mapping; the TIDE error breakdown (:mod:`.errors`, ``tidecv``) per error type and
+mapping; the TIDE error breakdown (:mod:`.error_analysis`, ``tidecv``) per error type and
 per class; AP by object size; the class confusion matrix; precision-recall
 curves per class; galleries of the worst false positives and the missed objects
 per class (crops with the mask drawn).
@@ -364,7 +364,7 @@ def plot_tide(tides: Mapping[str, object], path: str) -> None:
     """Horizontal bars: dAP per TIDE error type (and the special errors), one colour per IoU type."""
     from matplotlib.figure import Figure as MplFigure
 
-    from .errors import TIDE_ERRORS, TIDE_SPECIAL
+    from .error_analysis import TIDE_ERRORS, TIDE_SPECIAL
 
     names = list(TIDE_ERRORS) + list(TIDE_SPECIAL)
     labels = [TIDE_ERRORS.get(n) or TIDE_SPECIAL[n] for n in names]
@@ -596,11 +596,11 @@ def _read_results(path: str) -> list:
 
 
 def load_eval_data(out_dir: str, metrics: dict, dataset) -> Tuple[object, Callable[[object], np.ndarray]]:
-    """The evaluated ground truth and predictions (:class:`.errors.EvalData`) and an
+    """The evaluated ground truth and predictions (:class:`.error_analysis.EvalData`) and an
     ``image id -> RGB image`` loader (through ``dataset``)."""
     from mrcnn_trt.fileio import read_json
 
-    from .errors import EvalData
+    from .error_analysis import EvalData
 
     if metrics.get("dataset") == "cityscapes":
         cs_dir = os.path.join(out_dir, "cityscapes")
@@ -642,7 +642,7 @@ def write_report(out_dir: str, dataset, config=None, score_thresh: float = 0.5,
     from mrcnn_trt.cli import progress as progress_bar
     from mrcnn_trt.fileio import read_json, write_bytes_atomic, write_json_atomic
 
-    from . import errors as E
+    from . import error_analysis as E
 
     E.require_tidecv()
     metrics = read_json(os.path.join(out_dir, "metrics.json"))
@@ -799,7 +799,7 @@ def _mapping_section(metrics: dict, cm, model_classes: Sequence[str]) -> Section
 
 
 def _tide_section(tides: Mapping[str, object]) -> Section:
-    from .errors import TIDE_ERRORS, TIDE_SPECIAL
+    from .error_analysis import TIDE_ERRORS, TIDE_SPECIAL
 
     segm = tides["segm"]
     rows = []

@@ -46,7 +46,7 @@ def make_dets(change=lambda *o: [o], objects=OBJECTS):
 
 
 def analyse(dets, gt=None, iou_type="segm"):
-    from mrcnn_trt.eval.errors import EvalData, confusion_matrix, tide_analysis
+    from mrcnn_trt.eval.error_analysis import EvalData, confusion_matrix, tide_analysis
 
     data = EvalData(gt or make_gt(), dets)
     return data, tide_analysis(data, iou_type), confusion_matrix(data, iou_type, score_thresh=0.0)
@@ -136,7 +136,7 @@ def test_rider_found_as_person_is_a_confusion():
 
 
 def test_ap_by_size_and_pr_curves_agree_with_tide():
-    from mrcnn_trt.eval.errors import EvalData, coco_curves, tide_analysis
+    from mrcnn_trt.eval.error_analysis import EvalData, coco_curves, tide_analysis
 
     objs = [(1, 5, 5, 20, 20), (1, 40, 40, 50, 50), (1, 100, 10, 120, 120), (2, 250, 150, 25, 25)]
     dets = make_dets(objects=objs)[1:] + make_dets(lambda c, x, y, w, h: [(c, x + 4, y, w, h)], objs)[:1]
@@ -153,7 +153,7 @@ def test_ap_by_size_and_pr_curves_agree_with_tide():
 
 
 def test_no_detections_at_all():
-    from mrcnn_trt.eval.errors import coco_curves
+    from mrcnn_trt.eval.error_analysis import coco_curves
 
     data, tide, cm = analyse([])
     assert tide.counts["Miss"] == 4 and tide.ap50 == 0
