@@ -1,29 +1,39 @@
 """``mrcnn-demo``: run the model on images and write JSON + PNG per image.
 
-    mrcnn-demo --weights mask_rcnn_coco.pth photos/ --out demo_out
-    mrcnn-demo IMAGE.jpg --out out            # the small shipped shapes model
+    mrcnn-demo --weights mask_rcnn_coco.pth photos/ -o demo_out
+    mrcnn-demo IMAGE.jpg -o out            # the small shipped shapes model
 
 For each image: ``<name>.json`` (boxes in original-image pixels as
-[y1, x1, y2, x2], class ids and names, scores, RLE masks from
-pycocotools) and ``<name>.png`` (masks, boxes and labels drawn). A
-``summary.json`` lists every image, including the ones that failed.
+[y1, x1, y2, x2], class ids and names, scores, RLE masks from pycocotools;
+the format of :mod:`mrcnn_trt.runtime.results`) and ``<name>.png`` (masks,
+boxes and labels drawn). Results keep the inputs' relative paths, so
+``a/x.jpg`` and ``b/x.jpg`` give ``a/x.json`` and ``b/x.json`` (and ``x.jpg``
++ ``x.png`` give ``x_jpg.json`` and ``x_png.json``). ``summary.json`` lists
+every image, including the ones that could not be read.
+
+Exit codes: 0 all images processed, 4 some images could not be read (left
+out, listed in summary.json), 1 none could be read, 2 a user error.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
+from mrcnn_trt import options
 from mrcnn_trt.cli import progress, run_main
-from mrcnn_trt.errors import UserError
+from mrcnn_trt.errors import EXIT_INPUTS_SKIPPED, EXIT_NOTHING_DONE, UserError
 from mrcnn_trt.imageio import IMAGE_EXTENSIONS
 
+
 def collect_images(inputs: Sequence[str]) -> List[str]:
+    """Image files named or found (not recursively) in the folders named."""
     files = []
     for p in inputs:
         if os.path.isdir(p):
-            found = sorted(os.path.join(p, f) for f in os.listdir(p) if f.lower().endswith(IMAGE_EXTENSIONS))
+            found = sorted(os.path.join(p, f) for f in os.listdir(p)
+                           if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
             if not found:
                 print(f"warning: no images in folder {p}", file=sys.stderr)
             files += found
@@ -34,18 +44,37 @@ def collect_images(inputs: Sequence[str]) -> List[str]:
     return files
 
 
+def output_stems(files: Sequence[str]) -> Dict[str, str]:
+    """A distinct output name (without extension) per input file: its path
+    relative to the inputs' common folder, without the extension; the extension
+    is kept (``x_jpg``) where two inputs would otherwise collide."""
+    absolute = [os.path.abspath(f) for f in files]
+    common = os.path.commonpath([os.path.dirname(a) for a in absolute]) if absolute else ""
+    rel = {f: os.path.relpath(a, common) for f, a in zip(files, absolute)}
+    stems = {f: os.path.splitext(r)[0] for f, r in rel.items()}
+    counts: Dict[str, int] = {}
+    for s in stems.values():
+        counts[s] = counts.get(s, 0) + 1
+    for f, s in stems.items():
+        if counts[s] > 1:
+            root, ext = os.path.splitext(rel[f])
+            stems[f] = root + "_" + ext.lstrip(".").lower()
+    return stems
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrcnn-demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", help="image files and/or folders of images")
-    p.add_argument("--weights", help="checkpoint (.pth); default: the shipped shapes model")
-    p.add_argument("--config", help="config preset or JSON (default: from the checkpoint / class count)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--min-confidence", type=float, help="override DETECTION_MIN_CONFIDENCE")
-    p.add_argument("--batch", type=int, default=1, help="images per forward pass")
+    options.add_weights(p)
+    options.add_config(p)
+    options.add_output(p, required=True)
+    options.add_min_confidence(p)
+    options.add_batch(p, help="images per forward pass (default 1)")
     p.add_argument("--ops", choices=["torch", "cpu"], default="torch",
-                   help="custom-op implementation: PyTorch reference or compiled C++ kernels")
-    p.add_argument("--device", default="cpu")
+                   help="custom-op implementation: torch (PyTorch reference ops, default) or cpu (compiled C++ "
+                        "kernels)")
+    options.add_device(p)
     return p
 
 
@@ -55,11 +84,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     files = collect_images(args.images)
     if not files:
         raise UserError("no input images found")
-    if args.batch < 1:
-        raise UserError("--batch must be >= 1")
     import torch
 
-    from mrcnn_trt.fileio import write_json_atomic
+    from mrcnn_trt.fileio import atomic_path, output_folder, write_json_atomic
     from mrcnn_trt.model.checkpoint import load_model
     from mrcnn_trt.model.molding import load_image
     from mrcnn_trt.runtime.results import result_to_json
@@ -68,41 +95,47 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     model, cfg, _ = load_model(args.weights, args.config, ops_backend=args.ops, device=args.device)
     if args.min_confidence is not None:
         cfg = cfg.replace(DETECTION_MIN_CONFIDENCE=args.min_confidence)
-        model.config = cfg
-        model.set_ops_backend(args.ops)
-    os.makedirs(args.out, exist_ok=True)
-    summary, ok = [], 0
-    bar = progress(range(0, len(files), args.batch), total=(len(files) + args.batch - 1) // args.batch,
-                   desc="demo", unit="batch")
-    for start in bar:
-        chunk = files[start:start + args.batch]
-        images, names = [], []
-        for f in chunk:
-            try:
-                images.append(load_image(f))
-                names.append(f)
-            except (ValueError, UserError) as e:
-                print(f"warning: {e}; skipped", file=sys.stderr)
-                summary.append({"image": f, "error": str(e)})
-        if not images:
-            continue
-        with torch.no_grad():
-            results = model.detect(images)
-        for f, im, r in zip(names, images, results):
-            stem = os.path.splitext(os.path.basename(f))[0]
-            js = result_to_json(r, cfg.CLASS_NAMES, f)
-            write_json_atomic(os.path.join(args.out, stem + ".json"), js)
-            png = os.path.join(args.out, stem + ".png")
-            from mrcnn_trt.fileio import atomic_path
+        model.set_config(cfg)
+    if args.weights is None:
+        from mrcnn_trt.data.synthetic import is_synthetic_image
 
-            with atomic_path(png) as tmp:
-                draw_detections(im, r, cfg.CLASS_NAMES).save(tmp, format="PNG")
-            summary.append({"image": f, "json": stem + ".json", "png": stem + ".png",
-                            "detections": len(js["detections"])})
-            ok += 1
-    write_json_atomic(os.path.join(args.out, "summary.json"), {"processed": ok, "images": summary})
+        if not all(is_synthetic_image(f) for f in files):
+            print("note: this is the small shipped shapes model: it only knows circles, squares and triangles; "
+                  "pass real weights with --weights mask_rcnn_coco.pth", file=sys.stderr)
+    stems = output_stems(files)
+    summary, ok, failed = [], 0, 0
+    with output_folder(args.out):
+        bar = progress(range(0, len(files), args.batch), total=(len(files) + args.batch - 1) // args.batch,
+                       desc="demo", unit="batch")
+        for start in bar:
+            images, names = [], []
+            for f in files[start:start + args.batch]:
+                try:
+                    images.append(load_image(f))
+                    names.append(f)
+                except (ValueError, UserError) as e:
+                    print(f"warning: {e}; skipped", file=sys.stderr)
+                    summary.append({"image": f, "error": str(e)})
+                    failed += 1
+            if not images:
+                continue
+            with torch.no_grad():
+                results = model.detect(images)
+            for f, im, r in zip(names, images, results):
+                stem = stems[f]
+                js = result_to_json(r, cfg.CLASS_NAMES, f)
+                write_json_atomic(os.path.join(args.out, stem + ".json"), js)
+                with atomic_path(os.path.join(args.out, stem + ".png")) as tmp:
+                    draw_detections(im, r, cfg.CLASS_NAMES).save(tmp, format="PNG")
+                summary.append({"image": f, "json": stem + ".json", "png": stem + ".png",
+                                "detections": len(js["detections"])})
+                ok += 1
+        write_json_atomic(os.path.join(args.out, "summary.json"),
+                          {"processed": ok, "failed": failed, "images": summary})
     print(f"{ok}/{len(files)} images processed; results in {args.out}")
-    return 0 if ok else 1
+    if not ok:
+        return EXIT_NOTHING_DONE
+    return EXIT_INPUTS_SKIPPED if failed else 0
 
 
 if __name__ == "__main__":

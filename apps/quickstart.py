@@ -17,17 +17,20 @@ import sys
 import time
 from typing import Optional, Sequence
 
+from mrcnn_trt import options
 from mrcnn_trt.cli import run_main
 
 
 def build_parser():
     p = argparse.ArgumentParser(prog="mrcnn-quickstart", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")
-    p.add_argument("--num-images", type=int, default=100, help="synthetic validation images (default 100)")
-    p.add_argument("--weights", help="a .pth instead of the shipped shapes model (shapes classes)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=2024)
+    options.add_output(p, default="runs/quickstart")
+    p.add_argument("--num-images", type=options.positive_int, default=100,
+                   help="synthetic validation images (default 100)")
+    options.add_weights(p, help="a .pth with the shapes classes instead of the shipped shapes model")
+    options.add_threads(p)
+    p.add_argument("--seed", type=options.nonnegative_int, default=2024,
+                   help="seed of the synthetic images (default 2024)")
     p.add_argument("--skip-torch", action="store_true", help="skip the PyTorch reference run")
     return p
 
@@ -54,11 +57,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mrcnn_trt.eval.evaluate import evaluate
     from mrcnn_trt.runtime.runners import OnnxRunner, TorchRunner
     from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.fileio import write_json_atomic
+    from mrcnn_trt.fileio import make_folder, write_json_atomic
     from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
 
     t0 = time.time()
-    os.makedirs(args.out, exist_ok=True)
+    make_folder(args.out)
     say = lambda m: print(f"[{time.time() - t0:6.1f}s] {m}", file=sys.stderr, flush=True)  # noqa: E731
 
     say(f"1/5 synthetic data: {args.num_images} images, COCO and Cityscapes formats")
@@ -121,12 +124,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     say("5/5 results")
     f = lambda v: "   -  " if v is None else f"{v:6.3f}"  # noqa: E731
-    head = f"{'backend':<28}{'data':<12}{'bbox AP':>8}{'mask AP':>8}{'AP50':>8}{'CS AP':>8}{'CS AP50':>8}" \
+    head = f"{'backend':<28}{'data':<12}{'bbox AP':>8}{'mask AP':>8}{'mask AP50':>10}{'CS AP':>8}{'CS AP50':>8}" \
            f"{'p50 ms':>9}{'img/s':>7}"
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['backend']:<28}{r['data']:<12}{f(r['bbox_AP']):>8}{f(r['mask_AP']):>8}{f(r['mask_AP50']):>8}"
+        print(f"{r['backend']:<28}{r['data']:<12}{f(r['bbox_AP']):>8}{f(r['mask_AP']):>8}{f(r['mask_AP50']):>10}"
               f"{f(r['cityscapes_AP']):>8}{f(r['cityscapes_AP50']):>8}{r['latency_p50_ms']:>9.1f}"
               f"{r['throughput_ips']:>7.2f}")
     write_json_atomic(os.path.join(args.out, "summary.json"),

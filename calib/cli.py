@@ -1,10 +1,10 @@
 """``mrcnn-calibrate``: float32 ONNX -> INT8 Q/DQ ONNX (calibrated) or FP16 ONNX.
 
-    mrcnn-calibrate model.onnx --images calib_images/ -o model.int8.onnx          # TensorRT Q/DQ
-    mrcnn-calibrate model.onnx --images coco/ --split train --target cpu -o model.cpu.int8.onnx
+    mrcnn-calibrate model.onnx --calib-images calib_images/ -o model.int8.onnx          # TensorRT Q/DQ
+    mrcnn-calibrate model.onnx --calib-images coco/ --split train --target cpu -o model.cpu.int8.onnx
     mrcnn-calibrate model.onnx --fp16 -o model.fp16.onnx
 
-INT8 (``--images``): runs the model in ONNX Runtime (with the mrcnn custom
+INT8 (``--calib-images``, alias ``--images``): runs the model in ONNX Runtime (with the mrcnn custom
 ops) on --calib-count images molded like inference, and inserts
 QuantizeLinear/DequantizeLinear nodes with the calibrated scales into the
 Conv/ConvTranspose/Gemm layers of the backbone, FPN, RPN and heads. The
@@ -34,6 +34,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from mrcnn_trt import options
 from mrcnn_trt.cli import run_main
 from mrcnn_trt.errors import UserError
 
@@ -45,14 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("onnx", help="float32 model.onnx from mrcnn-export (with model.onnx.json beside it)")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--images", metavar="DIR", help="INT8: calibration images: a folder of images, a COCO root or "
-                                                    "instances json, or a Cityscapes root")
+    what.add_argument("--calib-images", "--images", dest="calib_images", metavar="DIR",
+                      help="INT8: calibration images: a folder of images, a COCO root or instances json, or a "
+                           "Cityscapes root (prefer training images)")
     what.add_argument("--fp16", action="store_true", help="write a float16 model instead (no calibration)")
-    p.add_argument("--split", default="val", help="split of a COCO/Cityscapes root (default val; prefer training "
-                                                  "images: --split train)")
-    p.add_argument("--calib-count", type=int, default=500, help="calibration images (default 500; a fixed-seed "
-                                                                "random subset when there are more)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the image subset (default 0)")
+    options.add_split(p)
+    p.add_argument("--calib-count", type=options.positive_int, default=500, metavar="N",
+                   help="calibration images (default 500; a fixed-seed random subset when there are more)")
+    p.add_argument("--seed", type=options.nonnegative_int, default=0, help="seed of the image subset (default 0)")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
                    help=f"activation range calibration (default {DEFAULT_METHOD}; minmax is ~2x faster)")
     p.add_argument("--per-channel", dest="per_channel", action="store_true", default=True,
@@ -63,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", metavar="GROUPS", default=None,
                    help=f"layer groups kept in float, comma separated, or 'none' (default "
                         f"{','.join(DEFAULT_EXCLUDE)}; groups: {', '.join(GROUP_NAMES)})")
-    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads for calibration (default 2)")
-    p.add_argument("-o", "--output", help="output model (default: model.int8.onnx / model.fp16.onnx)")
+    options.add_threads(p)
+    options.add_output(p, what="file", help="output model (default: model.int8.onnx / model.fp16.onnx)")
     return p
 
 
@@ -77,13 +78,9 @@ def default_output(onnx_path: str, fp16: bool) -> str:
 @run_main
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    out = args.output or default_output(args.onnx, args.fp16)
+    out = args.out or default_output(args.onnx, args.fp16)
     if not os.path.isfile(args.onnx):
         raise UserError(f"ONNX model not found: {args.onnx}")
-    if args.calib_count < 1:
-        raise UserError("--calib-count must be >= 1")
-    if args.threads < 1:
-        raise UserError("--threads must be >= 1")
     out_dir = os.path.dirname(os.path.abspath(out))
     if os.path.isdir(out_dir) and not os.access(out_dir, os.W_OK):
         raise UserError(f"output folder is not writable: {out_dir}")
@@ -97,10 +94,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     from .qdq import parse_groups, quantize_model
 
-    if not os.path.exists(args.images):
-        raise UserError(f"calibration images not found: {args.images}")
+    if not os.path.exists(args.calib_images):
+        raise UserError(f"calibration images not found: {args.calib_images}")
     exclude = parse_groups(args.exclude)
-    side = quantize_model(args.onnx, out, args.images, count=args.calib_count, seed=args.seed, method=args.method,
+    side = quantize_model(args.onnx, out, args.calib_images, count=args.calib_count, seed=args.seed, method=args.method,
                           target=args.target, exclude=exclude, per_channel=args.per_channel, split=args.split,
                           threads=args.threads, progress=True)
     q = side["quantization"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from mrcnn_trt import options
 from mrcnn_trt.cli import run_main
 from mrcnn_trt.errors import UserError
 
@@ -31,23 +32,29 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mrcnn-make-dataset",
         description="Write a synthetic dataset (circles, squares, triangles on textured backgrounds) "
                     "in the exact COCO or Cityscapes file layout, deterministic for a seed.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--kind", default="shapes", choices=["shapes"], help="what to draw")
+        epilog="examples:" + __doc__.split("Examples::", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--kind", default="shapes", choices=["shapes"], help="what to draw (default shapes)")
     p.add_argument("--format", dest="fmt", default="coco", choices=["coco", "cityscapes"],
-                   help="on-disk layout: COCO (images/ + annotations/instances_<split>.json) or "
-                        "Cityscapes (leftImg8bit/ + gtFine/; circle->person, square->car, triangle->bicycle)")
-    p.add_argument("--out", required=True, help="output folder (created; generated files of the same split from an earlier run are replaced)")
-    p.add_argument("--num-images", type=int, default=200, help="number of images")
-    p.add_argument("--seed", type=int, default=0, help="random seed (image i depends only on seed, split, i)")
-    p.add_argument("--split", default="train", help="split name (train, val, ...)")
-    p.add_argument("--size", type=_size, default="320x240", metavar="WxH", help="image size")
-    p.add_argument("--max-instances", type=int, default=8, help="at most this many shapes per image")
-    p.add_argument("--min-instances", type=int, default=1, help="at least this many shapes per image")
-    p.add_argument("--crowd-prob", type=float, default=0.0,
-                   help="probability that an instance is marked crowd (COCO iscrowd=1, Cityscapes group region)")
+                   help="on-disk layout: coco (default; images/ + annotations/instances_<split>.json) or "
+                        "cityscapes (leftImg8bit/ + gtFine/; circle->person, square->car, triangle->bicycle)")
+    options.add_output(p, required=True, help="output folder (created; generated files of the same split from an "
+                                              "earlier run are replaced)")
+    p.add_argument("--num-images", type=options.positive_int, default=200, help="number of images (default 200)")
+    p.add_argument("--seed", type=options.nonnegative_int, default=0,
+                   help="random seed; image i depends only on seed, split, i (default 0)")
+    options.add_split(p)
+    p.add_argument("--size", type=_size, default="320x240", metavar="WxH", help="image size (default 320x240)")
+    p.add_argument("--max-instances", type=options.positive_int, default=8,
+                   help="at most this many shapes per image (default 8)")
+    p.add_argument("--min-instances", type=options.positive_int, default=1,
+                   help="at least this many shapes per image (default 1)")
+    p.add_argument("--crowd-prob", type=options.probability, default=0.0,
+                   help="probability that an instance is marked crowd: COCO iscrowd=1, Cityscapes group region "
+                        "(default 0)")
     p.add_argument("--segmentation", choices=["rle", "polygon"], default="rle",
-                   help="COCO segmentation encoding (polygon: for unoccluded shapes inside the image, RLE otherwise)")
-    p.add_argument("--image-format", choices=["png", "jpg"], default="png", help="COCO image files")
+                   help="COCO segmentation encoding: rle (default), or polygon for unoccluded shapes inside the "
+                        "image (RLE otherwise)")
+    p.add_argument("--image-format", choices=["png", "jpg"], default="png", help="COCO image files (default png)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -55,17 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
 @run_main
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.max_instances < 1 or not 1 <= args.min_instances <= args.max_instances:
-        raise UserError("need 1 <= --min-instances <= --max-instances")
-    if not 0.0 <= args.crowd_prob <= 1.0:
-        raise UserError("--crowd-prob must be in [0, 1]")
+    if args.min_instances > args.max_instances:
+        raise UserError("need --min-instances <= --max-instances")
+    from mrcnn_trt.fileio import output_folder
+
     from .synthetic import write_dataset
 
     t0 = time.time()
-    info = write_dataset(args.out, fmt=args.fmt, num_images=args.num_images, seed=args.seed, split=args.split,
-                         size=args.size, image_format=args.image_format, segmentation=args.segmentation,
-                         show_progress=not args.quiet, max_instances=args.max_instances,
-                         min_instances=args.min_instances, crowd_prob=args.crowd_prob)
+    with output_folder(args.out):
+        info = write_dataset(args.out, fmt=args.fmt, num_images=args.num_images, seed=args.seed, split=args.split,
+                             size=args.size, image_format=args.image_format, segmentation=args.segmentation,
+                             show_progress=not args.quiet, max_instances=args.max_instances,
+                             min_instances=args.min_instances, crowd_prob=args.crowd_prob)
     print(f"wrote {info['images']} images with {info['instances']} instances ({args.fmt}, split "
           f"{args.split}) to {args.out} in {time.time() - t0:.1f} s")
     return 0

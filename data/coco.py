@@ -67,6 +67,64 @@ def ann_to_mask(ann: dict, height: int, width: int) -> np.ndarray:
     return m.astype(bool)
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def annotation_problem(ann, image_ids, category_ids) -> Optional[str]:
+    """What is wrong with one instance annotation, or None (checked when a file is
+    opened, so a bad file fails at once instead of after a whole inference run)."""
+    if not isinstance(ann, dict):
+        return "is not a JSON object"
+    if ann.get("image_id") not in image_ids:
+        return f"refers to image_id {ann.get('image_id')!r}, which is not in 'images'"
+    if ann.get("category_id") not in category_ids:
+        return f"refers to category_id {ann.get('category_id')!r}, which is not in 'categories'"
+    bbox = ann.get("bbox")
+    if bbox is not None and not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))
+                                 and bbox[2] >= 0 and bbox[3] >= 0):
+        return f"has bbox {bbox!r}: expected [x, y, width, height] with width, height >= 0"
+    if "area" in ann and not _is_number(ann["area"]):
+        return f"has area {ann['area']!r}: expected a number"
+    if ann.get("iscrowd", 0) not in (0, 1):
+        return f"has iscrowd {ann.get('iscrowd')!r}: expected 0 or 1"
+    segm = ann.get("segmentation")
+    if segm is None:
+        return "has no segmentation"
+    if isinstance(segm, list):
+        for poly in segm:
+            if not (isinstance(poly, list) and all(map(_is_number, poly))):
+                return "has a polygon that is not a list of numbers"
+            if len(poly) < 6 or len(poly) % 2:
+                return (f"has a polygon with {len(poly)} coordinates: a polygon needs at least 3 points "
+                        f"(x, y pairs)")
+    elif isinstance(segm, dict):
+        size = segm.get("size")
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v >= 0 for v in size)):
+            return f"has an RLE segmentation with size {size!r}: expected [height, width]"
+        if not isinstance(segm.get("counts"), (str, list)):
+            return "has an RLE segmentation without 'counts'"
+    else:
+        return f"has segmentation of type {type(segm).__name__}: expected polygons or RLE"
+    return None
+
+
+def validate_coco(coco, annotation_file: str) -> None:
+    """One :class:`UserError` line naming the first malformed annotation (by id), or
+    saying the file has no annotations."""
+    anns = coco.dataset.get("annotations")
+    if not anns:
+        raise UserError(f"{annotation_file} has no annotations: evaluation and training need instance "
+                        f"annotations (for unlabeled images pass their folder instead)")
+    image_ids = {img.get("id") for img in coco.dataset.get("images", []) if isinstance(img, dict)}
+    category_ids = {c.get("id") for c in coco.dataset.get("categories", []) if isinstance(c, dict)}
+    for ann in anns:
+        why = annotation_problem(ann, image_ids, category_ids)
+        if why:
+            aid = ann.get("id", "?") if isinstance(ann, dict) else "?"
+            raise UserError(f"{annotation_file}: annotation id {aid} {why}")
+
+
 class CocoDataset(Dataset):
     """A COCO instances file plus the folder of its images.
 
@@ -86,11 +144,13 @@ class CocoDataset(Dataset):
         self.annotation_file = os.fspath(annotation_file)
         self.coco = _quiet_coco(self.annotation_file)
         coco = self.coco
+        validate_coco(coco, self.annotation_file)
         if image_dir is None:
             image_dir = self._find_image_dir(split)
         self.image_dir = os.fspath(image_dir)
         if not os.path.isdir(self.image_dir):
-            raise UserError(f"COCO image folder not found: {self.image_dir}")
+            raise UserError(f"COCO image folder not found: {self.image_dir} (pass the folder of the images of "
+                            f"{os.path.basename(self.annotation_file)} with --images DIR)")
         all_cat_ids = sorted(coco.getCatIds())
         if class_ids is None:
             cat_ids = all_cat_ids
@@ -114,9 +174,9 @@ class CocoDataset(Dataset):
         self._ids: List[int] = ids
 
     @classmethod
-    def from_root(cls, root: str, split: str = "val", **kw) -> "CocoDataset":
+    def from_root(cls, root: str, split: str = "val", image_dir: Optional[str] = None, **kw) -> "CocoDataset":
         """Open ``root/annotations/instances_<split>.json``; images are looked for in
-        ``root/images``, ``root/images/<split>``, ``root/<split>`` or ``root``."""
+        ``image_dir`` if given, else ``root/images``, ``root/images/<split>``, ``root/<split>`` or ``root``."""
         ann_dir = os.path.join(root, "annotations")
         ann = os.path.join(ann_dir, f"instances_{split}.json")
         if not os.path.isfile(ann):
@@ -124,7 +184,7 @@ class CocoDataset(Dataset):
                 if os.path.isdir(ann_dir) else []
             hint = f" (found: {', '.join(found)})" if found else ""
             raise UserError(f"no COCO annotation file {ann}{hint}")
-        return cls(ann, None, split=split, **kw)
+        return cls(ann, image_dir, split=split, **kw)
 
     def _find_image_dir(self, split: Optional[str]) -> str:
         """Guess the image folder from the annotation file's place: with
@@ -143,7 +203,7 @@ class CocoDataset(Dataset):
             if os.path.isdir(c) and (first is None or os.path.isfile(os.path.join(c, first))):
                 return c
         raise UserError(f"cannot find the images of {self.annotation_file} "
-                        f"(looked in {', '.join(candidates)}); pass the image folder explicitly")
+                        f"(looked in {', '.join(candidates)}); pass their folder with --images DIR")
 
     # ---------------------------------------------------------------- Dataset
     def __len__(self) -> int:
@@ -157,6 +217,13 @@ class CocoDataset(Dataset):
 
     def image_path(self, i: int) -> str:
         return os.path.join(self.image_dir, self.image_info(i)["file_name"])
+
+    def load_image(self, i: int) -> np.ndarray:
+        path = self.image_path(self._check_index(i))
+        if not os.path.isfile(path):
+            raise UserError(f"image not found: {path} (the images of {os.path.basename(self.annotation_file)} "
+                            f"are read from {self.image_dir}; pass another folder with --images DIR)")
+        return super().load_image(i)
 
     def internal_class_id(self, category_id: int) -> int:
         """COCO category id -> internal id (KeyError if not loaded)."""

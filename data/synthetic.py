@@ -254,10 +254,43 @@ class SyntheticShapesDataset(Dataset):
 
 
 # ---------------------------------------------------------------------------- writers
-def _save_png(path: str, arr: np.ndarray) -> None:
+#: written into every generated image (PNG "Software" text, JPEG comment), so tools can tell
+#: synthetic images from real photos (the shipped shapes model only knows the former)
+SYNTHETIC_MARK = "mrcnn-make-dataset"
+
+
+def _save_png(path: str, arr: np.ndarray, mark: bool = False) -> None:
+    from PIL import Image, PngImagePlugin
+
+    info = None
+    if mark:
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Software", SYNTHETIC_MARK)
+    Image.fromarray(arr).save(path, compress_level=1, pnginfo=info)
+
+
+def _save_image(path: str, arr: np.ndarray, image_format: str) -> None:
+    """A generated RGB image, marked as synthetic."""
+    if image_format == "png":
+        _save_png(path, arr, mark=True)
+    else:
+        from PIL import Image
+
+        Image.fromarray(arr).save(path, quality=95, comment=SYNTHETIC_MARK.encode())
+
+
+def is_synthetic_image(path: str) -> bool:
+    """True for an image written by ``mrcnn-make-dataset`` (reads the header only)."""
     from PIL import Image
 
-    Image.fromarray(arr).save(path, compress_level=1)
+    try:
+        with Image.open(path) as im:
+            mark = im.info.get("Software") or im.info.get("comment") or b""
+    except (OSError, ValueError):
+        return False
+    if isinstance(mark, bytes):
+        mark = mark.decode("latin-1")
+    return mark == SYNTHETIC_MARK
 
 
 def _coco_annotations(s: ShapesImage, image_id: int, first_ann_id: int, polygons: bool) -> List[dict]:
@@ -366,12 +399,7 @@ def write_dataset(out: str, fmt: str = "coco", num_images: int = 100, seed: int 
             s = generate(seed, i, split, w, h, **gen_kw)
             name = f"{split}_{i:06d}.{image_format}"
             path = os.path.join(img_dir, name)
-            if image_format == "png":
-                _save_png(path, s.image)
-            else:
-                from PIL import Image
-
-                Image.fromarray(s.image).save(path, quality=95)
+            _save_image(path, s.image, image_format)
             images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
             anns.extend(_coco_annotations(s, i + 1, len(anns) + 1, segmentation == "polygon"))
             n_inst += s.masks.shape[2]
@@ -398,7 +426,7 @@ def write_dataset(out: str, fmt: str = "coco", num_images: int = 100, seed: int 
         os.makedirs(img_dir, exist_ok=True)
         os.makedirs(gt_dir, exist_ok=True)
         inst, labels, polys = _cityscapes_files(s)
-        _save_png(os.path.join(img_dir, stem + "_leftImg8bit.png"), s.image)
+        _save_image(os.path.join(img_dir, stem + "_leftImg8bit.png"), s.image, "png")
         _save_png(os.path.join(gt_dir, stem + "_gtFine_instanceIds.png"), inst)
         _save_png(os.path.join(gt_dir, stem + "_gtFine_labelIds.png"), labels)
         write_json_atomic(os.path.join(gt_dir, stem + "_gtFine_polygons.json"), polys)

@@ -83,6 +83,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     args.output = args.output or default_output(args.onnx)
     _check_args(args)
+    if not os.path.isfile(args.onnx):
+        raise UserError(f"ONNX model not found: {args.onnx}")
     trt = checks.import_tensorrt(args.arch)           # exit 10 with an install hint
     t0 = time.time()
     builder = EngineBuild(args, trt)

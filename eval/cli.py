@@ -1,15 +1,23 @@
 """``mrcnn-eval``: COCO / Cityscapes AP and latency for any backend.
 
-    mrcnn-eval --engine model.plan --dataset cityscapes --data-root CITYSCAPES/
-    mrcnn-eval --engine model.onnx --dataset coco --data-root COCO/ --split val2017 --limit 500
-    mrcnn-eval --engine mask_rcnn_coco.pth --dataset cityscapes --data-root CS/ --class-map coco-to-cityscapes
+    mrcnn-eval --model model.plan --dataset cityscapes --data-root CITYSCAPES/
+    mrcnn-eval --model model.onnx --dataset coco --data-root COCO/ --split val2017 --limit 500
+    mrcnn-eval --model mask_rcnn_coco.pth --dataset cityscapes --data-root CS/ --class-map coco-to-cityscapes
 
 The backend is chosen from the file (.plan -> TensorRT, .onnx -> ONNX Runtime
 with our ops, .pth -> PyTorch). COCO data: ``DATA_ROOT/annotations/instances_<split>.json``
-+ images (or pass the json itself); Cityscapes: ``DATA_ROOT/leftImg8bit`` + ``gtFine``.
++ images (or pass the json itself; ``--images DIR`` when the images are elsewhere);
+Cityscapes: ``DATA_ROOT/leftImg8bit`` + ``gtFine``.
 
-Writes to --out: metrics.json, per_class.txt, COCO-format predictions, the
+COCO AP counts every detection: evaluate a model exported with
+``mrcnn-export --min-confidence 0`` (a .pth takes ``--min-confidence 0`` here).
+
+Writes to -o/--out: metrics.json, per_class.txt, COCO-format predictions, the
 official Cityscapes result files, and --save-vis K pictures.
+
+Exit codes: 0 done, 4 some images could not be read (left out, listed in
+metrics.json), 130 Ctrl-C / 143 SIGTERM (the images done so far are evaluated
+and written, with "interrupted": true), 2 a user error.
 """
 from __future__ import annotations
 
@@ -18,36 +26,51 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from ..cli import run_main
-from ..errors import UserError
+from .. import options
+from ..cli import interrupt_exit_code, run_main
+from ..errors import EXIT_INPUTS_SKIPPED, UserError
 
 CLASS_MAPS = ("auto", "none", "coco-to-cityscapes", "shapes-to-cityscapes")
 
+#: above this DETECTION_MIN_CONFIDENCE, COCO AP is visibly under-reported
+AP_CONFIDENCE_WARNING = 0.05
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrcnn-eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", "--engine", dest="engine",
-                   help="model.plan | model.onnx | weights.pth (default: the shipped shapes model)")
-    p.add_argument("--dataset", choices=["coco", "cityscapes"], required=True)
-    p.add_argument("--data-root", required=True, help="dataset folder (or a COCO instances .json)")
-    p.add_argument("--split", default="val")
-    p.add_argument("--limit", type=int, help="evaluate the first N images")
-    p.add_argument("--batch", type=int, default=1, help="images per network call (fixed-batch engines: <= their batch)")
-    p.add_argument("--out", default="eval_out", help="output folder (default eval_out)")
-    p.add_argument("--backend", choices=["auto", "tensorrt", "onnxruntime", "torch"], default="auto")
-    p.add_argument("--config", help="config for a .pth (default: from the checkpoint)")
+    options.add_model(p)
+    options.add_dataset(p)
+    options.add_limit(p)
+    options.add_batch(p, help="images per network call (fixed-batch models: at most their batch; default 1)")
+    options.add_output(p, default="eval_out")
+    p.add_argument("--backend", choices=["auto", "tensorrt", "onnxruntime", "torch"], default="auto",
+                   help="auto (default): from the model file's extension")
+    options.add_config(p)
+    options.add_min_confidence(p, help="DETECTION_MIN_CONFIDENCE for a .pth (0 for COCO AP); exported models "
+                                       "keep the value they were exported with")
     p.add_argument("--class-map", choices=CLASS_MAPS, default="auto",
-                   help="model classes -> dataset classes (auto: by class names)")
-    p.add_argument("--save-vis", type=int, default=0, metavar="K", help="save K pictures of detections")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads (ONNX Runtime / PyTorch)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up calls")
+                   help="model classes -> dataset classes (default auto: by class names)")
+    p.add_argument("--save-vis", type=options.nonnegative_int, default=0, metavar="K",
+                   help="save K pictures of detections (default 0)")
+    options.add_threads(p)
+    p.add_argument("--warmup", type=options.nonnegative_int, default=1, metavar="N",
+                   help="untimed warm-up calls (default 1)")
     p.add_argument("--report", action="store_true",
                    help="also write report.html + report.md: the paper's numbers side by side, TIDE errors, "
                         "AP by size, confusion matrix, PR curves, worst false positives / missed objects "
                         "(needs the [report] extra: tidecv)")
     return p
+
+
+def confidence_warning(min_confidence: float, backend: str) -> Optional[str]:
+    """The warning printed when a cut-off makes COCO AP under-report, else None."""
+    if min_confidence is None or min_confidence <= AP_CONFIDENCE_WARNING:
+        return None
+    fix = ("pass --min-confidence 0" if backend == "torch"
+           else "re-export it with mrcnn-export --min-confidence 0 for evaluation")
+    return (f"warning: the model drops detections scoring below {min_confidence:g} (DETECTION_MIN_CONFIDENCE); "
+            f"AP is defined over all detections and comes out lower: {fix}")
 
 
 def per_class_table(metrics: dict) -> str:
@@ -86,10 +109,8 @@ def summary_line(metrics: dict) -> str:
 @run_main
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.batch < 1:
-        raise UserError("--batch must be >= 1")
-    if args.engine and not os.path.exists(args.engine):
-        raise UserError(f"model file not found: {args.engine}")
+    if args.model and not os.path.exists(args.model):
+        raise UserError(f"model file not found: {args.model}")
     if not os.path.exists(args.data_root):
         raise UserError(f"data root not found: {args.data_root}")
     if args.report:
@@ -97,38 +118,59 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         require_tidecv()   # before the model runs
     from ..data import open_dataset
-    from ..fileio import write_bytes_atomic, write_json_atomic
+    from ..fileio import output_folder, write_bytes_atomic, write_json_atomic
     from .evaluate import evaluate
     from .evaluators import make_evaluator
     from .runners import open_runner
 
-    dataset = open_dataset(args.data_root, split=args.split, fmt=args.dataset)
+    if args.image_dir and args.dataset != "coco":
+        raise UserError("--images is for COCO data (Cityscapes images are read from DATA_ROOT/leftImg8bit)")
+    kw = {"image_dir": args.image_dir} if args.image_dir else {}
+    dataset = open_dataset(args.data_root, split=args.split, fmt=args.dataset, **kw)
     if len(dataset) == 0:
         raise UserError(f"no images in {args.data_root} (split {args.split})")
-    runner = open_runner(args.engine, args.backend, threads=args.threads, config=args.config)
+    runner = open_runner(args.model, args.backend, threads=args.threads, config=args.config)
+    if args.min_confidence is not None:
+        if runner.backend != "torch":
+            raise UserError("--min-confidence is baked into exported models: re-export with mrcnn-export "
+                            f"--min-confidence {args.min_confidence:g}")
+        runner.set_min_confidence(args.min_confidence)
     if runner.fixed_batch is not None and args.batch > runner.fixed_batch:
         raise UserError(f"--batch {args.batch} exceeds the model's fixed batch {runner.fixed_batch}")
-    os.makedirs(args.out, exist_ok=True)
-    evaluator = make_evaluator(args.dataset, dataset, runner.config.CLASS_NAMES, args.class_map, args.out)
-    metrics = evaluate(runner, dataset, evaluator, batch_size=args.batch, limit=args.limit, out_dir=args.out,
-                       save_vis=args.save_vis, warmup=args.warmup)
-    metrics.update(backend=runner.backend, model=os.path.abspath(args.engine) if args.engine else "shipped:shapes",
-                   dataset=args.dataset, data_root=os.path.abspath(args.data_root), split=args.split)
-    write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
-    table = per_class_table(metrics)
-    write_bytes_atomic(os.path.join(args.out, "per_class.txt"), (table + "\n").encode())
+    min_conf = runner.config.DETECTION_MIN_CONFIDENCE
+    warning = confidence_warning(min_conf, runner.backend)
+    if warning:
+        print(warning, file=sys.stderr)
+    if args.model is None:
+        from ..data.synthetic import is_synthetic_image
+
+        if not is_synthetic_image(dataset.image_path(0)):
+            print("note: no --model given: this is the small shipped shapes model, which only knows circles, "
+                  "squares and triangles; pass real weights with --model mask_rcnn_coco.pth", file=sys.stderr)
+    with output_folder(args.out):
+        evaluator = make_evaluator(args.dataset, dataset, runner.config.CLASS_NAMES, args.class_map, args.out)
+        metrics = evaluate(runner, dataset, evaluator, batch_size=args.batch, limit=args.limit, out_dir=args.out,
+                           save_vis=args.save_vis, warmup=args.warmup)
+        metrics.update(backend=runner.backend, model=os.path.abspath(args.model) if args.model else "shipped:shapes",
+                       dataset=args.dataset, data_root=os.path.abspath(args.data_root), split=args.split,
+                       min_confidence=min_conf)
+        write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
+        table = per_class_table(metrics)
+        write_bytes_atomic(os.path.join(args.out, "per_class.txt"), (table + "\n").encode())
     print(table)
     print(summary_line(metrics))
     if args.report and metrics.get("num_images"):
         from .report import write_report
 
         print(f"report: {write_report(args.out, dataset, config=runner.config).html}")
+    if warning:
+        print(warning, file=sys.stderr)
     if metrics.get("interrupted"):
-        return 130
+        return interrupt_exit_code()
     if metrics.get("skipped_images"):
         print(f"error: {len(metrics['skipped_images'])} image(s) could not be read and were left out "
               f"(listed in metrics.json)", file=sys.stderr)
-        return 4
+        return EXIT_INPUTS_SKIPPED
     return 0
 
 

@@ -1,8 +1,14 @@
 """``mrcnn-export``: PyTorch weights -> ONNX (+ ``model.onnx.json`` sidecar).
 
-    mrcnn-export --weights mask_rcnn_coco.pth                 # R-101 COCO, trt flavor, batch 1
+    mrcnn-export --weights mask_rcnn_coco.pth --min-confidence 0 -o coco_eval.onnx   # for COCO AP
+    mrcnn-export --weights mask_rcnn_coco.pth -o coco.onnx     # deployment: the preset's cut-off (0.7)
     mrcnn-export --weights w.pth --config cityscapes --flavor standard --batch 2 -o cs.onnx
     mrcnn-export                                              # the shipped shapes model
+
+DETECTION_MIN_CONFIDENCE is part of the graph (detections below it never leave
+it): COCO AP is defined over all detections, so export with --min-confidence 0
+for evaluation and keep the preset's value (0.7 for coco) for deployment. The
+sidecar records it (``min_confidence``) and mrcnn-eval warns about a cut-off.
 """
 from __future__ import annotations
 
@@ -11,31 +17,41 @@ import os
 import sys
 from typing import Optional, Sequence
 
+from .. import options
 from ..cli import run_main
 from ..errors import UserError
+
+
+def _image_size(text: str) -> int:
+    v = options.positive_int(text)
+    if v % 64:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 64, got {v}")
+    return v
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrcnn-export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", help="checkpoint (.pth); default: the shipped shapes model")
-    p.add_argument("--config", help="preset (coco, cityscapes, shapes, ...) or JSON; default: from the checkpoint")
+    options.add_weights(p)
+    options.add_config(p)
     p.add_argument("--backbone", choices=["resnet101", "resnet50"], help="override the config's backbone")
-    p.add_argument("--image-size", type=int, help="override IMAGE_MAX_DIM (multiple of 64)")
-    p.add_argument("--min-confidence", type=float, help="override DETECTION_MIN_CONFIDENCE (0 for COCO AP)")
-    p.add_argument("--batch", type=int, default=1, help="fixed batch size N (default 1)")
+    p.add_argument("--image-size", type=_image_size, metavar="S",
+                   help="override IMAGE_MAX_DIM (a multiple of 64)")
+    options.add_min_confidence(p, help="override DETECTION_MIN_CONFIDENCE, baked into the graph: 0 for COCO AP "
+                                       "evaluation, e.g. 0.7 for deployment (default: the config's)")
+    options.add_batch(p, help="fixed batch size N (default 1)")
     p.add_argument("--flavor", choices=["trt", "standard"], default="trt",
-                   help="trt: custom plugin nodes (default); standard: only standard ONNX ops")
-    p.add_argument("-o", "--output", default="model.onnx", help="output file (default model.onnx)")
+                   help="trt (default): custom plugin nodes; standard: only standard ONNX ops")
+    options.add_output(p, default="model.onnx", what="file")
     return p
 
 
 @run_main
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.weights and not os.path.isfile(args.weights):
+    if args.weights and not os.path.exists(args.weights):
         raise UserError(f"weights file not found: {args.weights}")
-    out_dir = os.path.dirname(os.path.abspath(args.output))
+    out_dir = os.path.dirname(os.path.abspath(args.out))
     if os.path.isdir(out_dir) and not os.access(out_dir, os.W_OK):
         raise UserError(f"output folder is not writable: {out_dir}")
     from ..config import preset
@@ -60,10 +76,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     load_weights(model, weights)
     model.eval()
     print(f"exporting {cfg.NAME} ({cfg.BACKBONE}, {cfg.NUM_CLASSES} classes, {cfg.IMAGE_MAX_DIM}px, "
-          f"batch {args.batch}, flavor {args.flavor}) ...", file=sys.stderr)
-    side = export_onnx(model, args.output, batch=args.batch, flavor=args.flavor, weights_path=weights)
-    print(f"wrote {args.output} ({side['onnx_bytes'] / 1e6:.1f} MB, {side['export_seconds']} s) "
-          f"and {args.output}.json")
+          f"batch {args.batch}, flavor {args.flavor}, min confidence {cfg.DETECTION_MIN_CONFIDENCE:g}) ...",
+          file=sys.stderr)
+    side = export_onnx(model, args.out, batch=args.batch, flavor=args.flavor, weights_path=weights)
+    print(f"wrote {args.out} ({side['onnx_bytes'] / 1e6:.1f} MB, {side['export_seconds']} s) "
+          f"and {args.out}.json")
     return 0
 
 

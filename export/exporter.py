@@ -26,6 +26,8 @@ with ``torch.onnx.ops.symbolic_multi_out`` during export only.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
 from typing import Optional
@@ -97,6 +99,22 @@ class _ExportWrapper(torch.nn.Module):
         return self.model(images, windows)
 
 
+@contextlib.contextmanager
+def quiet_torch_logs():
+    """Silence the exporter's log lines that are noise here ("torchvision is not
+    installed. Skipping torchvision::nms", ...): this model has no torchvision ops."""
+    names = ["torch.onnx._internal.exporter._registration", "torch.onnx._internal.exporter._core"]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
 def export_onnx(model, path: str, batch: int = 1, flavor: str = "trt", weights_path: Optional[str] = None,
                 verbose: bool = False) -> dict:
     """Export ``model`` (a MaskRCNN in eval mode, CPU) to ``path`` atomically, with its sidecar.
@@ -120,7 +138,7 @@ def export_onnx(model, path: str, batch: int = 1, flavor: str = "trt", weights_p
     try:
         import warnings
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), quiet_torch_logs():
             warnings.simplefilter("ignore")
             prog = torch.onnx.export(_ExportWrapper(model), (images, windows), dynamo=True, opset_version=EXPORT_OPSET,
                                      input_names=INPUT_NAMES, output_names=OUTPUT_NAMES, verbose=verbose,
@@ -146,6 +164,7 @@ def export_onnx(model, path: str, batch: int = 1, flavor: str = "trt", weights_p
         "batch": batch,
         "num_classes": cfg.NUM_CLASSES,
         "class_names": list(cfg.CLASS_NAMES),
+        "min_confidence": cfg.DETECTION_MIN_CONFIDENCE,   # detections below are dropped inside the graph
         "mean_pixel": list(cfg.MEAN_PIXEL),
         "molding_version": MOLDING_VERSION,
         "inputs": {"images": [batch, 3, s, s], "windows": [batch, 4]},

@@ -24,7 +24,7 @@ PyramidROIAlign (boxes [N,R,4] normalized, P2..P5 [N,C,H_l,W_l] -> [N,R,C,P,P])
 ProposalLayer (scores [N,A], deltas [N,A,4], anchors [A,4] -> rois [N,post,4], count [N])
     NaN scores -> -inf; ``TopK(min(pre_nms_topk, A))`` (ONNX TopK breaks ties
     by the lower index = the reference's stable sort). Whenever a TopK's K
-    would exceed ``max_topk`` (TensorRT's limit, 3840; this applies to every
+    would exceed ``max_topk`` (TensorRT's limit, ``TOPK_MAX_K`` = 3840; this applies to every
     TopK emitted here) the selection is made in chunks: TopK(<= max_topk),
     overwrite the chosen keys with -inf (``ScatterElements``), TopK again, ...
     (exact: keys are first clamped to >= -FLT_MAX so the -inf marks sort
@@ -99,9 +99,10 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from mrcnn_trt.plugins.opdefs import DOMAIN, OPS, validate_attrs
 
+from .trt_ops_table import TOPK_MAX_K
+
 MIN_OPSET = 16            # GridSample
 MAX_OPSET = 24
-TRT_TOPK_MAX = 3840       # TensorRT ITopKLayer: "only values up to 3840 are supported"
 FLT_MAX = float(np.finfo(np.float32).max)
 _NMS_FILL = -3.0e38       # score of non-candidates in the DetectionLayer NMS
 _NMS_SCORE_THRESHOLD = -1.0e38
@@ -470,7 +471,7 @@ def is_custom(node: onnx.NodeProto) -> bool:
 
 
 def expand_custom_nodes(model: onnx.ModelProto, opset: int = 17, *,
-                        max_topk: Optional[int] = TRT_TOPK_MAX) -> onnx.ModelProto:
+                        max_topk: Optional[int] = TOPK_MAX_K) -> onnx.ModelProto:
     """Return a copy of ``model`` with every ``mrcnn`` custom node replaced by standard ONNX ops.
 
     Args:

@@ -365,6 +365,7 @@ SOURCES = {
     "8.6": "onnx/onnx-tensorrt docs/operators.md @ 8.6-GA (ee0b139bc68567a89618c1d84dcd461cc144aad4)",
     "10": "onnx/onnx-tensorrt docs/operators.md @ 10.1-GA (96e781103cfc4adf4a6bb557e94bac8e693f6f4c)",
 }
+#: TensorRT ITopKLayer: "Currently only values up to 3840 are supported" (every release; see above)
 TOPK_MAX_K = 3840
 NMS_MAX_BOXES = 5000         # per image (2000 on SM 5.3 / 6.2)
 

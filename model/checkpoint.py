@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -29,16 +30,29 @@ OPTIONAL_SUFFIX = "num_batches_tracked"
 def read_checkpoint(path: str) -> Tuple[Dict[str, torch.Tensor], dict]:
     """Read a checkpoint file safely; return (state_dict, extra) where ``extra``
     holds our checkpoint's other fields (config, epoch, ...) or is empty."""
+    if os.path.isdir(path):
+        raise UserError(f"{path} is a folder, not a weights file: give the .pth file")
     if not os.path.isfile(path):
         raise UserError(f"weights file not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        raise UserError(f"{path} is empty, not a PyTorch checkpoint")
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):   # zip (torch.save) or pickle
+        raise UserError(f"{path} is not a PyTorch checkpoint (a .pth file written by torch.save)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)   # "Detected pickle protocol 4 ..."
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
-        raise UserError(f"refusing to load {path}: it is not a plain weights file and loading it would "
-                        f"execute Python code ({first[:160]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise UserError(f"cannot read weights file {path}: {str(e).splitlines()[0][:200]}") from None
+        culprit = next((ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "Unsupported" in ln), "")
+        if "Weights only load failed" in str(e) and culprit:
+            raise UserError(f"refusing to load {path}: it is not a plain weights file and loading it would "
+                            f"execute Python code ({culprit.rstrip('.')})") from None
+        raise UserError(f"{path} is not a PyTorch checkpoint (unreadable pickle data)") from None
+    except (RuntimeError, EOFError, KeyError, ValueError) as e:
+        first = str(e).strip().split(". ")[0].rstrip(".") or type(e).__name__
+        raise UserError(f"{path} is damaged, truncated or not a PyTorch checkpoint ({first})") from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         sd = obj.get("model")
         extra = {k: v for k, v in obj.items() if k != "model"}
@@ -180,12 +194,29 @@ def shipped_model_path() -> str:
     return os.path.normpath(here)
 
 
+def check_device(device: str) -> str:
+    """``device`` if this PyTorch can use it, else one :class:`UserError` line
+    (e.g. ``cuda`` with a CPU-only PyTorch or without a visible GPU)."""
+    d = str(device)
+    if d.startswith("cuda"):
+        index = int(d.split(":", 1)[1]) if ":" in d else 0
+        if not torch.cuda.is_available():
+            why = "this PyTorch is a CPU-only build" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise UserError(f"device {d}: {why}; use --device cpu")
+        if index >= torch.cuda.device_count():
+            raise UserError(f"device {d}: only {torch.cuda.device_count()} CUDA GPU(s) visible")
+    elif d != "cpu":
+        raise UserError(f"unknown device {d!r} (cpu, cuda or cuda:N)")
+    return d
+
+
 def load_model(weights: Optional[str], config: Optional[str | Config] = None, ops_backend: str = "torch",
                device: str = "cpu"):
     """Build the model that fits ``weights`` (None -> the shipped shapes model) and load it.
 
     Returns (model in eval mode, config, extra).
     """
+    check_device(device)
     path = weights or shipped_model_path()
     sd, extra = read_checkpoint(path)
     cfg = config_from_checkpoint(extra, sd, config)

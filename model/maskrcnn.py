@@ -80,6 +80,13 @@ class MaskRCNN(nn.Module):
         self.ops = make_ops(self.config, backend)
         return self
 
+    def set_config(self, config: Config) -> "MaskRCNN":
+        """Use another config of the same architecture (e.g. another
+        DETECTION_MIN_CONFIDENCE); the weights stay, the ops are rebuilt."""
+        self.config = config
+        self.ops = make_ops(config, self.ops.name)
+        return self
+
     def train(self, mode: bool = True):
         """Training mode keeps every BatchNorm in eval mode (frozen statistics)."""
         super().train(mode)
@@ -93,10 +100,10 @@ class MaskRCNN(nn.Module):
         """RGB 0..255 [N,3,S,S] -> mean-subtracted network input float32 (padding becomes -mean).
 
         Bit-exact with the original, which computes ``float32(image) - MEAN_PIXEL`` in
-        float64 and casts the result to float32 (a float32 subtraction differs in the
-        last bit for a third of the values): the molded pixels are integers 0..255, so
-        the exact results are a [3 * 256] table, looked up per pixel (an ONNX Gather in
-        every exported graph). Inputs are rounded to the nearest integer and clamped to
+        float64 and casts the result to float32 (a float32 subtraction gives other values
+        for 320 of the 768 (channel, value) pairs; docs/model.md §3.2). The molded pixels
+        are integers 0..255, so the exact results are a [3 * 256] table, looked up per
+        pixel (an ONNX Gather in every exported graph). Inputs are rounded to the nearest integer and clamped to
         0..255 first (molded images already are)."""
         idx = images.float().round().clamp_(0, 255).to(torch.int64) + self.mean_table_offset
         return self.mean_table[idx]

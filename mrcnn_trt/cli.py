@@ -1,32 +1,96 @@
-"""Small helpers shared by the ``mrcnn-*`` command-line tools."""
+"""Small helpers shared by the ``mrcnn-*`` command-line tools.
+
+:func:`run_main` gives every ``main(argv=None) -> int`` the same behaviour:
+
+* a :class:`~mrcnn_trt.errors.UserError` becomes one ``error:`` line and its exit code;
+* a full disk, a read-only or forbidden path (``OSError`` with such an errno) becomes one
+  ``error:`` line naming the path (exit 2);
+* Ctrl-C (SIGINT) prints ``interrupted`` and exits 130, SIGTERM prints ``terminated``
+  and exits 143 - also when a library turned the interrupt into another exception on
+  its way up (torch's exporter does);
+* a missing optional Python module becomes one line (exit 3).
+
+SIGTERM is delivered as :class:`Terminated`, a ``KeyboardInterrupt``, so the code that
+saves partial work on Ctrl-C (evaluation, training) does the same on SIGTERM;
+:func:`interrupt_exit_code` tells which signal it was.
+"""
 from __future__ import annotations
 
+import errno
 import functools
+import signal
 import sys
+import threading
 from typing import Callable, Iterable, Optional, Sequence
 
-from .errors import UserError
+from .errors import EXIT_INTERRUPTED, EXIT_MISSING_MODULE, EXIT_TERMINATED, EXIT_USER_ERROR, UserError
+
+#: errnos reported as one line naming the path instead of a traceback
+PATH_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR,
+               errno.ENAMETOOLONG, errno.EFBIG, errno.EIO}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered like Ctrl-C."""
+
+
+_received: list = []   # signals received while a command runs
+
+
+def interrupt_exit_code() -> int:
+    """130 after Ctrl-C, 143 after SIGTERM (for commands that save partial work and return)."""
+    return EXIT_TERMINATED if signal.SIGTERM in _received else EXIT_INTERRUPTED
+
+
+def _on_signal(signum, frame):
+    _received.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _os_error_line(e: OSError) -> str:
+    what = e.strerror or str(e)
+    where = e.filename if e.filename is not None else ""
+    if e.errno == errno.ENOSPC:
+        what = "no space left on the device"
+    return f"{what}: {where}" if where else what
 
 
 def run_main(fn: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional[Sequence[str]]], int]:
-    """Decorator for ``main(argv=None) -> int``: user errors become one line on
-    stderr and a non-zero exit code; Ctrl-C exits with 130."""
+    """Decorator for ``main(argv=None) -> int`` (see the module docstring)."""
 
     @functools.wraps(fn)
     def wrapper(argv: Optional[Sequence[str]] = None) -> int:
         prog = fn.__module__.rsplit(".", 1)[-1]
+        _received.clear()
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = {}
+        if main_thread:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                previous[s] = signal.signal(s, _on_signal)
         try:
             return int(fn(argv) or 0)
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             return e.exit_code
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
-        except ModuleNotFoundError as e:
-            print(f"error: missing Python module '{e.name}' ({prog}); install the project with "
-                  f"`pip install -e .` (see README)", file=sys.stderr)
-            return 3
+        except SystemExit:
+            raise
+        except BaseException as e:
+            if _received or isinstance(e, KeyboardInterrupt):
+                # also when a library caught the interrupt and raised something else
+                code = interrupt_exit_code()
+                print("terminated" if code == EXIT_TERMINATED else "interrupted", file=sys.stderr)
+                return code
+            if isinstance(e, ModuleNotFoundError):
+                print(f"error: missing Python module '{e.name}' ({prog}); install the project with "
+                      f"`pip install -e .` (see README)", file=sys.stderr)
+                return EXIT_MISSING_MODULE
+            if isinstance(e, OSError) and e.errno in PATH_ERRNOS:
+                print(f"error: {_os_error_line(e)}", file=sys.stderr)
+                return EXIT_USER_ERROR
+            raise
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
 
     return wrapper
 

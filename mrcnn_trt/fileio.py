@@ -2,7 +2,9 @@
 
 Every artifact (checkpoint, ONNX model, plan, metrics) is written to a
 temporary file in the destination folder and renamed into place, so a crash
-or Ctrl-C never leaves a half-written file under the final name.
+or Ctrl-C never leaves a half-written file under the final name. Files get
+the usual permissions (0666 minus the umask) and temporary files of a killed
+process are cleaned up by the next write into that folder.
 """
 from __future__ import annotations
 
@@ -10,35 +12,131 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
-from typing import Any, Iterator
+import time
+from typing import Any, Iterator, List
 
 from .errors import UserError
+
+
+PART_SUFFIX = ".part"
+_PART_RE = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.part$")   # .<name>.<pid>.<random>.part
+STALE_PART_SECONDS = 60.0
+
+
+def current_umask() -> int:
+    """The process umask (read without changing it where /proc allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)   # no way to read it without setting it
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_parts(folder: str) -> List[str]:
+    """Remove temporary files of ours (``.<name>.<pid>.<random>.part``) left in
+    ``folder`` by a process that no longer runs (e.g. killed with SIGKILL) and
+    untouched for a minute. Returns the removed paths."""
+    removed = []
+    now = time.time()
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = _PART_RE.match(name)
+        if not m or _pid_alive(int(m.group(1))):
+            continue
+        path = os.path.join(folder, name)
+        with contextlib.suppress(OSError):
+            if now - os.stat(path).st_mtime >= STALE_PART_SECONDS:
+                os.unlink(path)
+                removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path next to ``path``; rename it to ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is untouched.
+    On any exception the temporary file is removed and ``path`` is untouched. The
+    file gets the permissions a plain ``open()`` would give it (0666 minus the
+    umask, e.g. 0644), not the 0600 of temporary files. Temporary files left by a
+    killed process are removed on the next write into the same folder.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as e:
-            raise UserError(f"cannot create output folder {folder}: {e.strerror}") from None
+        make_folder(folder)
     if not os.access(folder, os.W_OK):
         raise UserError(f"output folder is not writable: {folder}")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part", dir=folder)
+    remove_stale_parts(folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=PART_SUFFIX, dir=folder)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~current_umask())
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno and e.filename in (None, tmp):
+            raise OSError(e.errno, os.strerror(e.errno), path) from None   # name the file the user asked for
+        raise
+
+
+def make_folder(folder: str) -> List[str]:
+    """``os.makedirs`` with one clear :class:`UserError` naming the folder; returns
+    the folders it created (outermost first)."""
+    folder = os.path.abspath(os.fspath(folder))
+    missing = []
+    p = folder
+    while not os.path.exists(p):
+        missing.append(p)
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    if os.path.exists(p) and not os.path.isdir(p):
+        raise UserError(f"cannot create output folder {folder}: {p} is a file, not a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create output folder {folder}: {e.strerror}") from None
+    return list(reversed(missing))
+
+
+@contextlib.contextmanager
+def output_folder(path: str | os.PathLike) -> Iterator[str]:
+    """Create a command's output folder; if the command then fails (error,
+    Ctrl-C) the folders created here are removed again when they are still empty,
+    so a failed run leaves no empty output folder behind."""
+    path = os.fspath(path)
+    created = make_folder(path)
+    if not os.access(path, os.W_OK):
+        raise UserError(f"output folder is not writable: {path}")
+    try:
+        yield path
+    except BaseException:
+        for d in reversed(created):
+            with contextlib.suppress(OSError):
+                os.rmdir(d)       # only succeeds while empty
         raise
 
 

@@ -67,6 +67,11 @@ class TorchRunner(Runner):
         r.model, r.config, r.device, r.name = model.eval(), model.config, device, "in-memory model"
         return r
 
+    def set_min_confidence(self, value: float) -> None:
+        """Another DETECTION_MIN_CONFIDENCE (PyTorch models only: exported ones bake it in)."""
+        self.config = self.config.replace(DETECTION_MIN_CONFIDENCE=float(value))
+        self.model.set_config(self.config)
+
     def run(self, images, windows):
         import torch
 
@@ -85,6 +90,39 @@ def read_sidecar(path: str) -> dict:
     return read_json(sp)
 
 
+def sidecar_problems(side: dict, inputs: Dict[str, Sequence], outputs: Dict[str, Sequence]) -> List[str]:
+    """Where an ONNX sidecar disagrees with itself or with the graph's input/output
+    shapes (``{name: [dims]}``, symbolic dims as strings or None). Empty when it fits."""
+    problems = []
+    try:
+        cfg = Config.from_dict(side["config"])
+        size, batch = int(side["image_size"]), int(side["batch"])
+        num_classes = int(side["num_classes"])
+    except (KeyError, TypeError, ValueError, UserError) as e:
+        return [f"unreadable field {e}"]
+    if size != cfg.IMAGE_MAX_DIM:
+        problems.append(f"image_size {size} but config IMAGE_MAX_DIM {cfg.IMAGE_MAX_DIM}")
+    if num_classes != cfg.NUM_CLASSES or len(side.get("class_names", cfg.CLASS_NAMES)) != num_classes:
+        problems.append(f"num_classes {num_classes} but config NUM_CLASSES {cfg.NUM_CLASSES} and "
+                        f"{len(side.get('class_names', []))} class_names")
+    img = list(inputs.get("images") or [])
+    if len(img) != 4 or img[1] != 3:
+        problems.append(f"graph input 'images' has shape {img}, expected [N, 3, S, S]")
+    else:
+        if img[2] != size or img[3] != size:
+            problems.append(f"image_size {size} but the graph takes {img[2]}x{img[3]} images")
+        dynamic = bool(side.get("dynamic_batch"))
+        if isinstance(img[0], int) and not dynamic and img[0] != batch:
+            problems.append(f"batch {batch} but the graph's batch is {img[0]}")
+        if not isinstance(img[0], int) and not dynamic:
+            problems.append("the graph has a dynamic batch but the sidecar says a fixed one")
+    det = list(outputs.get("detections") or [])
+    if len(det) == 3 and isinstance(det[1], int) and det[1] != cfg.DETECTION_MAX_INSTANCES:
+        problems.append(f"config DETECTION_MAX_INSTANCES {cfg.DETECTION_MAX_INSTANCES} but the graph gives "
+                        f"{det[1]} detections")
+    return problems
+
+
 class OnnxRunner(Runner):
     backend = "onnxruntime"
 
@@ -97,12 +135,18 @@ class OnnxRunner(Runner):
 
             if side.get("onnx_sha256") and side["onnx_sha256"] != sha256_file(path):
                 raise UserError(f"{path} does not match its sidecar (sha256 differs): re-export it")
-        self.sidecar = side
-        self.config = Config.from_dict(side["config"])
-        self.fixed_batch = int(side["batch"])
         from mrcnn_trt.plugins.ort import make_session
 
         self.session = make_session(path, threads=threads, providers=providers)
+        if check_sidecar:
+            shapes = lambda args: {a.name: list(a.shape) for a in args}  # noqa: E731
+            problems = sidecar_problems(side, shapes(self.session.get_inputs()), shapes(self.session.get_outputs()))
+            if problems:
+                raise UserError(f"{path}.json does not match the model ({'; '.join(problems)}): re-export the "
+                                f"model or restore its sidecar")
+        self.sidecar = side
+        self.config = Config.from_dict(side["config"])
+        self.fixed_batch = int(side["batch"])
         self.name = path
 
     def run(self, images, windows):

@@ -24,3 +24,17 @@ def seed_images():
 @pytest.fixture
 def coco_sample():
     return shared_path("coco-val2017-sample")
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """A checkpoint of the ``tiny`` preset with seeded random weights (fast CLI tests)."""
+    import torch
+
+    from mrcnn_trt.model import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    m = build_model("tiny")
+    p = str(tmp_path_factory.mktemp("tiny_weights") / "tiny.pth")
+    save_checkpoint(p, m, m.config)
+    return p

@@ -69,7 +69,7 @@ def work(tmp_path_factory):
     out = {"dir": d, "src": src, "calib": str(d / "calib")}
     for target in ("tensorrt", "cpu"):
         out[target] = str(d / f"shapes.{target}.int8.onnx")
-        assert calibrate_main([src, "--images", out["calib"], "--split", "train", "--calib-count", "16",
+        assert calibrate_main([src, "--calib-images", out["calib"], "--split", "train", "--calib-count", "16",
                                "--target", target, "-o", out[target]]) == 0
     assert calibrate_main([src, "--fp16"]) == 0
     out["fp16"] = str(d / "shapes.fp16.onnx")
@@ -236,7 +236,7 @@ def test_batch_two_model_and_methods(tmp_path):
     ref = OnnxRunner(src).run(x, w)
     for method in ("minmax", "entropy", "percentile"):
         out = str(tmp_path / f"tiny.{method}.onnx")
-        assert calibrate_main([src, "--images", str(tmp_path / "c"), "--calib-count", "3", "--method", method,
+        assert calibrate_main([src, "--calib-images", str(tmp_path / "c"), "--calib-count", "3", "--method", method,
                                "--target", "cpu", "--exclude", "none", "-o", out]) == 0
         side = json.load(open(out + ".json"))
         assert side["quantization"]["calib_count"] == 3 and side["quantization"]["excluded_nodes"] == []
@@ -259,15 +259,15 @@ def test_groups_and_cli_errors(work, tmp_path, capsys, monkeypatch):
     out = str(tmp_path / "x.int8.onnx")
     assert calibrate_main([work["src"], "--images", str(tmp_path / "nowhere"), "-o", out]) == 2
     assert "calibration images not found" in capsys.readouterr().err
-    assert calibrate_main([work["src"], "--images", work["calib"], "-o", out]) == 2   # split val is absent
+    assert calibrate_main([work["src"], "--calib-images", work["calib"], "-o", out]) == 2   # split val is absent
     assert "instances_val.json" in capsys.readouterr().err
-    assert calibrate_main([work["src"], "--images", work["calib"], "--exclude", "heads", "-o", out]) == 2
+    assert calibrate_main([work["src"], "--calib-images", work["calib"], "--exclude", "heads", "-o", out]) == 2
     assert "unknown layer group 'heads'" in capsys.readouterr().err
-    assert calibrate_main([work["tensorrt"], "--images", work["calib"], "--split", "train", "-o", out]) == 2
+    assert calibrate_main([work["tensorrt"], "--calib-images", work["calib"], "--split", "train", "-o", out]) == 2
     assert "already quantized" in capsys.readouterr().err
     assert calibrate_main([work["fp16"], "--fp16", "-o", out]) == 2
     assert "float16 tensors" in capsys.readouterr().err
-    assert calibrate_main([work["src"], "--images", work["calib"], "--split", "train", "-o", work["src"]]) == 2
+    assert calibrate_main([work["src"], "--calib-images", work["calib"], "--split", "train", "-o", work["src"]]) == 2
     assert "must not overwrite" in capsys.readouterr().err
 
     def boom(*a, **k):

@@ -360,14 +360,15 @@ def test_make_dataset_cli(tmp_path, capsys):
     ds = CityscapesDataset(out, "val")
     assert len(ds) == 3 and ds[0].image.shape == (64, 96, 3)
     assert "wrote 3 images" in capsys.readouterr().out
-    assert main(["--out", str(tmp_path / "x"), "--num-images", "0", "--quiet"]) == 2
-    assert "error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["--out", str(tmp_path / "x"), "--num-images", "0", "--quiet"])
+    assert e.value.code == 2 and "error:" in capsys.readouterr().err
     assert main(["--format", "cityscapes", "--image-format", "jpg", "--out", str(tmp_path / "y"),
                  "--num-images", "1", "--quiet"]) == 2
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "z"), "--size", "big"])
     assert main(["--out", str(tmp_path / "j"), "--num-images", "2", "--image-format", "jpg", "--quiet"]) == 0
-    ds = CocoDataset.from_root(str(tmp_path / "j"), "train")
+    ds = CocoDataset.from_root(str(tmp_path / "j"), "val")   # the default split, as in every command
     assert len(ds) == 2 and ds.image_path(0).endswith(".jpg")
 
 

@@ -1,20 +1,7 @@
 import json
 import os
 
-import pytest
-import torch
-
 from mrcnn_trt.apps.demo import main
-from mrcnn_trt.model import build_model, save_checkpoint
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    torch.manual_seed(0)
-    m = build_model("tiny")
-    p = str(tmp_path_factory.mktemp("w") / "tiny.pth")
-    save_checkpoint(p, m, m.config)
-    return p
 
 
 def test_demo_on_seed_images(seed_images, tiny_weights, tmp_path):

@@ -57,7 +57,7 @@ def test_molding_pads_with_zero_before_mean_subtraction():
 @pytest.mark.parametrize("preset_name", ["coco", "shapes"])
 def test_mean_subtraction_is_float64_then_float32(preset_name):
     """The original promotes float32(image) - MEAN_PIXEL to float64 and casts back: every
-    pixel value 0..255 must give exactly that float32 (a float32 Sub differs in 640 of 768)."""
+    pixel value 0..255 must give exactly that float32 (a float32 Sub differs in 320 of 768)."""
     m = build_model("tiny").eval()
     mean = np.asarray(preset(preset_name).MEAN_PIXEL, np.float64)
     from mrcnn_trt.model.maskrcnn import mean_subtraction_table

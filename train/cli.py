@@ -29,8 +29,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
+from mrcnn_trt import options
 from mrcnn_trt.cli import run_main
 from mrcnn_trt.errors import UserError
 
@@ -41,41 +43,52 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mrcnn-train",
         description="Train Mask R-CNN (SGD, frozen BatchNorm, per-epoch checkpoints, loss curves).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        epilog="Ctrl-C or SIGTERM stops after saying which epoch is the last complete one (OUT/last.pth); "
+               "resume with --weights last.")
     p.add_argument("--dataset", required=True, choices=["coco", "cityscapes", "shapes"],
                    help="dataset kind (shapes = synthetic shapes in COCO layout, or generated in memory "
                         "when --data-root is omitted)")
-    p.add_argument("--data-root", help="dataset folder (COCO: annotations/instances_<split>.json + images; "
-                                       "Cityscapes: leftImg8bit/ + gtFine/)")
+    p.add_argument("--data-root", metavar="DIR", help="dataset folder (COCO: annotations/instances_<split>.json + "
+                                                      "images; Cityscapes: leftImg8bit/ + gtFine/)")
     p.add_argument("--weights", required=True,
                    help="none | imagenet | last (resume OUT/last.pth) | path to a .pth checkpoint")
-    p.add_argument("--imagenet-weights", default="resnet50_imagenet.pth",
-                   help="ResNet weights file for --weights imagenet (fpn.C* names)")
+    p.add_argument("--imagenet-weights", metavar="PTH",
+                   help="ResNet weights file (fpn.C* names) for --weights imagenet (required there)")
     p.add_argument("--config", help="preset name (coco, cityscapes, shapes, tiny), a .json file, or inline JSON "
                                     "like '{\"preset\": \"shapes\", \"LEARNING_RATE\": 0.02}' (default: the "
                                     "dataset's preset, or the config stored in the checkpoint)")
     p.add_argument("--layers", default="heads",
-                   help="trainable layers: heads | 3+ | 4+ | 5+ | all, or a regex (re.fullmatch on parameter names)")
-    p.add_argument("--epochs", type=int, required=True, help="train until this epoch (total, counting resumed ones)")
-    p.add_argument("--lr", type=float, help="base learning rate (default: the config's LEARNING_RATE)")
+                   help="trainable layers: heads (default) | 3+ | 4+ | 5+ | all, or a regex (re.fullmatch on "
+                        "parameter names)")
+    p.add_argument("--epochs", type=options.positive_int, required=True,
+                   help="train until this epoch (total, counting resumed ones)")
+    p.add_argument("--lr", type=options.positive_float, help="base learning rate (default: the config's LEARNING_RATE)")
     p.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"],
-                   help="LR schedule over all steps up to --epochs (after a linear warm-up)")
-    p.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps (at most 10%% of all steps)")
-    p.add_argument("--batch", type=int, help="images per optimizer step (default: the config's IMAGES_PER_GPU)")
-    p.add_argument("--steps-per-epoch", type=int, help="optimizer steps per epoch (default: one pass over the data)")
-    p.add_argument("--train-split", default="train", help="training split name (COCO: instances_<split>.json)")
+                   help="LR schedule over all steps up to --epochs, after a linear warm-up (default cosine)")
+    p.add_argument("--warmup-steps", type=options.nonnegative_int, default=100,
+                   help="linear warm-up steps, at most 10%% of all steps (default 100)")
+    options.add_batch(p, default=None, help="images per optimizer step (default: the config's IMAGES_PER_GPU)")
+    p.add_argument("--steps-per-epoch", type=options.positive_int,
+                   help="optimizer steps per epoch (default: one pass over the data)")
+    p.add_argument("--train-split", default="train", help="training split name (default train; COCO: "
+                                                          "instances_<split>.json)")
     p.add_argument("--val-split", default="val",
-                   help="validation split name, a fraction like 0.1 of the training images held out, or 'none'")
-    p.add_argument("--val-steps", type=int, default=50, help="validation batches per epoch")
-    p.add_argument("--synthetic-images", type=int, default=1000,
+                   help="validation split name, a fraction like 0.1 of the training images held out, or 'none' "
+                        "(default val)")
+    p.add_argument("--val-steps", type=options.nonnegative_int, default=50,
+                   help="validation batches per epoch (default 50; 0 = no validation)")
+    p.add_argument("--synthetic-images", type=options.positive_int, default=1000,
                    help="--dataset shapes without --data-root: number of generated training images "
-                        "(validation: a tenth, at least 20)")
-    p.add_argument("--out", required=True, help="output folder: epoch_NNNN.pth, last.pth, losses.json, losses.png")
-    p.add_argument("--export", help="also write the final weights (config, no optimizer state) to this file")
-    p.add_argument("--seed", type=int, default=0, help="random seed (initialisation, sampling, augmentation)")
-    p.add_argument("--workers", type=int, default=1, help="data loader processes (0 = in the main process)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+                        "(validation: a tenth, at least 20; default 1000)")
+    options.add_output(p, required=True, help="output folder: epoch_NNNN.pth, last.pth, losses.json, losses.png")
+    p.add_argument("--export", metavar="PTH",
+                   help="also write the final weights (config, no optimizer state) to this file")
+    p.add_argument("--seed", type=options.nonnegative_int, default=0,
+                   help="random seed: initialisation, sampling, augmentation (default 0)")
+    p.add_argument("--workers", type=options.nonnegative_int, default=1,
+                   help="data loader processes (0 = in the main process; default 1)")
+    options.add_threads(p, default=None)
+    options.add_device(p)
     p.add_argument("--quiet", action="store_true", help="no per-epoch messages")
     return p
 
@@ -225,18 +238,21 @@ def build_and_load(args, dataset_class_names):
 @run_main
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.epochs < 1:
-        raise UserError("--epochs must be >= 1")
-    if args.batch is not None and args.batch < 1:
-        raise UserError("--batch must be >= 1")
-    if args.steps_per_epoch is not None and args.steps_per_epoch < 1:
-        raise UserError("--steps-per-epoch must be >= 1")
-    if args.workers < 0:
-        raise UserError("--workers must be >= 0")
+    if args.weights == "imagenet" and not args.imagenet_weights:
+        raise UserError("--weights imagenet needs --imagenet-weights FILE (ResNet weights with fpn.C* names)")
+    if args.imagenet_weights and not os.path.isfile(args.imagenet_weights):
+        raise UserError(f"ImageNet weights file not found: {args.imagenet_weights}")
     import torch
 
+    from mrcnn_trt.fileio import output_folder
+    from mrcnn_trt.model.checkpoint import check_device
     from mrcnn_trt.train.loop import LAYER_REGEX, TrainOptions, train
 
+    check_device(args.device)
+    if args.weights == "none" and args.layers != "all":
+        print(f"warning: --weights none starts from random weights, and --layers {args.layers} keeps the rest of "
+              f"the network (the backbone included) frozen at them; use --layers all, or start from "
+              f"--weights imagenet / a checkpoint", file=sys.stderr)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.layers not in LAYER_REGEX:
@@ -257,7 +273,8 @@ def main(argv=None) -> int:
                         workers=args.workers, schedule=args.schedule, warmup_steps=args.warmup_steps,
                         export=args.export, quiet=args.quiet)
     t0 = time.time()
-    st = train(model, train_ds, val_ds, opts, state)
+    with output_folder(args.out):
+        st = train(model, train_ds, val_ds, opts, state)
     if not args.quiet:
         print(f"done: epoch {st.epoch}, {st.global_step} steps, {time.time() - t0:.0f} s; "
               f"checkpoints in {args.out}")

@@ -377,7 +377,8 @@ def plot_losses(history: dict, path: str) -> None:
     if steps:
         x = [s["step"] for s in steps]
         for k in ("loss",) + LOSS_NAMES:
-            axes[0].plot(x, [s[k] for s in steps], label=k, lw=2 if k == "loss" else 1)
+            axes[0].plot(x, [s[k] for s in steps], label=k, lw=2 if k == "loss" else 1,
+                         marker="o" if len(steps) < 20 else None, ms=3)
         axes[0].set_yscale("log")
     axes[0].set_xlabel("optimizer step")
     axes[0].set_title("training losses (running mean)")
@@ -436,59 +437,71 @@ def train(model, train_data, val_data, opts: TrainOptions, state: Optional[Train
         n_val = min(len(val_data), opts.val_steps * batch)
         val_loader = make_loader(val_prep, [(i, 0) for i in range(n_val)], batch, 0)
 
-    for epoch in range(state.epoch + 1, opts.epochs + 1):
-        t0 = time.time()
-        loader = make_loader(train_prep, epoch_items(len(train_data), steps, batch, opts.seed, epoch), batch,
-                             opts.workers)
-        sums: Dict[str, float] = {}
-        window: Dict[str, float] = {}
-        n_win = n_done = 0
-        bar = progress(loader, total=steps, desc=f"epoch {epoch}/{opts.epochs}", unit="step",
-                       mininterval=0.2 if sys.stderr.isatty() else 30.0)
-        for samples in bar:
-            step_lr = lr_at(state.global_step, total, lr, opts.schedule, opts.warmup_steps)
-            for g in optimizer.param_groups:
-                g["lr"] = step_lr
-            if samples:
-                rng = np.random.default_rng([opts.seed, state.global_step, 1])
-                out = train_step(model, optimizer, samples, rng, cfg.GRADIENT_CLIP_NORM)
-                if not all(math.isfinite(out[k]) for k in LOSS_NAMES):
-                    raise UserError(f"training diverged at step {state.global_step} (losses {out}); "
-                                    f"lower --lr")
-                for k, v in out.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                    window[k] = window.get(k, 0.0) + v
-                n_done += 1
-                n_win += 1
-                bar.set_postfix({"loss": f"{sums['loss'] / n_done:.3f}",
-                                 **{k.replace("mrcnn_", "m_"): f"{sums[k] / n_done:.3f}" for k in LOSS_NAMES},
-                                 "lr": f"{step_lr:.2g}"}, refresh=False)
-            state.global_step += 1
-            if n_win and (state.global_step % opts.log_every == 0):
+    saved_epoch = state.epoch
+    try:
+        for epoch in range(state.epoch + 1, opts.epochs + 1):
+            t0 = time.time()
+            loader = make_loader(train_prep, epoch_items(len(train_data), steps, batch, opts.seed, epoch), batch,
+                                 opts.workers)
+            sums: Dict[str, float] = {}
+            window: Dict[str, float] = {}
+            n_win = n_done = 0
+            bar = progress(loader, total=steps, desc=f"epoch {epoch}/{opts.epochs}", unit="step",
+                           mininterval=0.2 if sys.stderr.isatty() else 30.0)
+            for samples in bar:
+                step_lr = lr_at(state.global_step, total, lr, opts.schedule, opts.warmup_steps)
+                for g in optimizer.param_groups:
+                    g["lr"] = step_lr
+                if samples:
+                    rng = np.random.default_rng([opts.seed, state.global_step, 1])
+                    out = train_step(model, optimizer, samples, rng, cfg.GRADIENT_CLIP_NORM)
+                    if not all(math.isfinite(out[k]) for k in LOSS_NAMES):
+                        raise UserError(f"training diverged at step {state.global_step} (losses {out}); "
+                                        f"lower --lr")
+                    for k, v in out.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                        window[k] = window.get(k, 0.0) + v
+                    n_done += 1
+                    n_win += 1
+                    bar.set_postfix({"loss": f"{sums['loss'] / n_done:.3f}",
+                                     **{k.replace("mrcnn_", "m_"): f"{sums[k] / n_done:.3f}" for k in LOSS_NAMES},
+                                     "lr": f"{step_lr:.2g}"}, refresh=False)
+                state.global_step += 1
+                if n_win and (state.global_step % opts.log_every == 0):
+                    state.history["steps"].append({"step": state.global_step, "epoch": epoch, "lr": step_lr,
+                                                   **{k: window[k] / n_win for k in window}})
+                    window, n_win = {}, 0
+            if n_win:   # the epoch's last partial window: short runs get a curve too
                 state.history["steps"].append({"step": state.global_step, "epoch": epoch, "lr": step_lr,
                                                **{k: window[k] / n_win for k in window}})
-                window, n_win = {}, 0
-        bar.close()
-        train_mean = {k: v / max(n_done, 1) for k, v in sums.items()}
-        val_mean = validation_losses(model, val_loader, opts.seed) if val_loader is not None else {}
-        elapsed = time.time() - t0
-        state.epoch = epoch
-        state.history["epochs"].append({"epoch": epoch, "steps": n_done, "global_step": state.global_step,
-                                        "lr": lr_at(state.global_step - 1, total, lr, opts.schedule,
-                                                    opts.warmup_steps),
-                                        "time_s": round(elapsed, 1), "train": train_mean, "val": val_mean})
-        state.optimizer = optimizer_state(model, optimizer)
-        ckpt = os.path.join(opts.out_dir, f"epoch_{epoch:04d}.pth")
-        save_checkpoint(ckpt, model, cfg, epoch=epoch, global_step=state.global_step, layers=opts.layers,
-                        history=state.history, optimizer=state.optimizer)
-        save_checkpoint(os.path.join(opts.out_dir, "last.pth"), model, cfg, epoch=epoch,
-                        global_step=state.global_step, layers=opts.layers, history=state.history,
-                        optimizer=state.optimizer)
-        write_json_atomic(os.path.join(opts.out_dir, "losses.json"), state.history)
-        plot_losses(state.history, os.path.join(opts.out_dir, "losses.png"))
-        fmt = lambda d: " ".join(f"{k}={d[k]:.4f}" for k in ("loss",) + LOSS_NAMES if k in d)  # noqa: E731
-        _log(opts, f"epoch {epoch}/{opts.epochs} ({elapsed:.0f}s, {n_done} steps): train {fmt(train_mean)}"
-                   + (f" | val {fmt(val_mean)}" if val_mean else "") + f" -> {ckpt}")
+            bar.close()
+            train_mean = {k: v / max(n_done, 1) for k, v in sums.items()}
+            val_mean = validation_losses(model, val_loader, opts.seed) if val_loader is not None else {}
+            elapsed = time.time() - t0
+            state.epoch = epoch
+            state.history["epochs"].append({"epoch": epoch, "steps": n_done, "global_step": state.global_step,
+                                            "lr": lr_at(state.global_step - 1, total, lr, opts.schedule,
+                                                        opts.warmup_steps),
+                                            "time_s": round(elapsed, 1), "train": train_mean, "val": val_mean})
+            state.optimizer = optimizer_state(model, optimizer)
+            ckpt = os.path.join(opts.out_dir, f"epoch_{epoch:04d}.pth")
+            save_checkpoint(ckpt, model, cfg, epoch=epoch, global_step=state.global_step, layers=opts.layers,
+                            history=state.history, optimizer=state.optimizer)
+            save_checkpoint(os.path.join(opts.out_dir, "last.pth"), model, cfg, epoch=epoch,
+                            global_step=state.global_step, layers=opts.layers, history=state.history,
+                            optimizer=state.optimizer)
+            saved_epoch = epoch
+            write_json_atomic(os.path.join(opts.out_dir, "losses.json"), state.history)
+            plot_losses(state.history, os.path.join(opts.out_dir, "losses.png"))
+            fmt = lambda d: " ".join(f"{k}={d[k]:.4f}" for k in ("loss",) + LOSS_NAMES if k in d)  # noqa: E731
+            _log(opts, f"epoch {epoch}/{opts.epochs} ({elapsed:.0f}s, {n_done} steps): train {fmt(train_mean)}"
+                       + (f" | val {fmt(val_mean)}" if val_mean else "") + f" -> {ckpt}")
+    except KeyboardInterrupt:   # Ctrl-C or SIGTERM: say what is kept, then stop
+        last = os.path.join(opts.out_dir, "last.pth")
+        print(f"\nstopped during epoch {saved_epoch + 1}: " + (
+            f"the last complete epoch is {saved_epoch} ({last}); resume with --weights last" if saved_epoch
+            else "no epoch was completed, nothing was saved"), file=sys.stderr)
+        raise
 
     if opts.export:
         save_checkpoint(opts.export, model, cfg, epoch=state.epoch, global_step=state.global_step,
