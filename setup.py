@@ -110,6 +110,10 @@ setup(
         # Triton clients; the server binary comes from `pip install --no-deps nvidia-pytriton==0.7.0`
         # (README "Serving"): its wheel declares numpy<2, which an extra here would enforce.
         "serve": ["tritonclient[http,grpc]>=2.51"],
+        # mrcnn-eval --report (TIDE error analysis). tidecv 1.0.1 declares the GUI build
+        # opencv-python; it needs cv2 only at import time and the headless build is enough:
+        # tools/setup.sh installs these and then tidecv with --no-deps.
+        "report": ["tidecv==1.0.1", "opencv-python-headless>=4.8", "seaborn>=0.13", "pandas>=2", "appdirs>=1.4"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_threads(p)
     p.add_argument("--warmup", type=options.nonnegative_int, default=1, metavar="N",
                    help="untimed warm-up calls (default 1)")
+    p.add_argument("--report", action="store_true",
+                   help="also write report.html + report.md: the paper's numbers side by side, TIDE errors, "
+                        "AP by size, confusion matrix, PR curves, worst false positives / missed objects "
+                        "(needs the [report] extra: tidecv)")
     return p
 
 
@@ -109,6 +113,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise UserError(f"model file not found: {args.model}")
     if not os.path.exists(args.data_root):
         raise UserError(f"data root not found: {args.data_root}")
+    if args.report:
+        from .error_analysis import require_tidecv
+
+        require_tidecv()   # before the model runs
     from ..data import open_dataset
     from ..fileio import output_folder, write_bytes_atomic, write_json_atomic
     from .evaluate import evaluate
@@ -151,6 +159,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         write_bytes_atomic(os.path.join(args.out, "per_class.txt"), (table + "\n").encode())
     print(table)
     print(summary_line(metrics))
+    if args.report and metrics.get("num_images"):
+        from .report import write_report
+
+        print(f"report: {write_report(args.out, dataset, config=runner.config).html}")
     if warning:
         print(warning, file=sys.stderr)
     if metrics.get("interrupted"):

@@ -127,46 +127,56 @@ def _empty_results(coco_gt):
     return res
 
 
-def coco_evaluate(coco_gt, results: Sequence[dict], img_ids: Iterable[int],
-                  iou_types: Sequence[str] = ("bbox", "segm"), segm_box_area: bool = False
-                  ) -> Tuple[Dict[str, dict], Dict[str, str]]:
-    """Run pycocotools ``COCOeval`` restricted to ``img_ids``.
+def run_cocoeval(coco_gt, results: Sequence[dict], img_ids: Iterable[int], iou_type: str = "segm",
+                 segm_box_area: bool = False):
+    """pycocotools ``COCOeval`` (evaluate + accumulate + summarize, its printing captured)
+    restricted to ``img_ids``; returns ``(COCOeval, summary text)``.
 
     ``results``: COCO result dicts (``image_id``, ``category_id``, ``score``, ``bbox``
     ``[x, y, w, h]`` and, for segm, ``segmentation`` RLE). For ``segm`` the ``bbox`` is
     dropped before ``loadRes`` so the detection's area (used by the small/medium/large
     ranges) is its mask area, as detectron2 does; ``segm_box_area=True`` keeps it, as the
-    original ``evaluate_coco`` did (area = box area).
-
-    Returns ``({iou_type: {STAT_NAMES..., "per_class": {name: AP}}}, {iou_type: summary text}})``.
+    original ``evaluate_coco`` did (area = box area). ``ev.eval["precision"]`` is
+    ``[T IoUs, R=101 recalls, K classes, A=4 areas (all, small, medium, large), M=3 maxDets]``.
     """
     from pycocotools.cocoeval import COCOeval
 
-    img_ids = sorted(set(int(i) for i in img_ids))
+    if iou_type not in ("bbox", "segm"):
+        raise ValueError(f"unknown iou type {iou_type!r}")
+    dts = []
+    for r in results:
+        d = {"image_id": r["image_id"], "category_id": r["category_id"], "score": float(r["score"])}
+        if iou_type == "bbox":
+            d["bbox"] = list(r["bbox"])
+        else:
+            d["segmentation"] = r["segmentation"]
+            if segm_box_area:
+                d["bbox"] = list(r["bbox"])
+        dts.append(d)
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        coco_dt = coco_gt.loadRes(dts) if dts else _empty_results(coco_gt)
+        ev = COCOeval(coco_gt, coco_dt, iou_type)
+        ev.params.imgIds = sorted(set(int(i) for i in img_ids))
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev, log.getvalue()
+
+
+def coco_evaluate(coco_gt, results: Sequence[dict], img_ids: Iterable[int],
+                  iou_types: Sequence[str] = ("bbox", "segm"), segm_box_area: bool = False
+                  ) -> Tuple[Dict[str, dict], Dict[str, str]]:
+    """COCO metrics of ``results`` on ``img_ids`` (:func:`run_cocoeval` per iou type).
+
+    Returns ``({iou_type: {STAT_NAMES..., "per_class": {name: AP}}}, {iou_type: summary text}})``.
+    """
+    img_ids = list(img_ids)
     metrics, summaries = {}, {}
     cats = {c["id"]: c["name"] for c in coco_gt.dataset.get("categories", [])}
     for iou_type in iou_types:
-        if iou_type not in ("bbox", "segm"):
-            raise ValueError(f"unknown iou type {iou_type!r}")
-        dts = []
-        for r in results:
-            d = {"image_id": r["image_id"], "category_id": r["category_id"], "score": float(r["score"])}
-            if iou_type == "bbox":
-                d["bbox"] = list(r["bbox"])
-            else:
-                d["segmentation"] = r["segmentation"]
-                if segm_box_area:
-                    d["bbox"] = list(r["bbox"])
-            dts.append(d)
-        log = io.StringIO()
-        with contextlib.redirect_stdout(log), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            coco_dt = coco_gt.loadRes(dts) if dts else _empty_results(coco_gt)
-            ev = COCOeval(coco_gt, coco_dt, iou_type)
-            ev.params.imgIds = img_ids
-            ev.evaluate()
-            ev.accumulate()
-            ev.summarize()
+        ev, summaries[iou_type] = run_cocoeval(coco_gt, results, img_ids, iou_type, segm_box_area)
         out = {name: _nan_if_neg(v) for name, v in zip(STAT_NAMES, ev.stats)}
         precision = ev.eval["precision"]  # [T, R, K, A, M]
         per_class = {}
@@ -176,7 +186,6 @@ def coco_evaluate(coco_gt, results: Sequence[dict], img_ids: Iterable[int],
             per_class[cats.get(cat_id, str(cat_id))] = float(np.mean(p)) if p.size else float("nan")
         out["per_class"] = per_class
         metrics[iou_type] = out
-        summaries[iou_type] = log.getvalue()
     return metrics, summaries
 
 
@@ -406,7 +415,8 @@ class CityscapesEvaluator(DatasetEvaluator):
     :meth:`evaluate` runs the official code (:mod:`.cityscapes_shim`) and, with
     ``coco_metrics=True``, COCO-style bbox/segm AP on the same predictions (the processed
     GT converted to ``output_dir/coco_gt.json`` by :func:`cityscapes_gt_to_coco`, groups as
-    crowds).
+    crowds; the predictions as ``output_dir/coco_instances_results.json``, category ids =
+    Cityscapes label ids, image ids = those of coco_gt.json).
 
     Args:
         gt_root: Cityscapes root (``gtFine/<split>/<city>/...``) or a
@@ -538,9 +548,12 @@ class CityscapesEvaluator(DatasetEvaluator):
                     r = dict(r)
                     r["image_id"] = num[iid]
                     results.append(r)
+            res_path = os.path.join(self.output_dir, "coco_instances_results.json")
+            write_bytes_atomic(res_path, json.dumps(_jsonable_results(results)).encode())
             coco_gt = _load_coco(gt_path)
             cm, self.coco_summaries = coco_evaluate(coco_gt, results, list(num.values()))
             metrics["coco_gt_file"] = gt_path
+            metrics["coco_results_file"] = res_path
             return {"cityscapes": metrics, **cm}
         return {"cityscapes": metrics}
 

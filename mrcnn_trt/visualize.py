@@ -17,6 +17,17 @@ def colors(n: int, seed: int = 0):
     return rgb
 
 
+def blend_mask(image: np.ndarray, mask: np.ndarray, color, alpha: float = 0.5) -> np.ndarray:
+    """Blend ``mask`` ``[H, W]`` (non-zero = inside) into ``image`` ``[H, W, 3] float32``
+    (in place) with ``color`` at ``alpha``, outlined in full colour (mask pixels with a
+    non-mask 4-neighbour); returns ``image``."""
+    m = mask.astype(bool)
+    image[m] = image[m] * (1 - alpha) + np.array(color, dtype=np.float32) * alpha
+    edge = m & ~(np.roll(m, 1, 0) & np.roll(m, -1, 0) & np.roll(m, 1, 1) & np.roll(m, -1, 1))
+    image[edge] = color
+    return image
+
+
 def draw_detections(image: np.ndarray, result: Dict[str, np.ndarray], class_names: Sequence[str],
                     alpha: float = 0.5) -> Image.Image:
     """Masks blended at ``alpha`` with their outline, boxes and "label score" captions."""
@@ -26,11 +37,7 @@ def draw_detections(image: np.ndarray, result: Dict[str, np.ndarray], class_name
     masks = result["masks"]
     for i in range(n):
         if masks.shape[-1] > i:
-            m = masks[:, :, i].astype(bool)
-            img[m] = img[m] * (1 - alpha) + np.array(cols[i], dtype=np.float32) * alpha
-            # outline: mask pixels with a non-mask 4-neighbour
-            edge = m & ~(np.roll(m, 1, 0) & np.roll(m, -1, 0) & np.roll(m, 1, 1) & np.roll(m, -1, 1))
-            img[edge] = cols[i]
+            blend_mask(img, masks[:, :, i], cols[i], alpha)
     out = Image.fromarray(img.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(out)
     font = ImageFont.load_default()

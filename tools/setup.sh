@@ -33,4 +33,8 @@ if ! .venv/bin/python -c "import importlib.metadata as m; assert m.version('nvid
   .venv/bin/python -m pip install -q --no-deps "nvidia-pytriton==0.7.0" >> "$LOG" 2>&1 \
     || echo "warning: nvidia-pytriton could not be installed; the Triton server tests will be skipped" >&2
 fi
+# the [report] extra (mrcnn-eval --report), without the GUI OpenCV that tidecv declares
+step "report extra" .venv/bin/python -m pip install -q "opencv-python-headless>=4.8" "seaborn>=0.13" "pandas>=2" \
+  "appdirs>=1.4"
+step "tidecv" .venv/bin/python -m pip install -q --no-deps "tidecv==1.0.1"
 echo "setup: .venv ready (pip log: $LOG)"
