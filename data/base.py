@@ -11,7 +11,7 @@ A dataset is an indexable collection of :class:`Sample` objects::
     ds.load_image(0)     # just the RGB image (inference without annotations)
 
 Conventions (those of the original ``Dataset.load_mask`` / ``utils.extract_bboxes``,
-spec §4.1):
+docs/model.md §4.1):
 
 - ``image``: ``[H, W, 3] uint8`` RGB. Grayscale, palette, RGBA/LA (alpha dropped),
   CMYK and 16-bit images are converted; EXIF orientation is *not* applied (COCO and

@@ -1,6 +1,6 @@
 """COCO-format instance segmentation datasets (``instances_*.json`` + an image folder).
 
-Follows the original ``CocoDataset.load_coco`` (spec §6) and ``load_mask`` (§4.1):
+Follows the original ``CocoDataset.load_coco`` (docs/model.md §5) and ``load_mask`` (§4.1):
 
 - categories are taken in ``sorted(coco.getCatIds())`` order: internal id ``i`` (1..K-1)
   is the i-th sorted category id, ``source_class_ids[i]`` maps it back;

@@ -11,7 +11,7 @@
 metrics.json: ``bbox`` / ``segm`` (COCO-style, both evaluators) and ``cityscapes`` (the
 official Cityscapes numbers); the evaluation loop merges them without interpreting them.
 
-A per-image output is the original ``detect`` contract (spec §3.10): a dict with
+A per-image output is the original ``detect`` contract (docs/model.md §3.10): a dict with
 
 - ``rois``: int32 ``[D, 4]`` ``(y1, x1, y2, x2)`` in original-image pixels (x2/y2 exclusive),
 - ``class_ids``: int32 ``[D]`` model internal ids,
@@ -228,7 +228,7 @@ def encode_mask_rle(plane: np.ndarray) -> dict:
 
 def encode_detections(image_id, rois, class_ids, scores, masks, class_map: Mapping[int, int],
                       with_masks: bool = True) -> Tuple[List[dict], int]:
-    """COCO result dicts of one image (spec §6 ``build_coco_results``): ``bbox =
+    """COCO result dicts of one image (docs/model.md §5, ``build_coco_results``): ``bbox =
     [x1, y1, x2 - x1, y2 - y1]`` from the int box, ``category_id = class_map[class_id]``,
     ``segmentation`` = ``pycocotools.mask.encode`` of the uint8 mask (bytes counts).
     Detections of classes missing from ``class_map`` are dropped; returns ``(results, dropped)``."""

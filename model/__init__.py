@@ -1,6 +1,6 @@
 """The PyTorch Mask R-CNN of multimodallearning/pytorch-mask-rcnn, modernised
 (batches of N >= 1, no crash on zero detections) and exact to the original's
-inference semantics (``../shared/docs/seed-model-spec.md``).
+inference semantics (``docs/model.md``).
 
     from mrcnn_trt.model import build_model, load_weights
     model = build_model("coco")                 # or a Config

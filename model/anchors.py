@@ -1,4 +1,4 @@
-"""Pyramid anchors (spec §3.3): pixels of the padded input, no half-stride
+"""Pyramid anchors (docs/model.md §3.3): pixels of the padded input, no half-stride
 offset, ordered level (P2..P6) -> y -> x -> ratio, computed in float64 and
 cast to float32 exactly like ``utils.generate_pyramid_anchors``."""
 from __future__ import annotations

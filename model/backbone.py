@@ -1,4 +1,4 @@
-"""ResNet (Caffe/Keras style: stride on the first 1x1 conv) + FPN, spec §2.1.
+"""ResNet (Caffe/Keras style: stride on the first 1x1 conv) + FPN, docs/model.md §2.1.
 
 Module and attribute names equal the original's so that its state_dict
 (``fpn.C1.0.weight`` ...) loads strictly.
@@ -103,7 +103,7 @@ def make_stages(blocks: Sequence[int], base_width: int = 64) -> List[nn.Module]:
 
 
 class FPN(nn.Module):
-    """Feature pyramid (spec §2.1): returns [P2, P3, P4, P5, P6]."""
+    """Feature pyramid (docs/model.md §2.1): returns [P2, P3, P4, P5, P6]."""
 
     def __init__(self, C1, C2, C3, C4, C5, out_channels: int = 256, base_width: int = 64):
         super().__init__()

@@ -1,4 +1,4 @@
-"""RPN, box classifier and mask head (spec §2.1), batched over N images."""
+"""RPN, box classifier and mask head (docs/model.md §2.2), batched over N images."""
 from __future__ import annotations
 
 import torch

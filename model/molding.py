@@ -1,4 +1,4 @@
-"""Image molding and detection unmolding (spec §3.1 and §3.10).
+"""Image molding and detection unmolding (docs/model.md §3.1 and §3.10).
 
 One implementation used by every backend (PyTorch, ONNX Runtime, TensorRT),
 by calibration and by evaluation:
@@ -29,7 +29,7 @@ from PIL import Image
 from ..imageio import load_rgb_image as load_image, to_rgb_uint8  # noqa: F401
 
 
-#: Version of the molding rules below (resize + pad, spec §3.1). Exported models
+#: Version of the molding rules below (resize + pad, docs/model.md §3.1). Exported models
 #: and calibration caches record it; bump it whenever molding changes.
 MOLDING_VERSION = 1
 
@@ -44,7 +44,7 @@ class MoldInfo:
 
 
 def compute_scale(h: int, w: int, min_dim: int, max_dim: int) -> float:
-    """Spec §3.1: scale up so the short side is >= min_dim, but the long side <= max_dim."""
+    """docs/model.md §3.1: scale up so the short side is >= min_dim, but the long side <= max_dim."""
     scale = max(1, min_dim / min(h, w))
     if round(max(h, w) * scale) > max_dim:
         scale = max_dim / max(h, w)
@@ -87,7 +87,7 @@ def mold_batch(images: Sequence[np.ndarray], config) -> Tuple[np.ndarray, np.nda
 
 
 def bytescale(data: np.ndarray) -> np.ndarray:
-    """``scipy.misc.bytescale`` of a float array by its own min/max (spec §3.10)."""
+    """``scipy.misc.bytescale`` of a float array by its own min/max (docs/model.md §3.10)."""
     data = np.asarray(data, dtype=np.float32)
     cmin = data.min()
     cmax = data.max()
@@ -100,7 +100,7 @@ def bytescale(data: np.ndarray) -> np.ndarray:
 
 
 def unmold_mask(mask: np.ndarray, box: Sequence[int], image_shape: Tuple[int, int]) -> np.ndarray:
-    """Paste a 28x28 probability mask into a full-size uint8 {0,1} mask (spec §3.10 step 6-7)."""
+    """Paste a 28x28 probability mask into a full-size uint8 {0,1} mask (docs/model.md §3.10 steps 4-6)."""
     y1, x1, y2, x2 = (int(v) for v in box)
     small = Image.fromarray(bytescale(mask), mode="L").resize((x2 - x1, y2 - y1), Image.BILINEAR)
     m = (np.asarray(small, dtype=np.float32) / 255.0 >= 0.5).astype(np.uint8)

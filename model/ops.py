@@ -3,7 +3,7 @@
 These functions define the semantics that the C++ CPU kernels, the CUDA
 kernels, the ONNX Runtime custom ops and the TensorRT plugins must reproduce
 (``plugins/opdefs.py`` summarises them). They follow
-``../shared/docs/seed-model-spec.md`` §3.3-3.8 exactly, extended to batches of
+``docs/model.md`` §3.3-§3.9 exactly, extended to batches of
 N >= 1 images with fixed-size, zero-padded outputs plus a per-image count.
 
 Conventions
@@ -27,7 +27,7 @@ from torch import Tensor
 
 # --------------------------------------------------------------------------- boxes
 def apply_box_deltas(boxes: Tensor, deltas: Tensor) -> Tensor:
-    """Apply (dy, dx, log dh, log dw) to boxes ``[..., 4]`` (spec §3.4 step 4).
+    """Apply (dy, dx, log dh, log dw) to boxes ``[..., 4]`` (docs/model.md §3.4).
 
     Deltas must already be multiplied by the std devs. Works in any coordinate
     frame (pixels for the RPN, normalized for the detection layer).
@@ -53,7 +53,7 @@ def clip_boxes(boxes: Tensor, window: Tensor) -> Tensor:
     """Clip ``[..., 4]`` boxes to ``window`` (y1, x1, y2, x2), broadcastable to ``[..., 4]``.
 
     y coordinates are clamped to [wy1, wy2] and x coordinates to [wx1, wx2]
-    (spec §3.4 step 5 with window = (0, 0, S, S); §3.7 step 5 with the image window).
+    (docs/model.md §3.4: with window = (0, 0, S, S) for proposals, the image window for detections).
     """
     window = window.to(boxes.dtype)
     wy1, wx1, wy2, wx2 = window[..., 0], window[..., 1], window[..., 2], window[..., 3]
@@ -65,7 +65,7 @@ def clip_boxes(boxes: Tensor, window: Tensor) -> Tensor:
 
 
 def box_iou_plus1(a: Tensor, b: Tensor) -> Tensor:
-    """IoU matrix ``[A, B]`` with the legacy +1 pixel convention (spec §3.8)."""
+    """IoU matrix ``[A, B]`` with the legacy +1 pixel convention (docs/model.md §3.5)."""
     a = a.float()
     b = b.float()
     area_a = (a[:, 3] - a[:, 1] + 1) * (a[:, 2] - a[:, 0] + 1)
@@ -116,7 +116,7 @@ def nms(boxes: Tensor, scores: Tensor, threshold: float, max_keep: int | None = 
 # --------------------------------------------------------------------------- ROI crops
 def crop_and_resize(image: Tensor, boxes: Tensor, box_ind: Tensor, crop_size: int,
                     extrapolation_value: float = 0.0) -> Tensor:
-    """TF ``crop_and_resize`` (bilinear), spec §3.5.
+    """TF ``crop_and_resize`` (bilinear), docs/model.md §3.8.
 
     Args:
         image: ``[N, C, H, W]`` feature maps.
@@ -171,7 +171,7 @@ def crop_and_resize(image: Tensor, boxes: Tensor, box_ind: Tensor, crop_size: in
 
 def roi_levels(boxes: Tensor, image_size: int, canonical_size: float = 224.0,
                canonical_level: int = 4, min_level: int = 2, max_level: int = 5) -> Tensor:
-    """FPN level of each normalized box ``[..., 4]`` (spec §3.5): int64.
+    """FPN level of each normalized box ``[..., 4]`` (docs/model.md §3.7): int64.
 
     ``round(k0 + log2(sqrt(h*w) / (canonical_size / image_size)))`` clamped to
     [min_level, max_level]; round half to even; non-finite values (zero or
@@ -187,7 +187,7 @@ def roi_levels(boxes: Tensor, image_size: int, canonical_size: float = 224.0,
 
 def pyramid_roi_align(boxes: Tensor, feature_maps: Sequence[Tensor], pool_size: int, image_size: int,
                       canonical_size: float = 224.0, canonical_level: int = 4) -> Tensor:
-    """Crop each box from its FPN level (spec §3.5), batched.
+    """Crop each box from its FPN level (docs/model.md §3.8), batched.
 
     Args:
         boxes: ``[N, R, 4]`` normalized boxes.
@@ -214,7 +214,7 @@ def pyramid_roi_align(boxes: Tensor, feature_maps: Sequence[Tensor], pool_size: 
 def proposal_layer(scores: Tensor, deltas: Tensor, anchors: Tensor, pre_nms_topk: int, post_nms_topk: int,
                    nms_threshold: float, rpn_bbox_std_dev: Sequence[float], image_size: int
                    ) -> Tuple[Tensor, Tensor, Tensor]:
-    """RPN proposals (spec §3.4), batched and zero-padded.
+    """RPN proposals (docs/model.md §3.6), batched and zero-padded.
 
     Args:
         scores: ``[N, A]`` foreground probabilities.
@@ -251,7 +251,7 @@ def proposal_layer(scores: Tensor, deltas: Tensor, anchors: Tensor, pre_nms_topk
 def detection_layer(rois: Tensor, roi_count: Tensor, probs: Tensor, deltas: Tensor, window: Tensor,
                     num_classes: int, min_confidence: float, nms_threshold: float, max_instances: int,
                     bbox_std_dev: Sequence[float], image_size: int) -> Tuple[Tensor, Tensor]:
-    """Refine, filter and per-class NMS the classifier output (spec §3.7), batched.
+    """Refine, filter and per-class NMS the classifier output (docs/model.md §3.9), batched.
 
     Args:
         rois: ``[N, R, 4]`` normalized proposals; rows >= ``roi_count[i]`` are ignored.

@@ -1,5 +1,5 @@
 """Model configuration: a frozen dataclass with the original lab's field names
-and defaults (``../shared/docs/seed-model-spec.md`` §1), plus presets.
+and defaults (``docs/model.md`` §1.2), plus presets.
 
 Use :func:`preset` to get a named configuration and ``dataclasses.replace``
 (or :meth:`Config.replace`) to change fields; every new instance is validated

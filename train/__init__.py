@@ -1,4 +1,4 @@
-"""Training Mask R-CNN (spec §4): targets, losses, the loop, fine-tuning init, ``mrcnn-train``.
+"""Training Mask R-CNN (docs/model.md §4): targets, losses, the loop, fine-tuning init, ``mrcnn-train``.
 
     from mrcnn_trt.train.loop import TrainOptions, train
     from mrcnn_trt.train.targets import build_rpn_targets, detection_targets, prepare_sample

@@ -1,4 +1,4 @@
-"""The training loop (spec §4.3-§4.6, with the original's bugs fixed).
+"""The training loop (docs/model.md §4.3-§4.6, with the original's bugs fixed).
 
 * Real mini-batches: N >= 1 prepared images go through the batched model in
   one forward pass; each loss is pooled over the batch (:mod:`.losses`); one
@@ -51,7 +51,7 @@ from .losses import (LOSS_NAMES, mrcnn_bbox_loss, mrcnn_class_loss, mrcnn_mask_l
 from .targets import TrainSample, batch_detection_targets, prepare_sample
 
 _HEADS = r"(fpn\.P.*)|(rpn\..*)|(classifier\..*)|(mask\..*)"
-#: ``--layers`` choices -> regex (``re.fullmatch`` on parameter names), spec §4.6
+#: ``--layers`` choices -> regex (``re.fullmatch`` on parameter names), docs/model.md §4.6
 LAYER_REGEX: Dict[str, str] = {
     "heads": _HEADS,
     "3+": r"(fpn\.C3.*)|(fpn\.C4.*)|(fpn\.C5.*)|" + _HEADS,
@@ -244,7 +244,7 @@ def proposal_ops(model):
 
 
 def forward_losses(model, samples: List[TrainSample], rng: np.random.Generator) -> Dict[str, torch.Tensor]:
-    """Training forward pass on prepared samples -> the five losses (spec §4.3-§4.5).
+    """Training forward pass on prepared samples -> the five losses (docs/model.md §4.3-§4.5).
 
     The model must be in training mode (BatchNorm stays frozen). Proposals are
     made without gradient (POST_NMS_ROIS_TRAINING per image), detection targets

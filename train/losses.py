@@ -1,4 +1,4 @@
-"""The five Mask R-CNN losses (spec §4.5), batched over N images.
+"""The five Mask R-CNN losses (docs/model.md §4.5), batched over N images.
 
 Every loss is a mean over the elements that take part in it, pooled over the
 whole batch (not a mean of per-image means). When nothing takes part (no
@@ -88,5 +88,5 @@ def mrcnn_mask_loss(target_masks: torch.Tensor, target_class_ids: torch.Tensor,
 
 
 def total_loss(losses: dict, names: Sequence[str] = LOSS_NAMES) -> torch.Tensor:
-    """The unweighted sum of the losses (spec §4.5)."""
+    """The unweighted sum of the losses (docs/model.md §4.5)."""
     return sum(losses[n] for n in names)

@@ -1,7 +1,7 @@
 """Training targets: ground-truth preparation, RPN targets, detection targets.
 
-Follows ``../shared/docs/seed-model-spec.md`` §4.1, §4.2 and §4.4, with the
-original's bugs fixed (spec §7.C):
+Follows ``docs/model.md`` §4.1, §4.2 and §4.4, with the
+original's bugs fixed (docs/model.md §6.1):
 
 * **Zero GT boxes** (an instance whose mask vanished when the image was
   resized) are dropped in :func:`prepare_sample`, and every target function
@@ -83,7 +83,7 @@ def box_iou_torch(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
 
 def box_refinement(boxes, gt_boxes):
     """Deltas ``(dy, dx, log(gh/h), log(gw/w))`` taking ``boxes`` to ``gt_boxes`` (numpy or torch,
-    ``[..., 4]``), spec §4.2; not yet divided by the std devs."""
+    ``[..., 4]``), docs/model.md §3.4; not yet divided by the std devs."""
     lib = torch if torch.is_tensor(boxes) else np
     h = boxes[..., 2] - boxes[..., 0]
     w = boxes[..., 3] - boxes[..., 1]
@@ -104,7 +104,7 @@ def _nonzero_area(boxes: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- RPN targets
 def build_rpn_targets(anchors: np.ndarray, gt_class_ids: np.ndarray, gt_boxes: np.ndarray, config,
                       rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
-    """RPN targets of one image (spec §4.2).
+    """RPN targets of one image (docs/model.md §4.2).
 
     Args:
         anchors: ``[A, 4]`` pixel anchors.
@@ -167,7 +167,7 @@ def build_rpn_targets(anchors: np.ndarray, gt_class_ids: np.ndarray, gt_boxes: n
 
 # --------------------------------------------------------------------------- masks
 def minimize_mask(boxes: np.ndarray, masks: np.ndarray, mini_shape: Sequence[int]) -> np.ndarray:
-    """Crop each mask to its box and resize it to ``mini_shape`` (spec §4.1 step 6).
+    """Crop each mask to its box and resize it to ``mini_shape`` (docs/model.md §4.1 step 6).
 
     Args:
         boxes: ``[G, 4]`` int pixel boxes, exclusive ends.
@@ -230,7 +230,7 @@ class TrainSample:
 
 def prepare_sample(sample, config, anchors: np.ndarray, rng: np.random.Generator,
                    augment: bool = False) -> Optional[TrainSample]:
-    """Turn a dataset :class:`~mrcnn_trt.data.base.Sample` into training targets (spec §4.1).
+    """Turn a dataset :class:`~mrcnn_trt.data.base.Sample` into training targets (docs/model.md §4.1).
 
     Steps: optional horizontal flip (p = 0.5, training only; done on the
     original image so the window stays valid), resize + zero pad like
@@ -278,7 +278,7 @@ def prepare_sample(sample, config, anchors: np.ndarray, rng: np.random.Generator
 # --------------------------------------------------------------------------- detection targets
 @dataclass
 class DetectionTargets:
-    """Sampled head targets of one image (spec §4.4), positives first.
+    """Sampled head targets of one image (docs/model.md §4.4), positives first.
 
     ``rois`` ``[K, 4]`` normalized; ``class_ids`` int64 ``[K]`` (0 for
     negatives); ``deltas`` ``[K, 4]`` (divided by BBOX_STD_DEV; zero for
@@ -297,7 +297,7 @@ class DetectionTargets:
 
 def detection_targets(proposals: torch.Tensor, gt_class_ids: torch.Tensor, gt_boxes: torch.Tensor,
                       gt_masks: torch.Tensor, config, rng: np.random.Generator) -> DetectionTargets:
-    """Sample ROIs and build the head targets of one image (spec §4.4).
+    """Sample ROIs and build the head targets of one image (docs/model.md §4.4).
 
     Args:
         proposals: ``[R, 4]`` normalized proposals (only the valid rows).
