@@ -42,8 +42,9 @@ def _rel(repo_root: str, paths):
 
 
 def kernel_sources(repo_root: str):
-    """The C++ CPU kernels shared by both artifacts."""
-    return _rel(repo_root, glob.glob(os.path.join(repo_root, "plugins", "*", "*_cpu.cpp")))
+    """The C++ CPU kernels and the host layer (op contract: attributes, shapes) shared by both artifacts."""
+    return _rel(repo_root, glob.glob(os.path.join(repo_root, "plugins", "*", "*_cpu.cpp"))
+                + [os.path.join(repo_root, "plugins", "host", "plugin_host.cpp")])
 
 
 def kernel_headers(repo_root: str):
@@ -122,7 +123,7 @@ class BuildExt(build_ext):
 
     def get_export_symbols(self, ext):
         if ext.name == ORT_EXT_NAME:
-            return ["RegisterCustomOps"]
+            return ["RegisterCustomOps", "mrcnn_ort_contract_json"]
         return super().get_export_symbols(ext)
 
 
