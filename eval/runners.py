@@ -51,7 +51,7 @@ class Runner:
 class TorchRunner(Runner):
     backend = "torch"
 
-    def __init__(self, weights: Optional[str], config=None, ops: str = "torch", device: str = "cpu",
+    def __init__(self, weights: Optional[str], config=None, ops: str = "native", device: str = "cpu",
                  threads: Optional[int] = None):
         import torch
 
@@ -113,7 +113,7 @@ class OnnxRunner(Runner):
         return {"detections": d, "count": c.astype(np.int32), "masks": m}
 
 
-def open_runner(path: Optional[str], backend: str = "auto", threads: int = 2, config=None, ops: str = "torch"
+def open_runner(path: Optional[str], backend: str = "auto", threads: int = 2, config=None, ops: str = "native"
                 ) -> Runner:
     """Pick the runner from the file: .plan/.engine -> TensorRT, .onnx -> ONNX Runtime, else PyTorch."""
     ext = os.path.splitext(path or "")[1].lower()

@@ -158,7 +158,7 @@ def config_from_checkpoint(extra: dict, sd: Dict[str, torch.Tensor], config: Opt
     raise UserError(f"cannot tell the config of a {n}-class checkpoint; pass --config")
 
 
-def build_model(config: str | Config = "coco", ops_backend: str = "torch"):
+def build_model(config: str | Config = "coco", ops_backend: str = "native"):
     from .maskrcnn import MaskRCNN
 
     cfg = preset(config) if isinstance(config, str) else config
@@ -180,7 +180,7 @@ def shipped_model_path() -> str:
     return os.path.normpath(here)
 
 
-def load_model(weights: Optional[str], config: Optional[str | Config] = None, ops_backend: str = "torch",
+def load_model(weights: Optional[str], config: Optional[str | Config] = None, ops_backend: str = "native",
                device: str = "cpu"):
     """Build the model that fits ``weights`` (None -> the shipped shapes model) and load it.
 

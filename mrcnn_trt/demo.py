@@ -64,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--min-confidence", type=float, help="override DETECTION_MIN_CONFIDENCE")
     p.add_argument("--batch", type=int, default=1, help="images per forward pass")
-    p.add_argument("--ops", choices=["torch", "cpu"], default="torch",
-                   help="custom-op implementation: PyTorch reference or compiled C++ kernels")
+    p.add_argument("--ops", choices=["native", "torch", "cpu"], default="native",
+                   help="custom-op implementation: native (torch.ops.mrcnn.*: C++ kernels on the CPU, CUDA kernels "
+                        "on a GPU; default), torch (PyTorch reference) or cpu (C++ kernels)")
     p.add_argument("--device", default="cpu")
     return p
 

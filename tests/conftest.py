@@ -1,4 +1,5 @@
-"""Shared test fixtures: the ../shared reference data (skipped when absent)."""
+"""Shared test fixtures: the ../shared reference data (skipped when absent), the
+correctly rounded reference transcendentals, the CUDA device of the operator tests."""
 import os
 
 import pytest
@@ -24,3 +25,54 @@ def seed_images():
 @pytest.fixture
 def coco_sample():
     return shared_path("coco-val2017-sample")
+
+
+@pytest.fixture
+def exact_transcendentals(monkeypatch):
+    """Make the reference's exp/log2 correctly rounded (float64 then float32), like the kernels
+    (plugins/common/mrcnn_math.h); PyTorch's float32 exp is off by one ulp for ~1% of inputs."""
+    import torch
+
+    exp, log2 = torch.exp, torch.log2
+    monkeypatch.setattr(torch, "exp", lambda x: exp(x.double()).to(x.dtype))
+    monkeypatch.setattr(torch, "log2", lambda x: log2(x.double()).to(x.dtype))
+
+
+def cuda_skip_reason():
+    """Why the CUDA tests cannot run here (None when they can). With MRCNN_REQUIRE_CUDA=1
+    (tools/gpu_check.sh on a GPU machine) a missing GPU or library fails instead."""
+    import torch
+
+    from mrcnn_trt.plugins import cuda
+
+    reason = None
+    if not torch.cuda.is_available():
+        reason = "no CUDA device (torch.cuda.is_available() is False)"
+    elif not cuda.available():
+        reason = f"{cuda.LIB_NAME} is not built (tools/gpu_check.sh or tools/build_cuda.sh builds it)"
+    if reason and os.environ.get("MRCNN_REQUIRE_CUDA") == "1":
+        pytest.fail(f"MRCNN_REQUIRE_CUDA=1 but {reason}")
+    return reason
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request):
+    """Each operator / model test runs on the CPU and, where possible, on CUDA."""
+    if request.param == "cuda":
+        reason = cuda_skip_reason()
+        if reason:
+            pytest.skip(reason)
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = False   # float32 convs and matmuls as on the CPU
+        torch.backends.cudnn.allow_tf32 = False
+    return request.param
+
+
+@pytest.fixture
+def cuda_only():
+    """For tests of CUDA-only behaviour (streams, the library's build facts)."""
+    reason = cuda_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    return "cuda"
