@@ -38,6 +38,33 @@ def exact_transcendentals(monkeypatch):
     monkeypatch.setattr(torch, "log2", lambda x: log2(x.double()).to(x.dtype))
 
 
+def draw_shapes(seed: int, width: int = 320, height: int = 240):
+    """An HxWx3 uint8 image of circles, squares and triangles on a smooth background, drawn
+    with Pillow only (the shipped shapes model detects them; no pycocotools needed, so it
+    works on the GPU machine too)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    img = Image.fromarray(rng.uniform(0, 255, (3, 4, 3)).astype(np.uint8)).resize((width, height), Image.BILINEAR)
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(3, 7))):
+        size = float(rng.uniform(24, min(width, height) / 2))
+        cx, cy = rng.uniform(size / 2, width - size / 2), rng.uniform(size / 2, height - size / 2)
+        colour = tuple(int(c) for c in rng.uniform(0, 255, 3))
+        box = [cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2]
+        kind = int(rng.integers(3))
+        if kind == 0:
+            draw.ellipse(box, fill=colour)
+        elif kind == 1:
+            draw.rectangle(box, fill=colour)
+        else:
+            draw.polygon([(cx, cy - size / 2), (cx - size / 2, cy + size / 2), (cx + size / 2, cy + size / 2)],
+                         fill=colour)
+    noisy = np.asarray(img, np.float32) + rng.normal(0, 4, (height, width, 3))
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
 def cuda_skip_reason():
     """Why the CUDA tests cannot run here (None when they can). With MRCNN_REQUIRE_CUDA=1
     (tools/gpu_check.sh on a GPU machine) a missing GPU or library fails instead."""

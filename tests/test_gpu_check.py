@@ -1,6 +1,7 @@
 """tools/gpu_check.sh --dry-run: the device script's steps on the CPU (what CI can run).
 
-It builds libmrcnn_cuda_ops.so with the system nvcc for sm_90 (the device's
+It stages the package as on the GPU machine (symlinked tree, no install), builds
+libmrcnn_cuda_ops.so with the system nvcc for sm_90 (the device's
 architecture: the device build is compiled here first; the build folder
 .cache/gpu-check/build-sm90 is reused), runs the kernel check program without a
 GPU, a selection of the operator/model tests and the benchmark in quick mode,
@@ -32,7 +33,8 @@ def dry_run(tmp_path_factory):
             pytest.fail("nvcc and cmake are needed for tools/gpu_check.sh --dry-run")
         pytest.skip("nvcc or cmake not installed")
     out = tmp_path_factory.mktemp("gpu_check")
-    env = dict(os.environ, PYTHON=sys.executable, MRCNN_PROGRESS="0")
+    # MRCNN_GPU_CHECK_STAGE: use the symlinked package tree, as on the GPU machine (no install there)
+    env = dict(os.environ, PYTHON=sys.executable, MRCNN_PROGRESS="0", MRCNN_GPU_CHECK_STAGE="1")
     env.pop("OUT", None)
     r = subprocess.run(["bash", "tools/gpu_check.sh", "--dry-run", "--out", str(out), "--jobs", "2"], cwd=REPO,
                        capture_output=True, text=True, timeout=1800, env=env)

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import draw_shapes
 from mrcnn_trt.config import preset
-from mrcnn_trt.data.synthetic import generate
 from mrcnn_trt.model import build_model
 from mrcnn_trt.model.backends import BACKENDS, DEFAULT_BACKEND, NativeOps, make_ops
 from mrcnn_trt.model.checkpoint import load_model
 
 
 def shapes_images(count=2, size=(320, 240)):
-    return [generate(7, i, "val", width=size[0], height=size[1]).image for i in range(count)]
+    return [draw_shapes(7 + i, *size) for i in range(count)]
 
 
 def decisive(model):
