@@ -11,8 +11,8 @@ Ops (1 image at 1024 unless --batch; 8 images for the batched ProposalLayer row)
 * ProposalLayer: 261,888 anchors -> 6000 -> NMS -> 1000 - ours, the reference, and the
   torchvision way (topk, decode, clip, ``batched_nms`` over the images, keep 1000);
 * DetectionLayer: 1000 ROIs x 81 classes - ours, the reference, and torchvision's
-  ``RoIHeads.postprocess_detections`` logic (every class decoded, ``batched_nms`` over
-  classes, top 100: more work by design, the same role).
+  ``RoIHeads.postprocess_detections`` logic (every class decoded, its default score
+  threshold 0.05, ``batched_nms`` over classes, top 100: more work by design, the same role).
 
 End to end: R-101 Mask R-CNN at 1024 (random weights, minimum confidence 0 and per-class
 NMS threshold 1.0, so 100 detections as torchvision's), batch 1 and 8, float32 and float16 autocast: ours (native ops; the
@@ -22,8 +22,9 @@ network call only (torchvision: transform + backbone + RPN + ROI heads, without 
 masks into the image; ours: the molded batch to 28x28 masks). Peak GPU memory per row.
 
 Timing: CUDA events on a GPU (synchronized); on the CPU ``time.perf_counter`` and the
-process's CPU time (``time.process_time``, all threads: robust when other jobs share the
-cores; the CPU "vs ours" ratios use it).
+process's CPU time (``time.process_time``, all threads; the CPU "vs ours" op ratios use
+it). The end-to-end rows of one batch/precision are timed round robin, so that a change in
+a shared machine's load hits them alike.
 
     python bench/bench_gpu.py --device cuda --out bench.json [--markdown bench.md]
     python bench/bench_gpu.py --device cpu --threads 2          # CPU numbers
@@ -75,6 +76,27 @@ def timer(device: str, repeat: int, warmup: int = 2) -> Callable[[Callable], Dic
         return {"ms": statistics.median(times), "min_ms": min(times), "runs": len(times)}
 
     return run
+
+
+def interleaved(device: str, fns: List[Callable], repeats: List[int], warmup: int) -> List[Dict[str, float]]:
+    """Time several callables round robin (one call of each per round, `repeats[i]` rounds for
+    the i-th), so that a change in the machine's load hits them alike; medians per callable."""
+    one = timer(device, 1, warmup=0)
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    runs: List[List[Dict[str, float]]] = [[] for _ in fns]
+    for r in range(max(repeats)):
+        for i, fn in enumerate(fns):
+            if r < repeats[i]:
+                runs[i].append(one(fn))
+    out = []
+    for rs in runs:
+        res = {"ms": statistics.median(x["ms"] for x in rs), "min_ms": min(x["ms"] for x in rs), "runs": len(rs)}
+        if "cpu_ms" in rs[0]:
+            res["cpu_ms"] = statistics.median(x["cpu_ms"] for x in rs)
+        out.append(res)
+    return out
 
 
 def peak_memory(device: str, fn) -> Optional[float]:
@@ -175,7 +197,7 @@ def bench_ops(device: str, s: int, r: int, c: int, pre_nms: int, repeat: int, tv
                                                             STD, s)))
     if tv is not None:
         add(name, "torchvision postprocess_detections logic", run(lambda: tv_detections(rois[0], probs[0], deltas[0], s)),
-            "every class decoded")
+            "every class decoded, score > 0.05")
     else:
         add(name, "torchvision postprocess_detections logic", {"ms": None}, tv_reason)
 
@@ -208,8 +230,9 @@ def tv_proposals(scores, deltas, anchors, pre, post, thr, s):
     return [keep[img[keep] == i][:post] for i in range(n)]
 
 
-def tv_detections(rois, probs, deltas, s, score_thresh=0.0, thr=0.3, detections=100):
-    """torchvision RoIHeads.postprocess_detections: every foreground class decoded and NMS'd."""
+def tv_detections(rois, probs, deltas, s, score_thresh=0.05, thr=0.3, detections=100):
+    """torchvision RoIHeads.postprocess_detections: every foreground class decoded, its default
+    score threshold 0.05, NMS per class (batched_nms), top 100."""
     from torchvision.ops import batched_nms
 
     r, k = probs.shape
@@ -226,10 +249,12 @@ def tv_detections(rois, probs, deltas, s, score_thresh=0.0, thr=0.3, detections=
 # --------------------------------------------------------------------------- end to end
 def bench_e2e(device: str, cfg, batches, repeat: int, tv, tv_reason, reference: bool) -> List[dict]:
     from mrcnn_trt.model import build_model
+    from mrcnn_trt.model.backends import make_ops
     from mrcnn_trt.model.molding import mold_batch
 
     rows: List[dict] = []
     s = cfg.IMAGE_MAX_DIM
+    ops = {b: make_ops(cfg, b) for b in ("native", "torch")}
     arch = {"resnet101": "R-101", "resnet50": "R-50"}.get(cfg.BACKBONE, cfg.NAME)
     image = np.random.default_rng(3).integers(0, 256, (s * 3 // 4, s, 3), dtype=np.uint8)   # random weights: any image
     torch.manual_seed(0)
@@ -245,39 +270,37 @@ def bench_e2e(device: str, cfg, batches, repeat: int, tv, tv_reason, reference: 
         x = torch.from_numpy(batch).to(device)
         w = torch.from_numpy(windows).to(device)
         tv_in = [torch.from_numpy(image).permute(2, 0, 1).float().div(255).to(device) for _ in range(n)]
-        run = timer(device, repeat if n == 1 else max(1, repeat // 2), warmup=2 if repeat > 1 else 1)
+        reps = repeat if n == 1 else max(1, repeat // 2)
         for prec in precisions:
-            ctx = (lambda: torch.autocast("cuda", dtype=torch.float16)) if prec != "fp32" else None
-
-            def call(fn):
+            def call(fn, backend=None):
                 def go():
+                    if backend:
+                        ours.ops = ops[backend]
                     with torch.no_grad():
-                        if ctx is None:
+                        if prec == "fp32":
                             return fn()
-                        with ctx():
+                        with torch.autocast("cuda", dtype=torch.float16):
                             return fn()
                 return go
 
-            backends = [("ours (native ops)", "native")]
+            # (label, callable, repeats, detections of one call)
+            entries = [(f"ours (native ops) {arch}", call(lambda: ours(x, w), "native"), reps)]
             if reference and n == 1 and prec == "fp32":
-                backends.append(("ours (reference ops)", "torch"))
-            for label, backend in backends:
-                ours.set_ops_backend(backend)
-                f = call(lambda: ours(x, w))
-                res = run(f) if backend == "native" else timer(device, max(1, repeat // 3), 1)(f)
-                dets = int(f()[1].sum())
-                rows.append({"model": f"{label} {arch}", "batch": n, "precision": prec, **res,
-                             "ms_per_image": res["ms"] / n, "detections": dets, "peak_mib": peak_memory(device, f)})
-            ours.set_ops_backend("native")
+                entries.append((f"ours (reference ops) {arch}", call(lambda: ours(x, w), "torch"),
+                                max(1, reps // 3)))
             if tvm is not None:
-                f = call(lambda: tv_network(tvm, tv_in))
-                res = run(f)
-                dets = sum(len(d["boxes"]) for d in f())
-                rows.append({"model": "torchvision maskrcnn_resnet50_fpn", "batch": n, "precision": prec, **res,
-                             "ms_per_image": res["ms"] / n, "detections": dets, "peak_mib": peak_memory(device, f)})
-            else:
+                entries.append(("torchvision maskrcnn_resnet50_fpn", call(lambda: tv_network(tvm, tv_in)), reps))
+            results = interleaved(device, [e[1] for e in entries], [e[2] for e in entries],
+                                  warmup=2 if repeat > 1 else 1)
+            for (label, f, _), res in zip(entries, results):
+                out = f()
+                dets = int(out[1].sum()) if label.startswith("ours") else sum(len(d["boxes"]) for d in out)
+                rows.append({"model": label, "batch": n, "precision": prec, **res, "ms_per_image": res["ms"] / n,
+                             "detections": dets, "peak_mib": peak_memory(device, f)})
+            if tvm is None:
                 rows.append({"model": "torchvision maskrcnn_resnet50_fpn", "batch": n, "precision": prec,
                              "ms": None, "note": tv_reason})
+            ours.ops = ops["native"]
     return rows
 
 

@@ -73,4 +73,4 @@ def test_dry_run_reports(dry_run):
     e2e = {(r["model"], r["batch"]): r for r in bench["e2e"]}
     assert e2e[("ours (native ops) tiny", 2)]["detections"] == 2 * 20
     md = (out / "gpu_check.md").read_text()
-    assert "| build_cuda | ok |" in md and "| op | implementation | median ms | vs ours |" in md
+    assert "| build_cuda | ok |" in md and "| op | implementation | median ms | CPU-time ms | vs ours (CPU time) |" in md
