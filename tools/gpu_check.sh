@@ -24,12 +24,13 @@
 # it, runs the check program (it must report "GPU: skipped"), a quick selection of the
 # tests and the bench in --quick mode.
 #
-# DIR: --out, else $OUT (the device tool's output folder), else runs/gpu_check.
+# DIR: --out, else $OUT (an output folder the machine's job runner may set), else runs/gpu_check.
 # Python: $PYTHON (default: .venv/bin/python if present, else python3). When mrcnn_trt is not
 # installed for it (or MRCNN_GPU_CHECK_STAGE=1), a symlinked package tree under DIR/work/pkg
 # goes on PYTHONPATH (Python >= 3.11: PYTHONSAFEPATH keeps the checkout from shadowing it).
 # pytest: when that Python lacks it, wheels from .cache/gpu-wheels are installed into
-# DIR/work/pydeps; fill that folder here with --fetch-wheels and carry it to the device.
+# DIR/work/pydeps; fill that folder with --fetch-wheels on a machine with a package index and
+# copy it along to the GPU machine.
 # Exit status: 0 when every step passed, 1 otherwise. Target: < 8 minutes on an H200.
 set -uo pipefail
 
