@@ -71,9 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_output(p, required=True)
     options.add_min_confidence(p)
     options.add_batch(p, help="images per forward pass (default 1)")
-    p.add_argument("--ops", choices=["torch", "cpu"], default="torch",
-                   help="custom-op implementation: torch (PyTorch reference ops, default) or cpu (compiled C++ "
-                        "kernels)")
+    p.add_argument("--ops", choices=["native", "torch", "cpu"], default="native",
+                   help="custom-op implementation: native (default; torch.ops.mrcnn.*: C++ kernels on the CPU, CUDA "
+                        "kernels on a GPU), torch (PyTorch reference) or cpu (C++ kernels)")
     options.add_device(p)
     return p
 

@@ -45,14 +45,16 @@ import time
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.plugins.opdefs import OP_DEFS, data_inputs, data_outputs
 
 FLOAT = 1      # onnx.TensorProto.FLOAT
 FLOAT16 = 10   # onnx.TensorProto.FLOAT16
 
-#: Custom ops: indices of the inputs of type T (float or float16 data); the
-#: other float inputs are float32 geometry. Output indices of type T.
-CUSTOM_DATA_INPUTS = {"PyramidROIAlign": (1, 2, 3, 4), "ProposalLayer": (0, 1), "DetectionLayer": (2, 3)}
-CUSTOM_DATA_OUTPUTS = {"PyramidROIAlign": (0,), "ProposalLayer": (), "DetectionLayer": ()}
+#: Custom ops (from the op contract, plugins/opdefs.py): indices of the inputs of
+#: type T (float or float16 data); the other float inputs are float32 geometry.
+#: Output indices of type T.
+CUSTOM_DATA_INPUTS = {op: data_inputs(op) for op in OP_DEFS}
+CUSTOM_DATA_OUTPUTS = {op: data_outputs(op) for op in OP_DEFS}
 #: Standard ops never converted (output type from an attribute, or no float data).
 KEEP_OPS = frozenset({"Cast", "CastLike", "ConstantOfShape", "EyeLike", "RandomNormal", "RandomNormalLike",
                       "RandomUniform", "RandomUniformLike", "Shape", "Size", "NonMaxSuppression", "TopK",

@@ -19,7 +19,7 @@ from mrcnn_trt.runtime.runners import OnnxRunner, Runner, TorchRunner
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 
 
-def open_runner(path: Optional[str], backend: str = "auto", threads: int = 2, config=None, ops: str = "torch"
+def open_runner(path: Optional[str], backend: str = "auto", threads: int = 2, config=None, ops: str = "native"
                 ) -> Runner:
     """Pick the runner from the file: .plan/.engine -> TensorRT, .onnx -> ONNX Runtime, else PyTorch."""
     ext = os.path.splitext(path or "")[1].lower()

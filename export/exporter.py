@@ -37,7 +37,7 @@ import torch
 from ..config import Config
 from ..errors import UserError
 from ..fileio import atomic_path, sha256_file, sidecar_path, write_json_atomic
-from ..plugins.opdefs import DOMAIN, OP_VERSION
+from ..plugins.opdefs import DOMAIN, OP_DEFS, OP_VERSION, output_shapes
 from ..model.backends import TorchOps
 from ..model.molding import MOLDING_VERSION
 
@@ -53,7 +53,12 @@ class OnnxNodeOps(TorchOps):
 
     name = "onnx"
 
-    def _sym(self, op, inputs, attrs, dtypes, shapes):
+    def _node(self, op, inputs, attrs):
+        """One custom node; output shapes and dtypes from the op contract (plugins/opdefs.py)."""
+        d = OP_DEFS[op]
+        shapes = [list(s) for s in output_shapes(op, [tuple(x.shape) for x in inputs], attrs)]
+        data = next(x.dtype for x, t in zip(inputs, d.inputs) if t.role == "data")
+        dtypes = [data if t.role == "data" else torch.int32 if t.role == "i32" else torch.float32 for t in d.outputs]
         attrs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in attrs.items()}
         return torch.onnx.ops.symbolic_multi_out(f"{DOMAIN}::{op}", inputs, attrs, dtypes=dtypes, shapes=shapes,
                                                  version=OP_VERSION)
@@ -61,32 +66,19 @@ class OnnxNodeOps(TorchOps):
     def pyramid_roi_align(self, boxes, feature_maps, mask=False):
         if not torch.onnx.is_in_onnx_export():
             return super().pyramid_roi_align(boxes, feature_maps, mask)
-        a = self.mask_attrs if mask else self.box_attrs
-        n, r = boxes.shape[:2]
-        c = feature_maps[0].shape[1]
-        p = a["pooled_size"]
-        (out,) = self._sym("PyramidROIAlign", [boxes, *feature_maps[:4]], a, [feature_maps[0].dtype],
-                           [[n, r, c, p, p]])
+        (out,) = self._node("PyramidROIAlign", [boxes, *feature_maps[:4]], self.mask_attrs if mask else self.box_attrs)
         return out
 
     def proposal_layer(self, scores, deltas, anchors, training=False):
         if not torch.onnx.is_in_onnx_export():
             return super().proposal_layer(scores, deltas, anchors, training)
-        a = self.proposal_attrs
-        n = scores.shape[0]
-        post = a["post_nms_topk"]
-        rois, count = self._sym("ProposalLayer", [scores, deltas, anchors], a, [torch.float32, torch.int32],
-                                [[n, post, 4], [n]])
+        rois, count = self._node("ProposalLayer", [scores, deltas, anchors], self.proposal_attrs)
         return rois, count, None
 
     def detection_layer(self, rois, roi_count, probs, deltas, windows):
         if not torch.onnx.is_in_onnx_export():
             return super().detection_layer(rois, roi_count, probs, deltas, windows)
-        a = self.detection_attrs
-        n = rois.shape[0]
-        m = a["max_instances"]
-        dets, count = self._sym("DetectionLayer", [rois, roi_count, probs, deltas, windows], a,
-                                [torch.float32, torch.int32], [[n, m, 6], [n]])
+        dets, count = self._node("DetectionLayer", [rois, roi_count, probs, deltas, windows], self.detection_attrs)
         return dets, count
 
 

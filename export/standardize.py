@@ -97,7 +97,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
-from mrcnn_trt.plugins.opdefs import DOMAIN, OPS, validate_attrs
+from mrcnn_trt.plugins.opdefs import DOMAIN, OP_DEFS, OPS, bind_shapes, output_shapes, validate_attrs
 
 from .trt_ops_table import TOPK_MAX_K
 
@@ -107,12 +107,9 @@ FLT_MAX = float(np.finfo(np.float32).max)
 _NMS_FILL = -3.0e38       # score of non-candidates in the DetectionLayer NMS
 _NMS_SCORE_THRESHOLD = -1.0e38
 
-_INPUTS = {
-    "PyramidROIAlign": ("boxes", "P2", "P3", "P4", "P5"),
-    "ProposalLayer": ("scores", "deltas", "anchors"),
-    "DetectionLayer": ("rois", "roi_count", "probs", "deltas", "window"),
-}
-_OUTPUTS = {"PyramidROIAlign": 1, "ProposalLayer": 2, "DetectionLayer": 2}
+# inputs / output count of each custom node (the op contract)
+_INPUTS = {op: tuple(t.name for t in d.inputs) for op, d in OP_DEFS.items()}
+_OUTPUTS = {op: len(d.outputs) for op, d in OP_DEFS.items()}
 
 Shape = Tuple[int, ...]
 
@@ -448,15 +445,7 @@ def _static_shapes(model: onnx.ModelProto) -> Dict[str, Shape]:
 
 
 def _output_shapes(op: str, ins: Sequence[str], a: dict, shapes: Dict[str, Shape]) -> List[Shape]:
-    if op == "PyramidROIAlign":
-        n, r, _ = shapes[ins[0]]
-        c = shapes[ins[1]][1]
-        p = int(a["pooled_size"])
-        return [(n, r, c, p, p)]
-    n = shapes[ins[0]][0]
-    if op == "ProposalLayer":
-        return [(n, int(a["post_nms_topk"]), 4), (n,)]
-    return [(n, int(a["max_instances"]), 6), (n,)]
+    return [tuple(int(x) for x in shp) for shp in output_shapes(op, [shapes[x] for x in ins], a)]
 
 
 def _default_opset(model: onnx.ModelProto) -> Optional[int]:
@@ -539,12 +528,13 @@ def expand_custom_nodes(model: onnx.ModelProto, opset: int = 17, *,
                 new_nodes.append(node)
                 continue
             attrs = validate_attrs(op, {at.name: helper.get_attribute_value(at) for at in node.attribute})
-            for x, role in zip(ins, _INPUTS[op]):
+            for x, t in zip(ins, OP_DEFS[op].inputs):
                 et = elem_types.get(x)
-                want = TensorProto.INT32 if role == "roi_count" else TensorProto.FLOAT
+                want = TensorProto.INT32 if t.role == "i32" else TensorProto.FLOAT
                 if et not in (None, TensorProto.UNDEFINED, want):
-                    raise ValueError(f"{op} node {node.name!r}: input {role} ({x}) has type "
+                    raise ValueError(f"{op} node {node.name!r}: input {t.name} ({x}) has type "
                                      f"{TensorProto.DataType.Name(et)}, expected {TensorProto.DataType.Name(want)}")
+            bind_shapes(op, [shapes[x] for x in ins], attrs)   # the contract's shape rules
             counter += 1
             prefix = f"std{counter}_{node.name or op}"
             b = _Builder(prefix, taken, target)
@@ -557,8 +547,8 @@ def expand_custom_nodes(model: onnx.ModelProto, opset: int = 17, *,
                 _expand_detection(b, ins, outs, attrs, shapes, max_topk)
             new_nodes.extend(b.nodes)
             g.initializer.extend(b.inits)
-            for name, shp, et in zip(outs, _output_shapes(op, ins, attrs, shapes),
-                                     [TensorProto.FLOAT, TensorProto.INT32]):
+            for name, shp, t in zip(outs, _output_shapes(op, ins, attrs, shapes), OP_DEFS[op].outputs):
+                et = TensorProto.INT32 if t.role == "i32" else TensorProto.FLOAT
                 if name:
                     shapes[name] = shp
                     elem_types[name] = et

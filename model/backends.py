@@ -3,10 +3,14 @@
 :class:`MaskRCNN` calls ``self.ops.proposal_layer``, ``pyramid_roi_align`` and
 ``detection_layer``. Which implementation runs is a swappable object:
 
-* :class:`TorchOps` - the pure-PyTorch references of :mod:`.ops` (default;
-  any device).
-* :class:`CpuKernelOps` - the compiled C++ CPU kernels (``mrcnn_trt.plugins.cpu``),
-  the same code the ONNX Runtime custom ops run.
+* :class:`NativeOps` (``"native"``, the default) - the PyTorch operators
+  ``torch.ops.mrcnn.*`` on whatever device the tensors are on: the C++ kernels
+  on the CPU, the CUDA kernels on a GPU (``plugins/torch_ops.py``). Visible to
+  ``torch.compile`` / ``torch.export`` as single operators. Fastest everywhere.
+* :class:`TorchOps` (``"torch"``) - the pure-PyTorch references of :mod:`.ops`
+  (any device; the definition of the semantics; differentiable crops).
+* :class:`CpuKernelOps` (``"cpu"``) - the compiled C++ CPU kernels called
+  directly (``mrcnn_trt.plugins.cpu``; CPU results for any input device).
 
 The exporter supplies its own (ONNX custom nodes or standard ONNX ops).
 All take the attributes from the config through ``plugins.opdefs``.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 from typing import Sequence, Tuple
 
+import torch
 from torch import Tensor
 
 from ..plugins.opdefs import attrs_from_config
@@ -83,9 +88,69 @@ class CpuKernelOps(TorchOps):
                                        a["bbox_std_dev"], a["image_size"])
 
 
-def make_ops(config, backend: str = "torch"):
+def _same_data_dtype(tensors: Sequence[Tensor]) -> list:
+    """The op contract's data tensors share one type: float16 when all are, else float32
+    (e.g. float32 softmax probabilities beside float16 deltas under autocast)."""
+    if all(t.dtype == torch.float16 for t in tensors):
+        return list(tensors)
+    return [t.float() for t in tensors]
+
+
+class NativeOps(TorchOps):
+    """``torch.ops.mrcnn.*`` on the tensors' device (C++ kernels on CPU, CUDA kernels on GPU).
+
+    Same results as :class:`TorchOps` (bit for bit on CPU and CUDA except where
+    PyTorch's float32 exp/log2 is off by an ulp). The operators have no
+    backward: where autograd needs the gradient of the crops (training),
+    ``pyramid_roi_align`` runs the reference instead.
+    """
+
+    name = "native"
+
+    def __init__(self, config):
+        super().__init__(config)
+        from ..plugins import cpu, torch_ops  # noqa: F401  (registers torch.ops.mrcnn.*)
+
+        if not cpu.available():
+            from ..errors import UserError
+
+            raise UserError("the compiled CPU kernels (mrcnn_trt.plugins._cpu) are not built; reinstall with "
+                            "`pip install -e .` or use the reference ops (ops backend 'torch')")
+
+    def pyramid_roi_align(self, boxes, feature_maps, mask=False):
+        maps = list(feature_maps[:4])
+        if torch.is_grad_enabled() and any(m.requires_grad for m in maps):
+            return super().pyramid_roi_align(boxes, feature_maps, mask)
+        a = self.mask_attrs if mask else self.box_attrs
+        return torch.ops.mrcnn.pyramid_roi_align(boxes.float(), *_same_data_dtype(maps), a["pooled_size"],
+                                                 a["image_size"], a["canonical_size"], a["canonical_level"])
+
+    def proposal_layer(self, scores, deltas, anchors, training=False):
+        a = self.proposal_train_attrs if training else self.proposal_attrs
+        s, d = _same_data_dtype([scores.detach(), deltas.detach()])
+        rois, count, anchor_index = torch.ops.mrcnn.proposal_layer(
+            s, d, anchors.float(), a["pre_nms_topk"], a["post_nms_topk"], a["nms_threshold"],
+            list(a["rpn_bbox_std_dev"]), a["image_size"])
+        return rois, count, anchor_index.long()
+
+    def detection_layer(self, rois, roi_count, probs, deltas, windows):
+        a = self.detection_attrs
+        p, d = _same_data_dtype([probs.detach(), deltas.detach()])
+        return torch.ops.mrcnn.detection_layer(
+            rois.detach().float(), roi_count.int(), p, d, windows.float(), a["num_classes"], a["min_confidence"],
+            a["nms_threshold"], a["max_instances"], list(a["bbox_std_dev"]), a["image_size"])
+
+
+BACKENDS = ("native", "torch", "cpu")
+DEFAULT_BACKEND = "native"
+
+
+def make_ops(config, backend: str = DEFAULT_BACKEND):
+    """The ops object of ``backend`` (native | torch | cpu)."""
+    if backend == "native":
+        return NativeOps(config)
     if backend == "torch":
         return TorchOps(config)
     if backend == "cpu":
         return CpuKernelOps(config)
-    raise ValueError(f"unknown ops backend {backend!r} (torch|cpu)")
+    raise ValueError(f"unknown ops backend {backend!r} ({'|'.join(BACKENDS)})")

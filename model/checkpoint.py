@@ -172,7 +172,7 @@ def config_from_checkpoint(extra: dict, sd: Dict[str, torch.Tensor], config: Opt
     raise UserError(f"cannot tell the config of a {n}-class checkpoint; pass --config")
 
 
-def build_model(config: str | Config = "coco", ops_backend: str = "torch"):
+def build_model(config: str | Config = "coco", ops_backend: str = "native"):
     from .maskrcnn import MaskRCNN
 
     cfg = preset(config) if isinstance(config, str) else config
@@ -210,7 +210,7 @@ def check_device(device: str) -> str:
     return d
 
 
-def load_model(weights: Optional[str], config: Optional[str | Config] = None, ops_backend: str = "torch",
+def load_model(weights: Optional[str], config: Optional[str | Config] = None, ops_backend: str = "native",
                device: str = "cpu"):
     """Build the model that fits ``weights`` (None -> the shipped shapes model) and load it.
 

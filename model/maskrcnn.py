@@ -25,7 +25,7 @@ from torch import nn
 from ..config import Config
 from .anchors import generate_pyramid_anchors
 from .backbone import FPN, make_stages
-from .backends import make_ops
+from .backends import DEFAULT_BACKEND, make_ops
 from .heads import RPN, Classifier, Mask
 from .molding import mold_batch, unmold_detections
 
@@ -39,7 +39,7 @@ def mean_subtraction_table(mean_pixel) -> torch.Tensor:
 
 
 class MaskRCNN(nn.Module):
-    def __init__(self, config: Config, ops_backend: str = "torch"):
+    def __init__(self, config: Config, ops_backend: str = DEFAULT_BACKEND):
         super().__init__()
         self.config = config
         stages = make_stages(config.BACKBONE_STAGE_BLOCKS, config.BACKBONE_BASE_WIDTH)
@@ -77,6 +77,9 @@ class MaskRCNN(nn.Module):
                 m.bias.data.zero_()
 
     def set_ops_backend(self, backend: str) -> "MaskRCNN":
+        """Which implementation of the three custom ops runs: "native" (default:
+        ``torch.ops.mrcnn.*`` on the tensors' device), "torch" (the PyTorch
+        references) or "cpu" (the C++ kernels called directly); see model/backends.py."""
         self.ops = make_ops(self.config, backend)
         return self
 

@@ -122,6 +122,30 @@ def detection_layer(rois: Tensor, roi_count: Tensor, probs: Tensor, deltas: Tens
     return torch.from_numpy(dets), torch.from_numpy(count)
 
 
+def run(op: str, inputs: Sequence[Tensor], attrs: dict, threads: int | None = None) -> list:
+    """One op of the contract on CPU tensors in contract order (``plugins/opdefs.py``):
+    data tensors float32 or float16, geometry float32, counts int32, complete
+    attributes. Returns the node outputs, then the kernel-only outputs, as CPU
+    tensors of the contract's dtypes (what ``torch.ops.mrcnn.*`` returns)."""
+    lib, t = _lib(), _threads(threads)
+    a = {k: (list(v) if isinstance(v, tuple) else v) for k, v in attrs.items()}
+    if op == "PyramidROIAlign":
+        outs = [lib.pyramid_roi_align(_f32(inputs[0]), [_data(m) for m in inputs[1:5]], a, t)]
+    elif op == "ProposalLayer":
+        outs = list(lib.proposal_layer(_data(inputs[0]), _data(inputs[1]), _f32(inputs[2]), a, t))
+    elif op == "DetectionLayer":
+        outs = list(lib.detection_layer(_f32(inputs[0]), _i32(inputs[1]), _data(inputs[2]), _data(inputs[3]),
+                                        _f32(inputs[4]), a, t))
+    else:
+        raise ValueError(f"unknown op {op!r}")
+    return [torch.from_numpy(o) for o in outs]
+
+
+def contract_json() -> str:
+    """The op contract as compiled into the module (host layer, ``plugins/host``)."""
+    return _lib().contract_json()
+
+
 def attr_tables():
     """The C++ attribute tables (``plugins/common/op_params.h``): op -> list of dicts."""
     return _lib().attr_tables()

@@ -2,8 +2,8 @@
 
 ``register_schemas()`` registers ``mrcnn::PyramidROIAlign``,
 ``mrcnn::ProposalLayer`` and ``mrcnn::DetectionLayer`` (version 1) with the
-``onnx`` package, built from the attribute table in ``plugins/opdefs.py``, so
-that
+``onnx`` package, built from the op contract in ``plugins/opdefs.py``
+(attributes, tensors, roles and shape rules), so that
 
 * ``onnx.checker.check_model(model, full_check=True)`` accepts graphs with
   these nodes (attribute names/types, input/output counts and types), and
@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import threading
 
-from .opdefs import DOMAIN, OP_VERSION, OPS
+from .opdefs import DOMAIN, OP_DEFS, OP_VERSION, OPS, dims_str
 
 _LOCK = threading.Lock()
 
-# Data tensors: float or float16; geometry tensors are float (as the kernels).
+# Data tensors: float or float16 (type constraint "T"); geometry float, counts int32.
 _DATA = ["tensor(float)", "tensor(float16)"]
+_ROLE_TYPES = {"f32": "tensor(float)", "i32": "tensor(int32)", "data": "T"}
 
 
 def _attributes(op: str):
@@ -66,84 +67,54 @@ def _dim(type_proto, axis: int):
     return None
 
 
-def _set(ctx, idx: int, elem_type: int, shape):
+def _inference(op: str):
+    """Shape/type inference from the contract: each output dim is a constant, an
+    attribute's value or the input dim its size symbol is bound to; data outputs
+    take the element type of the first data input."""
     import onnx
 
-    ctx.set_output_type(idx, onnx.helper.make_tensor_type_proto(elem_type, shape))
+    d = OP_DEFS[op]
+    first = {}   # symbol -> (input index, axis) of its first appearance
+    for i, t in enumerate(d.inputs):
+        for k, dim in enumerate(t.dims):
+            if isinstance(dim, str) and dim not in d.attr_names:
+                first.setdefault(dim, (i, k))
+    data_in = next(i for i, t in enumerate(d.inputs) if t.role == "data")
+    elem = {"f32": onnx.TensorProto.FLOAT, "i32": onnx.TensorProto.INT32}
 
+    def infer(ctx):
+        data_elem = ctx.get_input_type(data_in).tensor_type.elem_type or onnx.TensorProto.FLOAT
+        for j, t in enumerate(d.outputs):
+            shape = []
+            for dim in t.dims:
+                if isinstance(dim, int):
+                    shape.append(dim)
+                elif dim in d.attr_names:
+                    shape.append(int(_attr_value(ctx, op, dim)))
+                else:
+                    i, k = first[dim]
+                    shape.append(_dim(ctx.get_input_type(i), k))
+            ctx.set_output_type(j, onnx.helper.make_tensor_type_proto(elem.get(t.role, data_elem), shape))
 
-def _infer_pyramid(ctx):
-    import onnx
-
-    boxes = ctx.get_input_type(0)
-    p2 = ctx.get_input_type(1)
-    p = int(_attr_value(ctx, "PyramidROIAlign", "pooled_size"))
-    elem = p2.tensor_type.elem_type or onnx.TensorProto.FLOAT
-    _set(ctx, 0, elem, [_dim(boxes, 0), _dim(boxes, 1), _dim(p2, 1), p, p])
-
-
-def _infer_proposal(ctx):
-    import onnx
-
-    scores = ctx.get_input_type(0)
-    post = int(_attr_value(ctx, "ProposalLayer", "post_nms_topk"))
-    n = _dim(scores, 0)
-    _set(ctx, 0, onnx.TensorProto.FLOAT, [n, post, 4])
-    _set(ctx, 1, onnx.TensorProto.INT32, [n])
-
-
-def _infer_detection(ctx):
-    import onnx
-
-    rois = ctx.get_input_type(0)
-    m = int(_attr_value(ctx, "DetectionLayer", "max_instances"))
-    n = _dim(rois, 0)
-    _set(ctx, 0, onnx.TensorProto.FLOAT, [n, m, 6])
-    _set(ctx, 1, onnx.TensorProto.INT32, [n])
+    return infer
 
 
 def _schemas():
     from onnx.defs import OpSchema
 
     FP = OpSchema.FormalParameter
-    pyramid = OpSchema(
-        "PyramidROIAlign", DOMAIN, OP_VERSION,
-        doc="Crop every normalized box from its FPN level (TF crop_and_resize, bilinear); see plugins/opdefs.py.",
-        inputs=[FP("boxes", "tensor(float)", "[N, R, 4] normalized (y1, x1, y2, x2)"),
-                FP("P2", "T", "[N, C, H/4, W/4]"), FP("P3", "T", "[N, C, H/8, W/8]"),
-                FP("P4", "T", "[N, C, H/16, W/16]"), FP("P5", "T", "[N, C, H/32, W/32]")],
-        outputs=[FP("crops", "T", "[N, R, C, P, P]")],
-        type_constraints=[("T", _DATA, "feature map type")],
-        attributes=_attributes("PyramidROIAlign"),
-    )
-    pyramid.set_type_and_shape_inference_function(_infer_pyramid)
-    proposal = OpSchema(
-        "ProposalLayer", DOMAIN, OP_VERSION,
-        doc="RPN proposals: sort, decode, clip, NMS; zero-padded; see plugins/opdefs.py.",
-        inputs=[FP("scores", "T", "[N, A] foreground probability"),
-                FP("deltas", "T", "[N, A, 4] raw RPN deltas"),
-                FP("anchors", "tensor(float)", "[A, 4] pixels")],
-        outputs=[FP("rois", "tensor(float)", "[N, post_nms_topk, 4] normalized"),
-                 FP("count", "tensor(int32)", "[N] valid rows")],
-        type_constraints=[("T", _DATA, "score/delta type")],
-        attributes=_attributes("ProposalLayer"),
-    )
-    proposal.set_type_and_shape_inference_function(_infer_proposal)
-    detection = OpSchema(
-        "DetectionLayer", DOMAIN, OP_VERSION,
-        doc="Refine, filter and per-class NMS the classifier output; see plugins/opdefs.py.",
-        inputs=[FP("rois", "tensor(float)", "[N, R, 4] normalized"),
-                FP("roi_count", "tensor(int32)", "[N] valid rows of rois"),
-                FP("probs", "T", "[N, R, K] class probabilities"),
-                FP("deltas", "T", "[N, R, K, 4] class-specific deltas"),
-                FP("window", "tensor(float)", "[N, 4] image window in padded pixels")],
-        outputs=[FP("detections", "tensor(float)", "[N, max_instances, 6] (y1, x1, y2, x2, class, score)"),
-                 FP("count", "tensor(int32)", "[N] valid rows")],
-        type_constraints=[("T", _DATA, "probability/delta type")],
-        attributes=_attributes("DetectionLayer"),
-    )
-    detection.set_type_and_shape_inference_function(_infer_detection)
-    return [pyramid, proposal, detection]
+    out = []
+    for op, d in OP_DEFS.items():
+        schema = OpSchema(
+            op, DOMAIN, OP_VERSION, doc=f"{d.doc} See plugins/opdefs.py.",
+            inputs=[FP(t.name, _ROLE_TYPES[t.role], f"{dims_str(t)} {t.doc}") for t in d.inputs],
+            outputs=[FP(t.name, _ROLE_TYPES[t.role], f"{dims_str(t)} {t.doc}") for t in d.outputs],
+            type_constraints=[("T", _DATA, "data type (float32 or float16)")],
+            attributes=_attributes(op),
+        )
+        schema.set_type_and_shape_inference_function(_inference(op))
+        out.append(schema)
+    return out
 
 
 def register_schemas() -> None:

@@ -48,7 +48,7 @@ class Runner:
 class TorchRunner(Runner):
     backend = "torch"
 
-    def __init__(self, weights: Optional[str], config=None, ops: str = "torch", device: str = "cpu",
+    def __init__(self, weights: Optional[str], config=None, ops: str = "native", device: str = "cpu",
                  threads: Optional[int] = None):
         import torch
 

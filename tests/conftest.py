@@ -1,4 +1,5 @@
-"""Shared test fixtures: the ../shared reference data (skipped when absent)."""
+"""Shared test fixtures: the ../shared reference data (skipped when absent), the
+correctly rounded reference transcendentals, the CUDA device of the operator tests."""
 import os
 
 import pytest
@@ -38,3 +39,81 @@ def tiny_weights(tmp_path_factory):
     p = str(tmp_path_factory.mktemp("tiny_weights") / "tiny.pth")
     save_checkpoint(p, m, m.config)
     return p
+
+
+@pytest.fixture
+def exact_transcendentals(monkeypatch):
+    """Make the reference's exp/log2 correctly rounded (float64 then float32), like the kernels
+    (plugins/common/mrcnn_math.h); PyTorch's float32 exp is off by one ulp for ~1% of inputs."""
+    import torch
+
+    exp, log2 = torch.exp, torch.log2
+    monkeypatch.setattr(torch, "exp", lambda x: exp(x.double()).to(x.dtype))
+    monkeypatch.setattr(torch, "log2", lambda x: log2(x.double()).to(x.dtype))
+
+
+def draw_shapes(seed: int, width: int = 320, height: int = 240):
+    """An HxWx3 uint8 image of circles, squares and triangles on a smooth background, drawn
+    with Pillow only (the shipped shapes model detects them; no pycocotools needed, so it
+    works on the GPU machine too)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    img = Image.fromarray(rng.uniform(0, 255, (3, 4, 3)).astype(np.uint8)).resize((width, height), Image.BILINEAR)
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(3, 7))):
+        size = float(rng.uniform(24, min(width, height) / 2))
+        cx, cy = rng.uniform(size / 2, width - size / 2), rng.uniform(size / 2, height - size / 2)
+        colour = tuple(int(c) for c in rng.uniform(0, 255, 3))
+        box = [cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2]
+        kind = int(rng.integers(3))
+        if kind == 0:
+            draw.ellipse(box, fill=colour)
+        elif kind == 1:
+            draw.rectangle(box, fill=colour)
+        else:
+            draw.polygon([(cx, cy - size / 2), (cx - size / 2, cy + size / 2), (cx + size / 2, cy + size / 2)],
+                         fill=colour)
+    noisy = np.asarray(img, np.float32) + rng.normal(0, 4, (height, width, 3))
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def cuda_skip_reason():
+    """Why the CUDA tests cannot run here (None when they can). With MRCNN_REQUIRE_CUDA=1
+    (tools/gpu_check.sh on a GPU machine) a missing GPU or library fails instead."""
+    import torch
+
+    from mrcnn_trt.plugins import cuda
+
+    reason = None
+    if not torch.cuda.is_available():
+        reason = "no CUDA device (torch.cuda.is_available() is False)"
+    elif not cuda.available():
+        reason = f"{cuda.LIB_NAME} is not built (tools/gpu_check.sh or tools/build_cuda.sh builds it)"
+    if reason and os.environ.get("MRCNN_REQUIRE_CUDA") == "1":
+        pytest.fail(f"MRCNN_REQUIRE_CUDA=1 but {reason}")
+    return reason
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request):
+    """Each operator / model test runs on the CPU and, where possible, on CUDA."""
+    if request.param == "cuda":
+        reason = cuda_skip_reason()
+        if reason:
+            pytest.skip(reason)
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = False   # float32 convs and matmuls as on the CPU
+        torch.backends.cudnn.allow_tf32 = False
+    return request.param
+
+
+@pytest.fixture
+def cuda_only():
+    """For tests of CUDA-only behaviour (streams, the library's build facts)."""
+    reason = cuda_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    return "cuda"

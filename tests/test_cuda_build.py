@@ -2,9 +2,13 @@
 
 Runs ``tools/build_cuda.sh`` (CUDA 11.8 from ``tools/fetch_cuda118.sh``, cached under
 ``.cache/cuda118``), then inspects the built archive with cuobjdump itself: every object
-must carry SASS for sm_50, 52, 61, 70, 75, 80, 86 and PTX for compute_86. The build also
-runs ``mrcnn_check_cuda_kernels`` (host-side launcher checks; GPU-vs-CPU comparison when a
-GPU is present). Also checks that the CPU part configures and builds without CUDA.
+must carry SASS for sm_50, 52, 61, 70, 75, 80, 86 and PTX for compute_86, and so must
+``libmrcnn_cuda_ops.so`` (the C-ABI library of the PyTorch operators), whose listing by
+``tools/fatbin_archs.py`` must equal cuobjdump's. The build also runs
+``mrcnn_check_cuda_kernels`` (host-side launcher checks; GPU-vs-CPU comparison when a GPU
+is present). The library loads without a GPU, reports its archs and the op contract, and
+its launch entry point fails with a CUDA error instead of crashing. Also checks that the
+CPU part configures and builds without CUDA.
 
 No network for the toolchain download: the test fails with a clear message when CI=true
 and is skipped otherwise. First run ~1 min (download ~15 s, build ~40 s on 2 cores);
@@ -16,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,6 +98,8 @@ def test_cuda_kernels_have_sass_for_every_arch(toolchain):
     r = _run(["bash", "tools/build_cuda.sh", "--build-dir", str(BUILD_DIR)], timeout=1800)
     assert r.returncode == 0, f"tools/build_cuda.sh failed ({r.returncode}):\n{r.stderr[-4000:]}\n{r.stdout[-2000:]}"
     assert "SASS: " + " ".join(f"sm_{a}" for a in ARCHS) in r.stdout
+    assert "OPS SASS: " + " ".join(f"sm_{a}" for a in ARCHS) in r.stdout
+    assert f"OPS PTX: compute_{PTX_ARCH}" in r.stdout
     assert "OK (0 failures)" in r.stdout + r.stderr   # mrcnn_check_cuda_kernels
 
     lib = BUILD_DIR / "libmrcnn_kernels_cuda_static.a"
@@ -127,3 +134,46 @@ def test_cpu_kernels_build_without_cuda(tmp_path):
     objs = sorted(p.name for p in tmp_path.rglob("*_cpu.cpp.o"))
     assert objs == ["detection_layer_cpu.cpp.o", "proposal_layer_cpu.cpp.o", "pyramid_roi_align_cpu.cpp.o"]
     assert not list(tmp_path.rglob("*.cu.o"))
+
+
+def test_cuda_ops_library_archs_and_abi(toolchain):
+    lib = BUILD_DIR / "libmrcnn_cuda_ops.so"
+    if not lib.is_file():   # built by test_cuda_kernels_have_sass_for_every_arch
+        r = _run(["bash", "tools/build_cuda.sh", "--build-dir", str(BUILD_DIR)], timeout=1800)
+        assert r.returncode == 0, r.stderr[-4000:]
+    cuobjdump = toolchain["MRCNN_CUDA118_CUOBJDUMP"]
+    elf = _run([cuobjdump, "--list-elf", str(lib)], timeout=120).stdout
+    ptx = _run([cuobjdump, "--list-ptx", str(lib)], timeout=120).stdout
+    sass = {int(a) for a in re.findall(r"\.sm_(\d+)\.cubin", elf)}
+    assert sass == set(ARCHS)
+    assert {int(a) for a in re.findall(r"\.sm_(\d+)\.ptx", ptx)} == {PTX_ARCH}
+    # tools/fatbin_archs.py (used where cuobjdump cannot read CUDA 13 builds) agrees with cuobjdump
+    r = _run([sys.executable, "tools/fatbin_archs.py", str(lib)], timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["SASS: " + " ".join(f"sm_{a}" for a in ARCHS), f"PTX: compute_{PTX_ARCH}"]
+    # The C ABI, in a fresh process (the library's CUDA runtime is 11.8's shared one).
+    code = f"""
+import ctypes, json, os
+os.environ["MRCNN_CUDA_OPS"] = {str(lib)!r}
+from mrcnn_trt.plugins import cuda, opdefs
+info = cuda.info()
+assert info["capi_version"] == 1 and info["cuda_runtime_version"] == 11080, info
+assert info["archs"] == "sass:50,52,61,70,75,80,86 ptx:86", info["archs"]
+assert list(info["contract"]["ops"]) == list(opdefs.OP_DEFS)
+a = opdefs.validate_attrs("ProposalLayer", {{}})
+shapes = [(2, 5000), (2, 5000, 4), (5000, 4)]
+assert cuda.output_shapes("ProposalLayer", a, shapes) == [(2, 1000, 4), (2,), (2, 1000)]
+assert cuda.workspace_size("ProposalLayer", a, shapes) > 2 * 5000 * 16
+lib = cuda.library()
+args = cuda._Args("ProposalLayer", a, shapes)
+ptrs = (ctypes.c_void_p * 3)(1, 2, 3)
+rc = lib.mrcnn_cuda_run(args.op, args.attrs, args.n_attrs, args.n_inputs, args.ranks, args.dims, 0, ptrs, 2,
+                        ptrs, 16, 1 << 30, 0, None)
+msg = lib.mrcnn_capi_last_error().decode()
+assert rc == 35 and "cudaErrorInsufficientDriver" in msg, (rc, msg)   # no GPU here: an error, not a crash
+rc = lib.mrcnn_cuda_run(b"NoSuchOp", args.attrs, 0, 0, args.ranks, args.dims, 0, ptrs, 0, ptrs, None, 0, 0, None)
+assert rc == -1 and "unknown op 'NoSuchOp'" in lib.mrcnn_capi_last_error().decode()
+print("C ABI OK")
+"""
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "C ABI OK" in r.stdout, r.stdout + r.stderr

@@ -11,6 +11,8 @@ Independent cross-checks use ONNX Runtime's own ``NonMaxSuppression`` and
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -22,14 +24,6 @@ from mrcnn_trt.plugins import cpu, opdefs
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 STD = (0.1, 0.1, 0.2, 0.2)
-
-
-@pytest.fixture
-def exact_transcendentals(monkeypatch):
-    """Make the reference's exp/log2 correctly rounded (float64 then float32), like the kernels."""
-    exp, log2 = torch.exp, torch.log2
-    monkeypatch.setattr(torch, "exp", lambda x: exp(x.double()).to(x.dtype))
-    monkeypatch.setattr(torch, "log2", lambda x: log2(x.double()).to(x.dtype))
 
 
 def assert_same(a: torch.Tensor, b: torch.Tensor):
@@ -134,16 +128,16 @@ def test_cpp_param_struct_defaults_match_opdefs():
 @pytest.mark.parametrize("op,attrs,msg", [
     ("PyramidROIAlign", {"pooled_size": 1}, "PyramidROIAlign.pooled_size = 1 is out of range [2, 64]"),
     ("PyramidROIAlign", {"canonical_level": 6}, "canonical_level = 6 is out of range"),
-    ("PyramidROIAlign", {"canonical_size": float("nan")}, "canonical_size = nan is out of range"),
+    ("PyramidROIAlign", {"canonical_size": float("nan")}, "PyramidROIAlign.canonical_size must be finite"),
     ("ProposalLayer", {"nms_threshold": 1.5}, "ProposalLayer.nms_threshold = 1.5 is out of range [0, 1]"),
-    ("ProposalLayer", {"rpn_bbox_std_dev": [0.1, 0.1, 0.2]}, "rpn_bbox_std_dev needs 4 values, got 3"),
+    ("ProposalLayer", {"rpn_bbox_std_dev": [0.1, 0.1, 0.2]}, "rpn_bbox_std_dev needs 4 value(s), got 3"),
     ("ProposalLayer", {"rpn_bbox_std_dev": [0.1, float("inf"), 0.2, 0.2]}, "rpn_bbox_std_dev must be finite"),
     ("ProposalLayer", {"pre_nms_topk": 2.5}, "pre_nms_topk must be an int"),
     ("DetectionLayer", {"max_instances": 0}, "DetectionLayer.max_instances = 0 is out of range"),
-    ("DetectionLayer", {"num_clases": 3}, "unknown attribute num_clases"),
+    ("DetectionLayer", {"num_clases": 3}, "DetectionLayer: unknown field 'num_clases'"),
 ])
 def test_attribute_validation_errors(op, attrs, msg):
-    with pytest.raises(ValueError, match=msg.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+    with pytest.raises(ValueError, match=re.escape(msg)):
         cpu.validate(op, attrs)
 
 

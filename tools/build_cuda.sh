@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build the CUDA kernels (CMake target mrcnn_kernels_cuda_static) for every requested
-# GPU architecture, check the result with cuobjdump, and run the host check program
-# mrcnn_check_cuda_kernels (tests/cuda/check_cuda_kernels.cpp).
+# Build the CUDA kernels (CMake targets mrcnn_kernels_cuda_static and mrcnn_cuda_ops, the
+# C-ABI library of the PyTorch operators) for every requested GPU architecture, check the
+# result with cuobjdump (or tools/fatbin_archs.py where cuobjdump cannot read it), and run
+# the host check program mrcnn_check_cuda_kernels (tests/cuda/check_cuda_kernels.cpp).
 #
 #   tools/build_cuda.sh [--archs "50;52;61;70;75;80;86"] [--build-dir DIR] [--jobs N] [--system-nvcc]
 #
@@ -11,9 +12,11 @@
 # ones); the script says so and, since archs are then missing, exits non-zero.
 #
 # Output: SASS (sm_XX) for every arch in --archs plus PTX for the highest, in
-# <build-dir>/libmrcnn_kernels_cuda_static.a (default build dir: build/cuda). The last
-# lines printed are the summary:
-#   SASS: sm_50 sm_52 ...      (present in every object of the library)
+# <build-dir>/libmrcnn_kernels_cuda_static.a and <build-dir>/libmrcnn_cuda_ops.so (default
+# build dir: build/cuda). The last lines printed are the summary:
+#   OPS SASS: sm_50 sm_52 ...  (libmrcnn_cuda_ops.so)
+#   OPS PTX: compute_86
+#   SASS: sm_50 sm_52 ...      (present in every object of the static library)
 #   PTX: compute_86
 # Exit status: 0 when every requested arch (and the PTX) is in every object; 1 on a build
 # or check-program error; 3 when archs are missing (or cannot be listed).
@@ -98,8 +101,8 @@ cmake "${CMAKE_ARGS[@]}" >"$BUILD_DIR/mrcnn-configure.log" 2>&1 || {
   cat "$BUILD_DIR/mrcnn-configure.log" >&2
   die "cmake configure failed"
 }
-log "building mrcnn_kernels_cuda_static and mrcnn_check_cuda_kernels (-j$JOBS)"
-cmake --build "$BUILD_DIR" --target mrcnn_kernels_cuda_static mrcnn_check_cuda_kernels -j "$JOBS" >&2 \
+log "building mrcnn_kernels_cuda_static, mrcnn_cuda_ops and mrcnn_check_cuda_kernels (-j$JOBS)"
+cmake --build "$BUILD_DIR" --target mrcnn_kernels_cuda_static mrcnn_cuda_ops mrcnn_check_cuda_kernels -j "$JOBS" >&2 \
   || die "build failed"
 t1=$(date +%s)
 log "build took $((t1 - t0)) s"
@@ -112,17 +115,48 @@ log "running $BUILD_DIR/mrcnn_check_cuda_kernels"
 "$BUILD_DIR/mrcnn_check_cuda_kernels" >&2 || die "mrcnn_check_cuda_kernels failed"
 
 # ------------------------------------------------------------------ inspect
-[[ -n $CUOBJDUMP && -x $CUOBJDUMP ]] || { log "no cuobjdump found: cannot check the archs of $LIB"; exit 3; }
-if ! ELF=$("$CUOBJDUMP" --list-elf "$LIB") || ! PTX=$("$CUOBJDUMP" --list-ptx "$LIB"); then
-  log "$CUOBJDUMP cannot read $LIB (a newer toolkit's format?): archs not checked"
-  exit 3
+OPS_LIB=$BUILD_DIR/libmrcnn_cuda_ops.so
+[[ -f $OPS_LIB ]] || die "$OPS_LIB was not built"
+status=0
+# Archs of the operator library: cuobjdump when it can read it, else tools/fatbin_archs.py.
+if [[ -n $CUOBJDUMP && -x $CUOBJDUMP ]] && OPS_ELF=$("$CUOBJDUMP" --list-elf "$OPS_LIB" 2>/dev/null) \
+    && OPS_PTX=$("$CUOBJDUMP" --list-ptx "$OPS_LIB" 2>/dev/null); then
+  ops_sass=$(grep -o 'sm_[0-9]*\.cubin' <<< "$OPS_ELF" | sed 's/\.cubin//' | sort -u -V | tr '\n' ' ')
+  ops_ptx=$(grep -o 'sm_[0-9]*\.ptx' <<< "$OPS_PTX" | sed 's/sm_\([0-9]*\)\.ptx/compute_\1/' | sort -u -V | tr '\n' ' ')
+else
+  log "cuobjdump cannot read $OPS_LIB: listing it with tools/fatbin_archs.py"
+  listing=$(python3 "$ROOT_DIR/tools/fatbin_archs.py" "$OPS_LIB") || die "no GPU code in $OPS_LIB"
+  ops_sass=$(sed -n 's/^SASS: //p' <<< "$listing")
+  ops_ptx=$(sed -n 's/^PTX: //p' <<< "$listing")
+fi
+for a in "${REQ[@]}"; do
+  if [[ " $ops_sass " != *" sm_$a "* ]]; then log "MISSING: libmrcnn_cuda_ops.so has no sm_$a cubin"; status=3; fi
+done
+if [[ " $ops_ptx " != *" compute_$PTX_ARCH "* ]]; then log "MISSING: libmrcnn_cuda_ops.so has no compute_$PTX_ARCH PTX"; status=3; fi
+OPS_SUMMARY="OPS SASS: $(echo $ops_sass)"$'\n'"OPS PTX: $(echo $ops_ptx)"
+
+if [[ -z $CUOBJDUMP || ! -x $CUOBJDUMP ]] || ! ELF=$("$CUOBJDUMP" --list-elf "$LIB" 2>/dev/null) \
+    || ! PTX=$("$CUOBJDUMP" --list-ptx "$LIB" 2>/dev/null); then
+  # No readable per-object listing: the union over the archive from tools/fatbin_archs.py.
+  log "cuobjdump cannot read $LIB: listing the whole archive with tools/fatbin_archs.py"
+  listing=$(python3 "$ROOT_DIR/tools/fatbin_archs.py" "$LIB") || die "no GPU code in $LIB"
+  sass=$(sed -n 's/^SASS: //p' <<< "$listing")
+  ptx=$(sed -n 's/^PTX: //p' <<< "$listing")
+  for a in "${REQ[@]}"; do
+    if [[ " $sass " != *" sm_$a "* ]]; then log "MISSING: $LIB has no sm_$a cubin"; status=3; fi
+  done
+  if [[ " $ptx " != *" compute_$PTX_ARCH "* ]]; then log "MISSING: $LIB has no compute_$PTX_ARCH PTX"; status=3; fi
+  ((FALLBACK)) && log "WARNING: built with the system nvcc fallback; requested archs < 75 are missing"
+  echo "$OPS_SUMMARY"
+  echo "SASS: $sass"
+  echo "PTX: $ptx"
+  exit $status
 fi
 echo "$ELF"
 echo "$PTX"
 
 # Per object (archive member): which sm_XX cubins and which PTX it carries.
 members=$(ar t "$LIB")
-status=0
 sass_all=""
 ptx_all=""
 for m in $members; do
@@ -144,6 +178,7 @@ in_all() { tr ' ' '\n' | grep . | sort -V | uniq -c | awk -v n="$n_members" '$1 
 sass_common=$(in_all <<< "$sass_all")
 ptx_common=$(in_all <<< "$ptx_all")
 ((FALLBACK)) && log "WARNING: built with the system nvcc fallback; requested archs < 75 are missing"
+echo "$OPS_SUMMARY"
 echo "SASS: ${sass_common% }"
 echo "PTX: ${ptx_common% }"
 exit $status

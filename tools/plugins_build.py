@@ -27,8 +27,11 @@ import os
 import subprocess
 import sys
 
-from setuptools import Extension
-from setuptools.command.build_ext import build_ext
+try:
+    from setuptools import Extension
+    from setuptools.command.build_ext import build_ext
+except ImportError:  # build_cpu_module_inplace (tools/gpu_check.sh) needs no setuptools
+    Extension = build_ext = None
 
 CXX_FLAGS = ["-O3", "-g0", "-std=c++17", "-ffp-contract=off", "-fvisibility=hidden",
              "-fvisibility-inlines-hidden", "-Wall"]
@@ -42,13 +45,19 @@ def _rel(repo_root: str, paths):
 
 
 def kernel_sources(repo_root: str):
-    """The C++ CPU kernels shared by both artifacts."""
-    return _rel(repo_root, glob.glob(os.path.join(repo_root, "plugins", "*", "*_cpu.cpp")))
+    """The C++ CPU kernels and the host layer (op contract: attributes, shapes) shared by both artifacts."""
+    return _rel(repo_root, glob.glob(os.path.join(repo_root, "plugins", "*", "*_cpu.cpp"))
+                + [os.path.join(repo_root, "plugins", "host", "plugin_host.cpp")])
 
 
 def kernel_headers(repo_root: str):
     """Headers the CPU sources include (so that editing one triggers a rebuild)."""
     return _rel(repo_root, glob.glob(os.path.join(repo_root, "plugins", "*", "*.h")))
+
+
+def cpu_module_sources(repo_root: str):
+    """Sources of ``mrcnn_trt.plugins._cpu``: the pybind11 glue, the kernels, the host layer."""
+    return _rel(repo_root, [os.path.join(repo_root, "plugins", "python", "cpu_module.cpp")]) + kernel_sources(repo_root)
 
 
 def cpu_extension(repo_root: str) -> Extension:
@@ -57,8 +66,7 @@ def cpu_extension(repo_root: str) -> Extension:
 
     return Extension(
         "mrcnn_trt.plugins._cpu",
-        sources=_rel(repo_root, [os.path.join(repo_root, "plugins", "python", "cpu_module.cpp")])
-        + kernel_sources(repo_root),
+        sources=cpu_module_sources(repo_root),
         include_dirs=[pybind11.get_include()],
         depends=kernel_headers(repo_root),
         extra_compile_args=CXX_FLAGS,
@@ -107,7 +115,7 @@ def ort_extension(repo_root: str, fetch: bool = True) -> Extension | None:
     )
 
 
-class BuildExt(build_ext):
+class BuildExt(build_ext if build_ext is not None else object):
     """build_ext that names the ORT library plainly ``libmrcnn_ort_ops.so``.
 
     It is loaded by ONNX Runtime (dlopen), not imported by Python, so it gets
@@ -122,7 +130,7 @@ class BuildExt(build_ext):
 
     def get_export_symbols(self, ext):
         if ext.name == ORT_EXT_NAME:
-            return ["RegisterCustomOps"]
+            return ["RegisterCustomOps", "mrcnn_ort_contract_json"]
         return super().get_export_symbols(ext)
 
 
@@ -133,3 +141,52 @@ def ext_modules(repo_root: str):
     if ort is not None:
         exts.append(ort)
     return exts
+
+
+# --------------------------------------------------------------------------- without setuptools
+def build_cpu_module_inplace(repo_root: str, cxx: str | None = None, jobs: int = 4, force: bool = False) -> str:
+    """Compile ``mrcnn_trt.plugins._cpu`` for the running Python straight into ``plugins/``
+    with the C++ compiler (no setuptools, no install: what tools/gpu_check.sh does on a
+    machine with another Python). Same sources and flags as :func:`cpu_extension`.
+    Skipped when the module is newer than every source and header. Returns its path."""
+    import shutil
+    import sysconfig
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pybind11
+
+    sources = cpu_module_sources(repo_root)
+    out = os.path.join(repo_root, "plugins", "_cpu" + sysconfig.get_config_var("EXT_SUFFIX"))
+    inputs = [os.path.join(repo_root, p) for p in sources + kernel_headers(repo_root)]
+    if not force and os.path.isfile(out) and os.path.getmtime(out) >= max(os.path.getmtime(p) for p in inputs):
+        return out
+    cxx = cxx or os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if not cxx:
+        raise RuntimeError("no C++ compiler (set CXX)")
+    incs = ["-I" + pybind11.get_include(), "-I" + sysconfig.get_paths()["include"]]
+    objdir = os.path.join(repo_root, ".cache", "cpu-module-" + sysconfig.get_config_var("SOABI"))
+    os.makedirs(objdir, exist_ok=True)
+
+    def compile_one(src):
+        obj = os.path.join(objdir, os.path.basename(src) + ".o")
+        subprocess.run([cxx, "-c", "-fPIC", *CXX_FLAGS, *incs, os.path.join(repo_root, src), "-o", obj], check=True)
+        return obj
+
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        objs = list(pool.map(compile_one, sources))
+    tmp = out + ".tmp"
+    subprocess.run([cxx, "-shared", *objs, "-o", tmp], check=True)
+    os.replace(tmp, out)
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Build mrcnn_trt.plugins._cpu in place for this Python "
+                                             "(no setuptools; see build_cpu_module_inplace).")
+    ap.add_argument("--jobs", type=int, default=4)
+    ap.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    a = ap.parse_args()
+    print(build_cpu_module_inplace(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), jobs=a.jobs,
+                                   force=a.force))

@@ -63,11 +63,8 @@ MRCNN_HD float mrcnn_div(float a, float b) {
 #endif
 }
 
-// exp / log2 of a float32 computed in double and rounded once: correctly
-// rounded except in astronomically rare cases, hence the same on every
-// platform (glibc, CUDA), unlike expf/log2f. PyTorch's float32 exp is not
-// correctly rounded (about 1% of values differ by 1 ulp); tests compare with
-// the reference evaluated with exp/log2 in float64 for bit-exact checks.
+// Correctly rounded float32 square root (IEEE 754 requires it; on the device
+// __fsqrt_rn, never the approximate sqrtf of --use_fast_math).
 MRCNN_HD float mrcnn_sqrt(float x) {
 #if defined(__CUDA_ARCH__)
   return __fsqrt_rn(x);
@@ -75,6 +72,12 @@ MRCNN_HD float mrcnn_sqrt(float x) {
   return sqrtf(x);
 #endif
 }
+
+// exp / log2 of a float32 computed in double and rounded once: correctly
+// rounded except in astronomically rare cases, hence the same on every
+// platform (glibc, CUDA), unlike expf/log2f. PyTorch's float32 exp is not
+// correctly rounded (about 1% of values differ by 1 ulp); tests compare with
+// the reference evaluated with exp/log2 in float64 for bit-exact checks.
 MRCNN_HD float mrcnn_exp(float x) { return (float)exp((double)x); }
 MRCNN_HD float mrcnn_log2(float x) { return (float)log2((double)x); }
 

@@ -1,10 +1,14 @@
-// Parameters of the three custom ops: the attributes of plugins/opdefs.py
-// (same names, types, defaults, ranges) plus the runtime sizes each kernel
-// needs. Shared by the CPU kernels, the CUDA kernels, the ONNX Runtime custom
-// ops and the TensorRT plugins. Plain structs; no CUDA or TensorRT header.
+// Parameters of the three custom ops: the attributes of the op contract
+// (plugins/opdefs.py, generated into op_contract.h: names, types, defaults,
+// ranges) plus the runtime sizes each kernel needs. Shared by the CPU kernels,
+// the CUDA kernels, the ONNX Runtime custom ops, the pybind11 module, the C-ABI
+// library of the PyTorch operators and the TensorRT plugins. Plain structs; no
+// CUDA or TensorRT header.
 //
-// tests/test_plugins_cpu.py checks the defaults and the attribute tables
-// below against plugins/opdefs.py (through the pybind11 module).
+// Every attribute is written once, in op_contract.h's X-macros: the struct
+// members, the attribute tables and set_attr/get_attr below are expanded from
+// them. tests/test_op_contract.py checks the generated header against
+// plugins/opdefs.py and the compiled tables against both.
 #pragma once
 
 #include <stdint.h>
@@ -13,19 +17,21 @@
 
 #include <string>
 
+#include "op_contract.h"
+
 namespace mrcnn {
 
-constexpr const char* kDomain = "mrcnn";          // ONNX node domain
-constexpr int kOpVersion = 1;                     // ONNX op set version of kDomain
-constexpr const char* kPluginVersion = "1";       // TensorRT plugin version
-constexpr const char* kPluginNamespace = "";      // TensorRT plugin namespace
+constexpr const char* kDomain = MRCNN_CONTRACT_DOMAIN;                    // ONNX node domain
+constexpr int kOpVersion = MRCNN_CONTRACT_OP_VERSION;                     // ONNX op set version of kDomain
+constexpr const char* kPluginVersion = MRCNN_CONTRACT_PLUGIN_VERSION;     // TensorRT plugin version
+constexpr const char* kPluginNamespace = MRCNN_CONTRACT_PLUGIN_NAMESPACE; // TensorRT plugin namespace
 
-constexpr const char* kPyramidROIAlign = "PyramidROIAlign";
-constexpr const char* kProposalLayer = "ProposalLayer";
-constexpr const char* kDetectionLayer = "DetectionLayer";
+#define MRCNN_OP_NAME_CONSTANT(Op, torch_name) constexpr const char* k##Op = #Op;
+MRCNN_CONTRACT_OPS(MRCNN_OP_NAME_CONSTANT)
+#undef MRCNN_OP_NAME_CONSTANT
 
-// Element type of the "data" tensors of an op (see each op's header for which
-// inputs/outputs follow it; geometry tensors are always float32).
+// Element type of the "data" tensors of an op (the contract's role "data";
+// geometry tensors are always float32, counts int32).
 enum class DType : int { kFloat32 = 0, kFloat16 = 1 };
 
 // ------------------------------------------------------------ attributes
@@ -41,28 +47,33 @@ struct AttrDesc {
   const char* doc;
 };
 
-// Same order as plugins/opdefs.py OPS.
-constexpr AttrDesc kPyramidROIAlignAttrs[] = {
-    {"pooled_size", AttrType::kInt, 1, {7}, true, 2, 64, "output crop size P (7 box head, 14 mask head)"},
-    {"image_size", AttrType::kInt, 1, {1024}, true, 64, 8192, "side of the padded square network input in pixels"},
-    {"canonical_size", AttrType::kFloat, 1, {224.0}, true, 1.0, 8192.0, "ROI side (pixels) that maps to canonical_level"},
-    {"canonical_level", AttrType::kInt, 1, {4}, true, 2, 5, "FPN level k0 of a canonical_size ROI"},
+// C++ type of an attribute value: int, float or float[length].
+template <AttrType T, int L>
+struct AttrValue;
+template <>
+struct AttrValue<AttrType::kInt, 1> {
+  using type = int;
 };
-constexpr AttrDesc kProposalLayerAttrs[] = {
-    {"pre_nms_topk", AttrType::kInt, 1, {6000}, true, 1, 1 << 20, "boxes kept by score before NMS (min with A)"},
-    {"post_nms_topk", AttrType::kInt, 1, {1000}, true, 1, 1 << 16, "proposals kept after NMS (output rows)"},
-    {"nms_threshold", AttrType::kFloat, 1, {0.7}, true, 0.0, 1.0, "IoU above which a box is suppressed"},
-    {"rpn_bbox_std_dev", AttrType::kFloats, 4, {0.1, 0.1, 0.2, 0.2}, false, 0, 0, "delta scale (dy, dx, dh, dw)"},
-    {"image_size", AttrType::kInt, 1, {1024}, true, 64, 8192, "clip range and normalizer (pixels)"},
+template <>
+struct AttrValue<AttrType::kFloat, 1> {
+  using type = float;
 };
-constexpr AttrDesc kDetectionLayerAttrs[] = {
-    {"num_classes", AttrType::kInt, 1, {81}, true, 2, 4096, "classes including background (K)"},
-    {"min_confidence", AttrType::kFloat, 1, {0.7}, true, 0.0, 1.0, "minimum score; 0 turns the filter off"},
-    {"nms_threshold", AttrType::kFloat, 1, {0.3}, true, 0.0, 1.0, "per-class NMS IoU threshold"},
-    {"max_instances", AttrType::kInt, 1, {100}, true, 1, 1 << 16, "detections kept (output rows)"},
-    {"bbox_std_dev", AttrType::kFloats, 4, {0.1, 0.1, 0.2, 0.2}, false, 0, 0, "delta scale (dy, dx, dh, dw)"},
-    {"image_size", AttrType::kInt, 1, {1024}, true, 64, 8192, "normalized -> pixel factor"},
+template <int L>
+struct AttrValue<AttrType::kFloats, L> {
+  using type = float[L];
 };
+template <AttrType T, int L>
+using attr_value_t = typename AttrValue<T, L>::type;
+
+#define MRCNN_ATTR_DESC(name, type, length, has_range, lo, hi, doc, ...) \
+  {#name, AttrType::type, length, {__VA_ARGS__}, has_range, lo, hi, doc},
+#define MRCNN_ATTR_MEMBER(name, type, length, has_range, lo, hi, doc, ...) \
+  attr_value_t<AttrType::type, length> name{__VA_ARGS__};
+
+// Tables in contract order: kPyramidROIAlignAttrs, kProposalLayerAttrs, kDetectionLayerAttrs.
+#define MRCNN_ATTR_TABLE(Op, torch_name) constexpr AttrDesc k##Op##Attrs[] = {MRCNN_##Op##_ATTRS(MRCNN_ATTR_DESC)};
+MRCNN_CONTRACT_OPS(MRCNN_ATTR_TABLE)
+#undef MRCNN_ATTR_TABLE
 
 template <typename T, size_t N>
 constexpr int array_len(const T (&)[N]) {
@@ -70,15 +81,14 @@ constexpr int array_len(const T (&)[N]) {
 }
 
 // --------------------------------------------------------------- params
+// Attributes (from the contract) + runtime sizes (from the input shapes; see
+// each op's header for the tensors).
+
 // PyramidROIAlign
 //   inputs : boxes [N,R,4] float32 normalized; P2..P5 [N,C,H_l,W_l] (DType)
 //   output : crops [N,R,C,P,P] (DType)
 struct PyramidROIAlignParams {
-  // attributes
-  int pooled_size = 7;
-  int image_size = 1024;
-  float canonical_size = 224.0f;
-  int canonical_level = 4;
+  MRCNN_PyramidROIAlign_ATTRS(MRCNN_ATTR_MEMBER)
   // runtime sizes
   int N = 0;      // images
   int R = 0;      // boxes per image
@@ -92,12 +102,7 @@ struct PyramidROIAlignParams {
 //   outputs: rois [N,post_nms_topk,4] float32 normalized, count [N] int32
 //            (+ optional anchor_index [N,post_nms_topk] int32, -1 in padded rows)
 struct ProposalLayerParams {
-  // attributes
-  int pre_nms_topk = 6000;
-  int post_nms_topk = 1000;
-  float nms_threshold = 0.7f;
-  float rpn_bbox_std_dev[4] = {0.1f, 0.1f, 0.2f, 0.2f};
-  int image_size = 1024;
+  MRCNN_ProposalLayer_ATTRS(MRCNN_ATTR_MEMBER)
   // runtime sizes
   int N = 0;  // images
   int A = 0;  // anchors
@@ -108,38 +113,43 @@ struct ProposalLayerParams {
 //            probs [N,R,K] (DType), deltas [N,R,K,4] (DType), window [N,4] float32 pixels
 //   outputs: detections [N,max_instances,6] float32, count [N] int32
 struct DetectionLayerParams {
-  // attributes
-  int num_classes = 81;
-  float min_confidence = 0.7f;
-  float nms_threshold = 0.3f;
-  int max_instances = 100;
-  float bbox_std_dev[4] = {0.1f, 0.1f, 0.2f, 0.2f};
-  int image_size = 1024;
+  MRCNN_DetectionLayer_ATTRS(MRCNN_ATTR_MEMBER)
   // runtime sizes (K = num_classes)
   int N = 0;  // images
   int R = 0;  // ROIs per image
 };
 
+#undef MRCNN_ATTR_MEMBER
+#undef MRCNN_ATTR_DESC
+
 // ------------------------------------------------------- generic access
 // set_attr: assign attribute `name` from n values (ints given as doubles).
-// Returns false for an unknown name or a wrong number of values; ranges are
-// checked separately by validate(). get_attr: writes the values, returns
-// their count (0 for an unknown name).
+// Returns false for an unknown name, a wrong number of values or a
+// non-integral value for an int; ranges are checked separately by validate().
+// get_attr: writes the values, returns their count (0 for an unknown name).
 namespace detail {
-inline bool set_one(int& dst, const double* v, int n) {
+inline bool set_value(int& dst, const double* v, int n) {
   if (n != 1) return false;
   dst = (int)v[0];
   return (double)dst == v[0];
 }
-inline bool set_one(float& dst, const double* v, int n) {
+inline bool set_value(float& dst, const double* v, int n) {
   if (n != 1) return false;
   dst = (float)v[0];
   return true;
 }
-inline bool set_four(float* dst, const double* v, int n) {
-  if (n != 4) return false;
-  for (int i = 0; i < 4; ++i) dst[i] = (float)v[i];
+template <int L>
+inline bool set_value(float (&dst)[L], const double* v, int n) {
+  if (n != L) return false;
+  for (int i = 0; i < L; ++i) dst[i] = (float)v[i];
   return true;
+}
+inline int get_value(int src, double* out) { return out[0] = src, 1; }
+inline int get_value(float src, double* out) { return out[0] = src, 1; }
+template <int L>
+inline int get_value(const float (&src)[L], double* out) {
+  for (int i = 0; i < L; ++i) out[i] = src[i];
+  return L;
 }
 inline std::string fmt_double(double v) {
   char buf[64];
@@ -162,79 +172,28 @@ inline std::string check_finite(const char* op, const char* name, const float* v
 }
 }  // namespace detail
 
-inline bool set_attr(PyramidROIAlignParams& p, const char* name, const double* v, int n) {
-  if (!strcmp(name, "pooled_size")) return detail::set_one(p.pooled_size, v, n);
-  if (!strcmp(name, "image_size")) return detail::set_one(p.image_size, v, n);
-  if (!strcmp(name, "canonical_size")) return detail::set_one(p.canonical_size, v, n);
-  if (!strcmp(name, "canonical_level")) return detail::set_one(p.canonical_level, v, n);
-  return false;
-}
-inline bool set_attr(ProposalLayerParams& p, const char* name, const double* v, int n) {
-  if (!strcmp(name, "pre_nms_topk")) return detail::set_one(p.pre_nms_topk, v, n);
-  if (!strcmp(name, "post_nms_topk")) return detail::set_one(p.post_nms_topk, v, n);
-  if (!strcmp(name, "nms_threshold")) return detail::set_one(p.nms_threshold, v, n);
-  if (!strcmp(name, "rpn_bbox_std_dev")) return detail::set_four(p.rpn_bbox_std_dev, v, n);
-  if (!strcmp(name, "image_size")) return detail::set_one(p.image_size, v, n);
-  return false;
-}
-inline bool set_attr(DetectionLayerParams& p, const char* name, const double* v, int n) {
-  if (!strcmp(name, "num_classes")) return detail::set_one(p.num_classes, v, n);
-  if (!strcmp(name, "min_confidence")) return detail::set_one(p.min_confidence, v, n);
-  if (!strcmp(name, "nms_threshold")) return detail::set_one(p.nms_threshold, v, n);
-  if (!strcmp(name, "max_instances")) return detail::set_one(p.max_instances, v, n);
-  if (!strcmp(name, "bbox_std_dev")) return detail::set_four(p.bbox_std_dev, v, n);
-  if (!strcmp(name, "image_size")) return detail::set_one(p.image_size, v, n);
-  return false;
-}
-
-inline int get_attr(const PyramidROIAlignParams& p, const char* name, double* out) {
-  if (!strcmp(name, "pooled_size")) return out[0] = p.pooled_size, 1;
-  if (!strcmp(name, "image_size")) return out[0] = p.image_size, 1;
-  if (!strcmp(name, "canonical_size")) return out[0] = p.canonical_size, 1;
-  if (!strcmp(name, "canonical_level")) return out[0] = p.canonical_level, 1;
-  return 0;
-}
-inline int get_attr(const ProposalLayerParams& p, const char* name, double* out) {
-  if (!strcmp(name, "pre_nms_topk")) return out[0] = p.pre_nms_topk, 1;
-  if (!strcmp(name, "post_nms_topk")) return out[0] = p.post_nms_topk, 1;
-  if (!strcmp(name, "nms_threshold")) return out[0] = p.nms_threshold, 1;
-  if (!strcmp(name, "rpn_bbox_std_dev")) {
-    for (int i = 0; i < 4; ++i) out[i] = p.rpn_bbox_std_dev[i];
-    return 4;
-  }
-  if (!strcmp(name, "image_size")) return out[0] = p.image_size, 1;
-  return 0;
-}
-inline int get_attr(const DetectionLayerParams& p, const char* name, double* out) {
-  if (!strcmp(name, "num_classes")) return out[0] = p.num_classes, 1;
-  if (!strcmp(name, "min_confidence")) return out[0] = p.min_confidence, 1;
-  if (!strcmp(name, "nms_threshold")) return out[0] = p.nms_threshold, 1;
-  if (!strcmp(name, "max_instances")) return out[0] = p.max_instances, 1;
-  if (!strcmp(name, "bbox_std_dev")) {
-    for (int i = 0; i < 4; ++i) out[i] = p.bbox_std_dev[i];
-    return 4;
-  }
-  if (!strcmp(name, "image_size")) return out[0] = p.image_size, 1;
-  return 0;
-}
-
-// Attribute table of a params type (for generic code: plugin field lists,
-// ONNX Runtime attribute parsing).
-inline const AttrDesc* attr_table(const PyramidROIAlignParams&, int* n) {
-  *n = array_len(kPyramidROIAlignAttrs);
-  return kPyramidROIAlignAttrs;
-}
-inline const AttrDesc* attr_table(const ProposalLayerParams&, int* n) {
-  *n = array_len(kProposalLayerAttrs);
-  return kProposalLayerAttrs;
-}
-inline const AttrDesc* attr_table(const DetectionLayerParams&, int* n) {
-  *n = array_len(kDetectionLayerAttrs);
-  return kDetectionLayerAttrs;
-}
-inline const char* op_name(const PyramidROIAlignParams&) { return kPyramidROIAlign; }
-inline const char* op_name(const ProposalLayerParams&) { return kProposalLayer; }
-inline const char* op_name(const DetectionLayerParams&) { return kDetectionLayer; }
+#define MRCNN_SET_ATTR(name, ...) \
+  if (!strcmp(attr, #name)) return detail::set_value(p.name, v, n);
+#define MRCNN_GET_ATTR(name, ...) \
+  if (!strcmp(attr, #name)) return detail::get_value(p.name, out);
+#define MRCNN_ATTR_ACCESS(Op, torch_name)                                            \
+  inline bool set_attr(Op##Params& p, const char* attr, const double* v, int n) {    \
+    MRCNN_##Op##_ATTRS(MRCNN_SET_ATTR) return false;                                 \
+  }                                                                                  \
+  inline int get_attr(const Op##Params& p, const char* attr, double* out) {          \
+    MRCNN_##Op##_ATTRS(MRCNN_GET_ATTR) return 0;                                     \
+  }                                                                                  \
+  /* Attribute table of a params type (for generic code: plugin field lists,  */    \
+  /* ONNX Runtime attribute parsing).                                         */    \
+  inline const AttrDesc* attr_table(const Op##Params&, int* n) {                     \
+    *n = array_len(k##Op##Attrs);                                                    \
+    return k##Op##Attrs;                                                             \
+  }                                                                                  \
+  inline const char* op_name(const Op##Params&) { return k##Op; }
+MRCNN_CONTRACT_OPS(MRCNN_ATTR_ACCESS)
+#undef MRCNN_ATTR_ACCESS
+#undef MRCNN_GET_ATTR
+#undef MRCNN_SET_ATTR
 
 // ------------------------------------------------------------- validation
 // Attribute ranges as in opdefs.validate_attrs (message format alike):

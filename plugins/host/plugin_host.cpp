@@ -114,22 +114,36 @@ float bits_f32(uint32_t u) {
 }
 
 // --------------------------------------------------------------- op specs
-const TensorSpec kRoiAlignIn[] = {
-    {"boxes", Role::kF32, 3}, {"p2", Role::kData, 4}, {"p3", Role::kData, 4},
-    {"p4", Role::kData, 4},   {"p5", Role::kData, 4},
-};
-const TensorSpec kRoiAlignOut[] = {{"crops", Role::kData, 5}};
-const TensorSpec kProposalIn[] = {{"scores", Role::kData, 2}, {"deltas", Role::kData, 3}, {"anchors", Role::kF32, 2}};
-const TensorSpec kProposalOut[] = {{"rois", Role::kF32, 3}, {"count", Role::kI32, 1}};
-const TensorSpec kDetectionIn[] = {
-    {"rois", Role::kF32, 3},     {"roi_count", Role::kI32, 1}, {"probs", Role::kData, 3},
-    {"deltas", Role::kData, 4},  {"window", Role::kF32, 2},
-};
-const TensorSpec kDetectionOut[] = {{"detections", Role::kF32, 3}, {"count", Role::kI32, 1}};
+// Expanded from the contract's X-macros (common/op_contract.h). Every list ends
+// with a terminator entry (zero-length arrays are not C++).
+#define MRCNN_DIM_CONST(v) DimSpec{DimKind::kConst, v, ""}
+#define MRCNN_DIM_ATTR(a) DimSpec{DimKind::kAttr, 0, #a}
+#define MRCNN_DIM_SYM(i, s) DimSpec{DimKind::kSymbol, i, #s}
+#define MRCNN_TENSOR(name, role, rank, ...) TensorSpec{#name, Role::role, rank, {__VA_ARGS__}},
+#define MRCNN_SYMBOL(name, min) SymbolSpec{#name, min},
+constexpr TensorSpec kEndTensor{nullptr, Role::kF32, 0, {}};
+constexpr SymbolSpec kEndSymbol{nullptr, 0};
 
-const OpIO kRoiAlignIO{5, 1, kRoiAlignIn, kRoiAlignOut};
-const OpIO kProposalIO{3, 2, kProposalIn, kProposalOut};
-const OpIO kDetectionIO{5, 2, kDetectionIn, kDetectionOut};
+#define MRCNN_OP_SPECS(Op, torch_name)                                                                          \
+  constexpr TensorSpec k##Op##In[] = {MRCNN_##Op##_INPUTS(MRCNN_TENSOR) kEndTensor};                            \
+  constexpr TensorSpec k##Op##OutMain[] = {MRCNN_##Op##_OUTPUTS(MRCNN_TENSOR) kEndTensor};                      \
+  constexpr TensorSpec k##Op##Out[] = {MRCNN_##Op##_OUTPUTS(MRCNN_TENSOR) MRCNN_##Op##_EXTRA_OUTPUTS(MRCNN_TENSOR) \
+                                           kEndTensor};                                                         \
+  constexpr SymbolSpec k##Op##Symbols[] = {MRCNN_##Op##_SYMBOLS(MRCNN_SYMBOL) kEndSymbol};                      \
+  const OpIO k##Op##IO{array_len(k##Op##In) - 1,                                                                \
+                       array_len(k##Op##OutMain) - 1,                                                           \
+                       array_len(k##Op##Out) - array_len(k##Op##OutMain),                                       \
+                       k##Op##In,                                                                               \
+                       k##Op##Out,                                                                              \
+                       array_len(k##Op##Symbols) - 1,                                                           \
+                       k##Op##Symbols};
+MRCNN_CONTRACT_OPS(MRCNN_OP_SPECS)
+#undef MRCNN_OP_SPECS
+#undef MRCNN_SYMBOL
+#undef MRCNN_TENSOR
+#undef MRCNN_DIM_SYM
+#undef MRCNN_DIM_ATTR
+#undef MRCNN_DIM_CONST
 
 std::string dims_str(const Dims& d) {
   std::string s = "[";
@@ -140,53 +154,74 @@ std::string dims_str(const Dims& d) {
   return s + "]";
 }
 
-// Shape checking helper: remembers named sizes (N, R, ...) and reports
-// conflicts between inputs.
-struct ShapeCheck {
-  std::string op;
-  const OpIO& io;
-  const std::vector<Dims>& in;
-  struct Sym {
-    std::string name;
-    int64_t value;
-    std::string where;
-  };
-  std::vector<Sym> syms;
+template <typename P>
+int64_t attr_dim(const P& p, const char* name) {
+  double v[4];
+  if (get_attr(p, name, v) != 1) fail(std::string(op_name(p)) + ": contract dimension '" + name + "' is not an attribute");
+  return (int64_t)v[0];
+}
 
-  ShapeCheck(const char* op_, const OpIO& io_, const std::vector<Dims>& in_) : op(op_), io(io_), in(in_) {
-    if ((int)in.size() != io.nb_inputs)
-      fail(op + ": expected " + std::to_string(io.nb_inputs) + " inputs, got " + std::to_string(in.size()));
-    for (int i = 0; i < io.nb_inputs; ++i) {
-      if ((int)in[i].size() != io.inputs[i].rank)
-        fail(op + ": input " + std::to_string(i) + " (" + io.inputs[i].name + ") must have rank " +
-             std::to_string(io.inputs[i].rank) + ", got shape " + dims_str(in[i]));
-      for (int64_t d : in[i])
-        if (d < -1) fail(op + ": input " + io.inputs[i].name + " has an invalid shape " + dims_str(in[i]));
+// "[N,R,4]" of a spec; with `p`, attribute dims as their value ("[N,R,81]").
+template <typename P>
+std::string spec_str(const TensorSpec& t, const P* p) {
+  std::string s = "[";
+  for (int k = 0; k < t.rank; ++k) {
+    if (k) s += ",";
+    const DimSpec& d = t.dims[k];
+    if (d.kind == DimKind::kConst) s += std::to_string(d.value);
+    else if (d.kind == DimKind::kAttr && p) s += std::to_string(attr_dim(*p, d.name));
+    else s += d.name;
+  }
+  return s + "]";
+}
+
+// The contract's shape rules on concrete or partly unknown (-1) input dims;
+// same checks and messages as plugins/opdefs.py bind_shapes.
+template <typename P>
+std::vector<int64_t> bind_symbols(const P& p, const std::vector<Dims>& in) {
+  const OpIO& io = op_io<P>();
+  const std::string op = op_name(p);
+  if ((int)in.size() != io.nb_inputs)
+    fail(op + ": expected " + std::to_string(io.nb_inputs) + " inputs, got " + std::to_string(in.size()));
+  std::vector<int64_t> sym((size_t)io.nb_symbols, -1);
+  std::vector<std::string> where((size_t)io.nb_symbols);
+  for (int i = 0; i < io.nb_inputs; ++i) {
+    const TensorSpec& t = io.inputs[i];
+    const Dims& d = in[i];
+    const std::string got = dims_str(d);
+    if ((int)d.size() != t.rank)
+      fail(op + ": input " + std::to_string(i) + " (" + t.name + ") must have rank " + std::to_string(t.rank) + " " +
+           spec_str<P>(t, nullptr) + ", got shape " + got);
+    for (int64_t v : d)
+      if (v < -1) fail(op + ": input " + t.name + " has an invalid shape " + got);
+    for (int k = 0; k < t.rank; ++k) {
+      const int64_t v = d[k];
+      if (v < 0) continue;
+      const DimSpec& ds = t.dims[k];
+      if (ds.kind == DimKind::kConst || ds.kind == DimKind::kAttr) {
+        const int64_t want = ds.kind == DimKind::kConst ? ds.value : attr_dim(p, ds.name);
+        if (v != want)
+          fail(op + ": input " + t.name + " must be " + spec_str(t, &p) +
+               (ds.kind == DimKind::kAttr ? " (" + std::string(ds.name) + " = " + std::to_string(want) + ")" : "") +
+               ", got " + got);
+        continue;
+      }
+      const size_t s = (size_t)ds.value;
+      if (sym[s] >= 0) {
+        if (v != sym[s])
+          fail(op + ": input " + t.name + " " + got + " does not match " + where[s] + " (" + ds.name + " = " +
+               std::to_string(sym[s]) + "); expected " + t.name + " " + spec_str<P>(t, nullptr));
+        continue;
+      }
+      if (v < io.symbols[s].min)
+        fail(op + ": input " + t.name + " " + got + " has " + ds.name + " = " + std::to_string(v) + " (must be >= " +
+             std::to_string(io.symbols[s].min) + ")");
+      sym[s] = v;
+      where[s] = std::string(t.name) + " " + got;
     }
   }
-  // Dimension `dim` of input `i` is the size called `name` (or the constant `value` if name empty).
-  void dim(int i, int d, const std::string& name, const std::string& expected) {
-    const int64_t v = in[i][d];
-    if (v < 0) return;
-    for (auto& s : syms) {
-      if (s.name != name) continue;
-      if (s.value != v)
-        fail(op + ": input " + io.inputs[i].name + " " + dims_str(in[i]) + " does not match " + s.where + " (" +
-             name + " = " + std::to_string(s.value) + "); expected " + expected);
-      return;
-    }
-    syms.push_back({name, v, std::string(io.inputs[i].name) + " " + dims_str(in[i])});
-  }
-  void fixed(int i, int d, int64_t value, const std::string& expected) {
-    const int64_t v = in[i][d];
-    if (v >= 0 && v != value)
-      fail(op + ": input " + io.inputs[i].name + " must be " + expected + ", got " + dims_str(in[i]));
-  }
-  void positive(int i, int d, const std::string& what) {
-    const int64_t v = in[i][d];
-    if (v == 0) fail(op + ": input " + io.inputs[i].name + " " + dims_str(in[i]) + " has no " + what);
-  }
-};
+  return sym;
+}
 
 void require_known(const char* op, const OpIO& io, const std::vector<Dims>& in) {
   for (size_t i = 0; i < in.size(); ++i)
@@ -386,18 +421,13 @@ P deserialize(const void* data, size_t size) {
 }
 
 // ================================================================ tensors
-template <>
-const OpIO& op_io<PyramidROIAlignParams>() {
-  return kRoiAlignIO;
-}
-template <>
-const OpIO& op_io<ProposalLayerParams>() {
-  return kProposalIO;
-}
-template <>
-const OpIO& op_io<DetectionLayerParams>() {
-  return kDetectionIO;
-}
+#define MRCNN_OP_IO(Op, torch_name) \
+  template <>                       \
+  const OpIO& op_io<Op##Params>() { \
+    return k##Op##IO;               \
+  }
+MRCNN_CONTRACT_OPS(MRCNN_OP_IO)
+#undef MRCNN_OP_IO
 
 namespace {
 const TensorSpec& spec_at(const OpIO& io, int pos) {
@@ -458,78 +488,44 @@ DType data_dtype(const TType* input_types, int nb_inputs) {
 }
 
 // ================================================================= shapes
-template <>
-void check_input_dims(const PyramidROIAlignParams& p, const std::vector<Dims>& in) {
-  ShapeCheck c(kPyramidROIAlign, kRoiAlignIO, in);
-  (void)p;
-  c.dim(0, 0, "N", "boxes [N,R,4]");
-  c.fixed(0, 2, 4, "[N,R,4] (y1,x1,y2,x2)");
-  for (int l = 1; l <= 4; ++l) {
-    const std::string pl = "P" + std::to_string(l + 1);
-    c.dim(l, 0, "N", pl + " [N,C,H,W] with the batch of boxes");
-    c.dim(l, 1, "C", pl + " [N,C,H,W] with the channels of P2");
-    c.positive(l, 2, "rows");
-    c.positive(l, 3, "columns");
-  }
-}
-
-template <>
-void check_input_dims(const ProposalLayerParams& p, const std::vector<Dims>& in) {
-  ShapeCheck c(kProposalLayer, kProposalIO, in);
-  (void)p;
-  c.dim(0, 0, "N", "scores [N,A]");
-  c.dim(0, 1, "A", "scores [N,A]");
-  c.dim(1, 0, "N", "deltas [N,A,4]");
-  c.dim(1, 1, "A", "deltas [N,A,4]");
-  c.fixed(1, 2, 4, "[N,A,4]");
-  c.dim(2, 0, "A", "anchors [A,4]");
-  c.fixed(2, 1, 4, "[A,4] (y1,x1,y2,x2 pixels)");
-}
-
-template <>
-void check_input_dims(const DetectionLayerParams& p, const std::vector<Dims>& in) {
-  ShapeCheck c(kDetectionLayer, kDetectionIO, in);
-  const std::string K = std::to_string(p.num_classes);
-  c.dim(0, 0, "N", "rois [N,R,4]");
-  c.dim(0, 1, "R", "rois [N,R,4]");
-  c.fixed(0, 2, 4, "[N,R,4]");
-  c.dim(1, 0, "N", "roi_count [N]");
-  c.dim(2, 0, "N", "probs [N,R,K]");
-  c.dim(2, 1, "R", "probs [N,R,K]");
-  c.fixed(2, 2, p.num_classes, "[N,R," + K + "] (num_classes = " + K + ")");
-  c.dim(3, 0, "N", "deltas [N,R,K,4]");
-  c.dim(3, 1, "R", "deltas [N,R,K,4]");
-  c.fixed(3, 2, p.num_classes, "[N,R," + K + ",4] (num_classes = " + K + ")");
-  c.fixed(3, 3, 4, "[N,R," + K + ",4]");
-  c.dim(4, 0, "N", "window [N,4]");
-  c.fixed(4, 1, 4, "[N,4] (y1,x1,y2,x2 pixels)");
-}
-
-template <>
-std::vector<DimRule> output_dim_rules(const PyramidROIAlignParams& p, int index) {
-  if (index != 0) fail(std::string(kPyramidROIAlign) + ": no output " + std::to_string(index));
-  return {{0, 0, 0}, {0, 1, 0}, {1, 1, 0}, {-1, 0, p.pooled_size}, {-1, 0, p.pooled_size}};
-}
-
-template <>
-std::vector<DimRule> output_dim_rules(const ProposalLayerParams& p, int index) {
-  if (index == 0) return {{0, 0, 0}, {-1, 0, p.post_nms_topk}, {-1, 0, 4}};
-  if (index == 1) return {{0, 0, 0}};
-  fail(std::string(kProposalLayer) + ": no output " + std::to_string(index));
-}
-
-template <>
-std::vector<DimRule> output_dim_rules(const DetectionLayerParams& p, int index) {
-  if (index == 0) return {{0, 0, 0}, {-1, 0, p.max_instances}, {-1, 0, 6}};
-  if (index == 1) return {{0, 0, 0}};
-  fail(std::string(kDetectionLayer) + ": no output " + std::to_string(index));
+template <typename P>
+std::vector<int64_t> check_input_dims(const P& p, const std::vector<Dims>& in) {
+  return bind_symbols(p, in);
 }
 
 template <typename P>
-std::vector<Dims> output_shapes(const P& p, const std::vector<Dims>& inputs) {
+std::vector<DimRule> output_dim_rules(const P& p, int index) {
+  const OpIO& io = op_io<P>();
+  if (index < 0 || index >= io.nb_outputs + io.nb_extra_outputs)
+    fail(std::string(op_name(p)) + ": no output " + std::to_string(index));
+  const TensorSpec& t = io.outputs[index];
+  std::vector<DimRule> rules;
+  for (int k = 0; k < t.rank; ++k) {
+    const DimSpec& d = t.dims[k];
+    if (d.kind == DimKind::kConst) {
+      rules.push_back({-1, 0, d.value});
+    } else if (d.kind == DimKind::kAttr) {
+      rules.push_back({-1, 0, attr_dim(p, d.name)});
+    } else {  // the first input dimension bound to the symbol
+      bool found = false;
+      for (int i = 0; i < io.nb_inputs && !found; ++i)
+        for (int j = 0; j < io.inputs[i].rank && !found; ++j)
+          if (io.inputs[i].dims[j].kind == DimKind::kSymbol && io.inputs[i].dims[j].value == d.value) {
+            rules.push_back({i, j, 0});
+            found = true;
+          }
+      if (!found) fail(std::string(op_name(p)) + ": output symbol " + d.name + " is bound by no input");
+    }
+  }
+  return rules;
+}
+
+template <typename P>
+std::vector<Dims> output_shapes(const P& p, const std::vector<Dims>& inputs, bool with_extra) {
   check_input_dims(p, inputs);
+  const OpIO& io = op_io<P>();
   std::vector<Dims> out;
-  for (int o = 0; o < op_io<P>().nb_outputs; ++o) {
+  for (int o = 0; o < io.nb_outputs + (with_extra ? io.nb_extra_outputs : 0); ++o) {
     Dims d;
     for (const DimRule& r : output_dim_rules(p, o)) d.push_back(r.input < 0 ? r.value : inputs[r.input][r.dim]);
     out.push_back(d);
@@ -537,16 +533,29 @@ std::vector<Dims> output_shapes(const P& p, const std::vector<Dims>& inputs) {
   return out;
 }
 
+namespace {
+// Value of symbol `name` (must be known).
+template <typename P>
+int symbol(const P& p, const std::vector<int64_t>& sym, const char* name) {
+  const OpIO& io = op_io<P>();
+  for (int s = 0; s < io.nb_symbols; ++s)
+    if (strcmp(io.symbols[s].name, name) == 0) return to_int(sym[(size_t)s], op_name(p), name);
+  fail(std::string(op_name(p)) + ": the contract has no size " + name);
+}
+}  // namespace
+
 template <>
 PyramidROIAlignParams with_runtime_sizes(PyramidROIAlignParams p, const std::vector<Dims>& in) {
-  check_input_dims(p, in);
-  require_known(kPyramidROIAlign, kRoiAlignIO, in);
-  p.N = to_int(in[0][0], kPyramidROIAlign, "N");
-  p.R = to_int(in[0][1], kPyramidROIAlign, "R");
-  p.C = to_int(in[1][1], kPyramidROIAlign, "C");
+  const std::vector<int64_t> s = check_input_dims(p, in);
+  require_known(kPyramidROIAlign, kPyramidROIAlignIO, in);
+  p.N = symbol(p, s, "N");
+  p.R = symbol(p, s, "R");
+  p.C = symbol(p, s, "C");
+  static const char* const kH[4] = {"H2", "H3", "H4", "H5"};
+  static const char* const kW[4] = {"W2", "W3", "W4", "W5"};
   for (int l = 0; l < 4; ++l) {
-    p.H[l] = to_int(in[1 + l][2], kPyramidROIAlign, "H");
-    p.W[l] = to_int(in[1 + l][3], kPyramidROIAlign, "W");
+    p.H[l] = symbol(p, s, kH[l]);
+    p.W[l] = symbol(p, s, kW[l]);
   }
   const std::string e = validate_sizes(p);
   if (!e.empty()) fail(e);
@@ -555,10 +564,10 @@ PyramidROIAlignParams with_runtime_sizes(PyramidROIAlignParams p, const std::vec
 
 template <>
 ProposalLayerParams with_runtime_sizes(ProposalLayerParams p, const std::vector<Dims>& in) {
-  check_input_dims(p, in);
-  require_known(kProposalLayer, kProposalIO, in);
-  p.N = to_int(in[0][0], kProposalLayer, "N");
-  p.A = to_int(in[0][1], kProposalLayer, "A");
+  const std::vector<int64_t> s = check_input_dims(p, in);
+  require_known(kProposalLayer, kProposalLayerIO, in);
+  p.N = symbol(p, s, "N");
+  p.A = symbol(p, s, "A");
   const std::string e = validate_sizes(p);
   if (!e.empty()) fail(e);
   return p;
@@ -566,15 +575,14 @@ ProposalLayerParams with_runtime_sizes(ProposalLayerParams p, const std::vector<
 
 template <>
 DetectionLayerParams with_runtime_sizes(DetectionLayerParams p, const std::vector<Dims>& in) {
-  check_input_dims(p, in);
-  require_known(kDetectionLayer, kDetectionIO, in);
-  p.N = to_int(in[0][0], kDetectionLayer, "N");
-  p.R = to_int(in[0][1], kDetectionLayer, "R");
+  const std::vector<int64_t> s = check_input_dims(p, in);
+  require_known(kDetectionLayer, kDetectionLayerIO, in);
+  p.N = symbol(p, s, "N");
+  p.R = symbol(p, s, "R");
   const std::string e = validate_sizes(p);
   if (!e.empty()) fail(e);
   return p;
 }
-
 template <typename P>
 size_t workspace_bytes(const P& p, const std::vector<Dims>& inputs, size_t (*launcher_workspace)(const P&)) {
   const P sized = with_runtime_sizes(p, inputs);
@@ -592,6 +600,67 @@ std::string fields_json() {
   return os.str();
 }
 
+namespace {
+const char* role_name(Role r) {
+  switch (r) {
+    case Role::kF32: return "f32";
+    case Role::kData: return "data";
+    case Role::kI32: return "i32";
+  }
+  return "?";
+}
+
+std::string tensors_json(const TensorSpec* t, int n) {
+  std::ostringstream os;
+  os << "[";
+  for (int i = 0; i < n; ++i) {
+    os << (i ? ", " : "") << "{\"name\": " << json_str(t[i].name) << ", \"role\": \"" << role_name(t[i].role)
+       << "\", \"dims\": [";
+    for (int k = 0; k < t[i].rank; ++k) {
+      const DimSpec& d = t[i].dims[k];
+      os << (k ? ", " : "");
+      if (d.kind == DimKind::kConst) os << d.value;
+      else os << json_str(d.name);
+    }
+    os << "]}";
+  }
+  os << "]";
+  return os.str();
+}
+
+template <typename P>
+std::string op_contract_json() {
+  const OpIO& io = op_io<P>();
+  int n = 0;
+  const AttrDesc* t = table<P>(&n);
+  std::ostringstream os;
+  os << json_str(op_of<P>()) << ": {\"attrs\": [";
+  for (int i = 0; i < n; ++i) {
+    os << (i ? ", " : "") << "{\"name\": " << json_str(t[i].name) << ", \"type\": \"" << type_name(t[i].type)
+       << "\", \"length\": " << t[i].length << ", \"default\": [";
+    for (int j = 0; j < t[i].length; ++j) os << (j ? ", " : "") << num(t[i].default_value[j]);
+    os << "], \"min\": " << (t[i].has_range ? num(t[i].min) : "null")
+       << ", \"max\": " << (t[i].has_range ? num(t[i].max) : "null") << ", \"doc\": " << json_str(t[i].doc) << "}";
+  }
+  os << "], \"inputs\": " << tensors_json(io.inputs, io.nb_inputs)
+     << ", \"outputs\": " << tensors_json(io.outputs, io.nb_outputs)
+     << ", \"extra_outputs\": " << tensors_json(io.outputs + io.nb_outputs, io.nb_extra_outputs) << ", \"symbols\": [";
+  for (int s = 0; s < io.nb_symbols; ++s)
+    os << (s ? ", " : "") << "{\"name\": " << json_str(io.symbols[s].name) << ", \"min\": " << io.symbols[s].min << "}";
+  os << "]}";
+  return os.str();
+}
+}  // namespace
+
+std::string contract_json() {
+  std::ostringstream os;
+  os << "{\"domain\": " << json_str(kDomain) << ", \"op_version\": " << kOpVersion
+     << ", \"plugin_version\": " << json_str(kPluginVersion) << ", \"plugin_namespace\": " << json_str(kPluginNamespace)
+     << ", \"ops\": {" << op_contract_json<PyramidROIAlignParams>() << ", " << op_contract_json<ProposalLayerParams>()
+     << ", " << op_contract_json<DetectionLayerParams>() << "}}";
+  return os.str();
+}
+
 // ====================================================== instantiations
 #define MRCNN_HOST_INSTANTIATE(P)                                                                        \
   template P parse_fields<P>(const std::vector<FieldValue>&, bool);                                      \
@@ -603,7 +672,9 @@ std::string fields_json() {
   template bool supports_combination<P>(int, const TType*, const bool*, int, int);                       \
   template TType output_type<P>(int, const TType*, int);                                                 \
   template DType data_dtype<P>(const TType*, int);                                                       \
-  template std::vector<Dims> output_shapes<P>(const P&, const std::vector<Dims>&);                       \
+  template std::vector<int64_t> check_input_dims<P>(const P&, const std::vector<Dims>&);                \
+  template std::vector<DimRule> output_dim_rules<P>(const P&, int);                                      \
+  template std::vector<Dims> output_shapes<P>(const P&, const std::vector<Dims>&, bool);                 \
   template size_t workspace_bytes<P>(const P&, const std::vector<Dims>&, size_t (*)(const P&));
 
 MRCNN_HOST_INSTANTIATE(PyramidROIAlignParams)

@@ -82,19 +82,40 @@ enum class TType : int { kFloat32 = 0, kFloat16 = 1, kInt32 = 2, kOther = 3 };
 
 // What a tensor may hold: always float32 (geometry), always int32 (counts) or
 // the op's data type (float32 or float16, the same for all kData tensors).
+// The tensors of each op come from the contract (common/op_contract.h,
+// generated from plugins/opdefs.py).
 enum class Role : int { kF32 = 0, kData = 1, kI32 = 2 };
 
+// One dimension of a tensor: a constant, an attribute's value or a size
+// symbol (N, R, ...) that is equal wherever it appears and bound by the inputs.
+enum class DimKind : int { kConst = 0, kAttr = 1, kSymbol = 2 };
+struct DimSpec {
+  DimKind kind;
+  int64_t value;     // kConst: the size; kSymbol: index into OpIO::symbols
+  const char* name;  // kAttr: attribute name; kSymbol: symbol name
+};
+
+constexpr int kMaxRank = 5;
 struct TensorSpec {
   const char* name;
   Role role;
   int rank;
+  DimSpec dims[kMaxRank];
+};
+
+struct SymbolSpec {
+  const char* name;
+  int64_t min;  // smallest valid size (1: must not be empty)
 };
 
 struct OpIO {
   int nb_inputs;
-  int nb_outputs;
+  int nb_outputs;        // node outputs (ONNX, TensorRT)
+  int nb_extra_outputs;  // kernel-only outputs after them (C++/CUDA kernels, PyTorch operators)
   const TensorSpec* inputs;
-  const TensorSpec* outputs;
+  const TensorSpec* outputs;  // nb_outputs + nb_extra_outputs entries
+  int nb_symbols;
+  const SymbolSpec* symbols;
 };
 
 template <typename P>
@@ -129,17 +150,20 @@ struct DimRule {
 };
 
 // Ranks and the relations between the inputs' sizes (unknown dims skipped):
-// throws HostError naming the input and the expected shape.
+// throws HostError naming the input and the expected shape. Returns the value
+// of every size symbol of op_io<P>().symbols (-1 where no input knows it).
 template <typename P>
-void check_input_dims(const P& p, const std::vector<Dims>& inputs);
+std::vector<int64_t> check_input_dims(const P& p, const std::vector<Dims>& inputs);
 
-// Output `index`'s dimensions as rules (its rank is the size).
+// Output `index`'s dimensions as rules (its rank is the size). Indices
+// nb_outputs ... nb_outputs + nb_extra_outputs - 1 are the extra outputs.
 template <typename P>
 std::vector<DimRule> output_dim_rules(const P& p, int index);
 
-// check_input_dims + rules evaluated on `inputs` (unknown stays -1).
+// check_input_dims + rules evaluated on `inputs` (unknown stays -1): the node
+// outputs, or with `with_extra` also the kernel-only outputs.
 template <typename P>
-std::vector<Dims> output_shapes(const P& p, const std::vector<Dims>& inputs);
+std::vector<Dims> output_shapes(const P& p, const std::vector<Dims>& inputs, bool with_extra = false);
 
 // `p` with its runtime sizes (N, R, C, H, W / A) taken from concrete input
 // dims (all known); throws if dims are invalid or unknown.
@@ -158,6 +182,12 @@ inline size_t align_up(size_t n, size_t a = 256) { return (n + a - 1) / a * a; }
 // The three ops' attribute tables and parsed defaults as JSON (for the check
 // against plugins/opdefs.py).
 std::string fields_json();
+
+// The compiled contract as JSON: per op its attributes (name, type, length,
+// defaults, range) and tensors (inputs, outputs, extra outputs: name, role,
+// dims as ints / attribute names / symbol names) and symbols with their
+// minimum. tests/test_op_contract.py compares it with plugins/opdefs.py.
+std::string contract_json();
 
 }  // namespace host
 }  // namespace mrcnn

@@ -223,13 +223,13 @@ void test_shapes_roi_align() {
   CHECK_THROWS(output_shapes(p, bad), "input 0 (boxes) must have rank 3");
   bad = in;
   bad[3] = {2, 128, 64, 64};
-  CHECK_THROWS(output_shapes(p, bad), "channels of P2");
+  CHECK_THROWS(output_shapes(p, bad), "P4 [2,128,64,64] does not match P2 [2,256,256,256] (C = 256)");
   bad = in;
   bad[2] = {3, 256, 128, 128};
-  CHECK_THROWS(output_shapes(p, bad), "batch of boxes");
+  CHECK_THROWS(output_shapes(p, bad), "P3 [3,256,128,128] does not match boxes [2,100,4] (N = 2)");
   bad = in;
   bad[4] = {2, 256, 0, 32};
-  CHECK_THROWS(output_shapes(p, bad), "has no rows");
+  CHECK_THROWS(output_shapes(p, bad), "P5 [2,256,0,32] has H5 = 0 (must be >= 1)");
   CHECK_THROWS(output_shapes(p, {in[0], in[1]}), "expected 5 inputs, got 2");
   CHECK_THROWS(output_dim_rules(p, 1), "no output 1");
 
@@ -247,9 +247,17 @@ void test_shapes_proposal() {
   CHECK_THROWS(output_shapes(p, {{4, 16368}, {4, 16368, 4}, {16000, 4}}), "A = 16368");
   CHECK_THROWS(output_shapes(p, {{4, 16368}, {4, 16368, 2}, {16368, 4}}), "deltas must be [N,A,4]");
   CHECK_THROWS(output_shapes(p, {{4, 16368}, {2, 16368, 4}, {16368, 4}}), "N = 4");
-  CHECK_THROWS(output_shapes(p, {{4, 16368, 1}, {4, 16368, 4}, {16368, 4}}), "(scores) must have rank 2");
+  CHECK_THROWS(output_shapes(p, {{4, 16368, 1}, {4, 16368, 4}, {16368, 4}}), "(scores) must have rank 2 [N,A]");
   const auto s = with_runtime_sizes(p, in);
   CHECK(s.N == 4 && s.A == 16368);
+  // The kernel-only output (anchor index) follows the node outputs.
+  out = output_shapes(p, in, /*with_extra=*/true);
+  CHECK(out.size() == 3 && out[2] == (Dims{4, 250}));
+  CHECK(output_dim_rules(p, 2).size() == 2);
+  CHECK_THROWS(output_dim_rules(p, 3), "no output 3");
+  const OpIO& io = op_io<ProposalLayerParams>();
+  CHECK(io.nb_outputs == 2 && io.nb_extra_outputs == 1 && std::string(io.outputs[2].name) == "anchor_index");
+  CHECK(io.nb_symbols == 2 && std::string(io.symbols[1].name) == "A");
 }
 
 void test_shapes_detection() {
@@ -364,6 +372,10 @@ void test_workspace() {
 int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "--fields-json") == 0) {
     printf("%s\n", fields_json().c_str());
+    return 0;
+  }
+  if (argc > 1 && strcmp(argv[1], "--contract-json") == 0) {
+    printf("%s\n", contract_json().c_str());
     return 0;
   }
   test_parse_defaults();

@@ -10,7 +10,9 @@
 // kernel for its data tensors (features / scores / deltas / probs);
 // geometry tensors (boxes, anchors, rois, window) are float32 in both.
 // Attributes are validated when the session creates the kernel (an invalid
-// value fails session creation with the op, attribute and range).
+// value fails session creation with the op, attribute and range). Tensor
+// types, attribute parsing and shape checks come from the op contract through
+// the host layer (plugins/host/plugin_host.h), as for the TensorRT plugins.
 #define ORT_API_MANUAL_INIT
 #include <onnxruntime_cxx_api.h>
 #undef ORT_API_MANUAL_INIT
@@ -22,6 +24,7 @@
 
 #include "../common/op_params.h"
 #include "../detection_layer/detection_layer.h"
+#include "../host/plugin_host.h"
 #include "../proposal_layer/proposal_layer.h"
 #include "../pyramid_roi_align/pyramid_roi_align.h"
 
@@ -39,8 +42,10 @@ struct Error {
 };
 
 // ------------------------------------------------------------ attributes
-// Reads every attribute of the params' table from the node; a missing one
-// keeps the default, one of the wrong type or out of range is an Error.
+// Reads every attribute of the op's contract table from the node into a field
+// list (an attribute of the wrong ONNX type is an Error; a missing one keeps
+// its default) and leaves names, counts, ranges and defaults to the host
+// layer's parse_fields, like the pybind11 module and the TensorRT plugins.
 template <typename P>
 P read_attrs(const OrtApi& api, const OrtKernelInfo* info) {
   P p;
@@ -52,48 +57,30 @@ P read_attrs(const OrtApi& api, const OrtKernelInfo* info) {
     if (st) api.ReleaseStatus(st);
     return good;
   };
+  std::vector<host::FieldValue> fields;
   for (int i = 0; i < n; ++i) {
     const char* name = t[i].name;
-    double v[4];
-    int cnt = 0;
+    host::FieldValue f;
+    f.name = name;
     bool present = false, wrong_type = false;
     int64_t iv = 0;
     float fv = 0.f;
-    size_t len = 0;
     if (t[i].type == AttrType::kInt) {
-      if (ok(api.KernelInfoGetAttribute_int64(info, name, &iv))) {
-        present = true;
-        if (iv < -(int64_t(1) << 31) || iv >= (int64_t(1) << 31)) {
-          throw Error{ORT_INVALID_ARGUMENT, op + "." + name + " = " + std::to_string(iv) + " is out of range [" +
-                                                detail::fmt_double(t[i].min) + ", " + detail::fmt_double(t[i].max) + "]"};
-        }
-        v[0] = (double)iv;
-        cnt = 1;
-      } else {
-        wrong_type = ok(api.KernelInfoGetAttribute_float(info, name, &fv));
-      }
+      present = ok(api.KernelInfoGetAttribute_int64(info, name, &iv));
+      if (present) f.kind = host::FieldKind::kInt, f.values = {(double)iv};
+      else wrong_type = ok(api.KernelInfoGetAttribute_float(info, name, &fv));
     } else if (t[i].type == AttrType::kFloat) {
-      if (ok(api.KernelInfoGetAttribute_float(info, name, &fv))) {
-        present = true;
-        v[0] = fv;
-        cnt = 1;
-      } else {
-        wrong_type = ok(api.KernelInfoGetAttribute_int64(info, name, &iv));
-      }
-    } else {  // floats
-      len = 0;
-      // First call with a null buffer returns the length.
-      if (ok(api.KernelInfoGetAttributeArray_float(info, name, nullptr, &len))) {
-        present = true;
-        if (len != (size_t)t[i].length)
-          throw Error{ORT_INVALID_ARGUMENT, op + "." + name + " needs " + std::to_string(t[i].length) +
-                                                " values, got " + std::to_string(len)};
-        float buf[4];
-        len = 4;
-        if (!ok(api.KernelInfoGetAttributeArray_float(info, name, buf, &len)))
+      present = ok(api.KernelInfoGetAttribute_float(info, name, &fv));
+      if (present) f.values = {(double)fv};
+      else wrong_type = ok(api.KernelInfoGetAttribute_int64(info, name, &iv));
+    } else {  // floats: the first call with a null buffer returns the length
+      size_t len = 0;
+      present = ok(api.KernelInfoGetAttributeArray_float(info, name, nullptr, &len));
+      if (present) {
+        std::vector<float> buf(len);
+        if (len > 0 && !ok(api.KernelInfoGetAttributeArray_float(info, name, buf.data(), &len)))
           throw Error{ORT_INVALID_ARGUMENT, op + "." + name + ": cannot read the attribute"};
-        for (int j = 0; j < 4; ++j) v[j] = buf[j];
-        cnt = 4;
+        f.values.assign(buf.begin(), buf.end());
       } else {
         wrong_type = ok(api.KernelInfoGetAttribute_float(info, name, &fv)) ||
                      ok(api.KernelInfoGetAttribute_int64(info, name, &iv));
@@ -103,49 +90,33 @@ P read_attrs(const OrtApi& api, const OrtKernelInfo* info) {
       static const char* types[] = {"an int", "a float", "a list of floats"};
       throw Error{ORT_INVALID_ARGUMENT, op + "." + name + " must be " + types[(int)t[i].type]};
     }
-    if (present && !set_attr(p, name, v, cnt))
-      throw Error{ORT_INVALID_ARGUMENT, op + "." + name + ": invalid value"};
+    if (present) fields.push_back(std::move(f));
   }
-  const std::string err = validate(p);
-  if (!err.empty()) throw Error{ORT_INVALID_ARGUMENT, err};
-  return p;
+  try {
+    return host::parse_fields<P>(fields);
+  } catch (const host::HostError& e) {
+    throw Error{ORT_INVALID_ARGUMENT, e.what()};
+  }
 }
 
 // ----------------------------------------------------------- tensor help
-struct In {
-  const void* data;
-  std::vector<int64_t> shape;
-  ONNXTensorElementDataType type;
-};
-
-In input(Ort::KernelContext& ctx, size_t i) {
-  Ort::ConstValue v = ctx.GetInput(i);
-  auto info = v.GetTensorTypeAndShapeInfo();
-  return In{v.GetTensorRawData(), info.GetShape(), info.GetElementType()};
-}
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
-// want: -1 = any size (returned through `out`)
-void expect_shape(const char* op, const char* what, const std::vector<int64_t>& got,
-                  const std::vector<int64_t>& want) {
-  bool good = got.size() == want.size();
-  for (size_t i = 0; good && i < want.size(); ++i) good = want[i] < 0 || got[i] == want[i];
-  if (!good) {
-    std::string w = "[";
-    for (size_t i = 0; i < want.size(); ++i) w += (i ? ", " : "") + (want[i] < 0 ? std::string("?") : std::to_string(want[i]));
-    throw Error{ORT_INVALID_ARGUMENT, std::string(op) + ": " + what + " must have shape " + w + "], got " + shape_str(got)};
+// The shapes of the node's inputs, checked against the contract by the host
+// layer (plugins/host): `p` gets its runtime sizes; returns the output shapes.
+template <typename P>
+std::vector<host::Dims> check_inputs(Ort::KernelContext& ctx, P& p) {
+  const host::OpIO& io = host::op_io<P>();
+  std::vector<host::Dims> dims;
+  for (int i = 0; i < io.nb_inputs; ++i)
+    dims.push_back(ctx.GetInput(i).GetTensorTypeAndShapeInfo().GetShape());
+  try {
+    p = host::with_runtime_sizes(p, dims);
+    return host::output_shapes(p, dims);
+  } catch (const host::HostError& e) {
+    throw Error{ORT_INVALID_ARGUMENT, e.what()};
   }
 }
 
-int to_int(const char* op, int64_t v) {
-  if (v < 0 || v > 0x7fffffff) throw Error{ORT_INVALID_ARGUMENT, std::string(op) + ": dimension out of range"};
-  return (int)v;
-}
+const void* in_data(Ort::KernelContext& ctx, size_t i) { return ctx.GetInput(i).GetTensorRawData(); }
 
 // CpuParallel on ORT's intra-op thread pool.
 struct OrtParallel {
@@ -195,31 +166,14 @@ struct PyramidKernel {
   OrtStatusPtr ComputeV2(OrtKernelContext* context) {
     return guarded(*api, [&] {
       Ort::KernelContext ctx(context);
-      const char* op = kPyramidROIAlign;
       PyramidROIAlignParams p = attrs;
-      In boxes = input(ctx, 0);
-      expect_shape(op, "boxes", boxes.shape, {-1, -1, 4});
-      p.N = to_int(op, boxes.shape[0]);
-      p.R = to_int(op, boxes.shape[1]);
+      const std::vector<host::Dims> out = check_inputs(ctx, p);
       const void* maps[4];
-      for (int l = 0; l < 4; ++l) {
-        In m = input(ctx, 1 + l);
-        const std::string name = "P" + std::to_string(l + 2);
-        if (l == 0) {
-          expect_shape(op, name.c_str(), m.shape, {p.N, -1, -1, -1});
-          p.C = to_int(op, m.shape[1]);
-        }
-        expect_shape(op, name.c_str(), m.shape, {p.N, p.C, -1, -1});
-        p.H[l] = to_int(op, m.shape[2]);
-        p.W[l] = to_int(op, m.shape[3]);
-        maps[l] = m.data;
-      }
-      const std::string err = validate_sizes(p);
-      if (!err.empty()) throw Error{ORT_INVALID_ARGUMENT, err};
-      Ort::UnownedValue out = ctx.GetOutput(0, std::vector<int64_t>{p.N, p.R, p.C, p.pooled_size, p.pooled_size});
+      for (int l = 0; l < 4; ++l) maps[l] = in_data(ctx, 1 + l);
+      Ort::UnownedValue crops = ctx.GetOutput(0, out[0]);
       OrtParallel par(&ctx);
-      pyramid_roi_align_cpu(p, dtype, static_cast<const float*>(boxes.data), maps, out.GetTensorMutableRawData(),
-                            nullptr, &par.par);
+      pyramid_roi_align_cpu(p, dtype, static_cast<const float*>(in_data(ctx, 0)), maps,
+                            crops.GetTensorMutableRawData(), nullptr, &par.par);
     });
   }
 };
@@ -231,19 +185,12 @@ struct ProposalKernel {
   OrtStatusPtr ComputeV2(OrtKernelContext* context) {
     return guarded(*api, [&] {
       Ort::KernelContext ctx(context);
-      const char* op = kProposalLayer;
       ProposalLayerParams p = attrs;
-      In scores = input(ctx, 0), deltas = input(ctx, 1), anchors = input(ctx, 2);
-      expect_shape(op, "scores", scores.shape, {-1, -1});
-      p.N = to_int(op, scores.shape[0]);
-      p.A = to_int(op, scores.shape[1]);
-      expect_shape(op, "deltas", deltas.shape, {p.N, p.A, 4});
-      expect_shape(op, "anchors", anchors.shape, {p.A, 4});
-      const int64_t post = p.post_nms_topk;
-      Ort::UnownedValue rois = ctx.GetOutput(0, std::vector<int64_t>{p.N, post, 4});
-      Ort::UnownedValue count = ctx.GetOutput(1, std::vector<int64_t>{p.N});
+      const std::vector<host::Dims> out = check_inputs(ctx, p);
+      Ort::UnownedValue rois = ctx.GetOutput(0, out[0]);
+      Ort::UnownedValue count = ctx.GetOutput(1, out[1]);
       OrtParallel par(&ctx);
-      proposal_layer_cpu(p, dtype, scores.data, deltas.data, static_cast<const float*>(anchors.data),
+      proposal_layer_cpu(p, dtype, in_data(ctx, 0), in_data(ctx, 1), static_cast<const float*>(in_data(ctx, 2)),
                          rois.GetTensorMutableData<float>(), count.GetTensorMutableData<int32_t>(), nullptr, nullptr,
                          &par.par);
     });
@@ -257,44 +204,46 @@ struct DetectionKernel {
   OrtStatusPtr ComputeV2(OrtKernelContext* context) {
     return guarded(*api, [&] {
       Ort::KernelContext ctx(context);
-      const char* op = kDetectionLayer;
       DetectionLayerParams p = attrs;
-      In rois = input(ctx, 0), roi_count = input(ctx, 1), probs = input(ctx, 2), deltas = input(ctx, 3),
-         window = input(ctx, 4);
-      expect_shape(op, "rois", rois.shape, {-1, -1, 4});
-      p.N = to_int(op, rois.shape[0]);
-      p.R = to_int(op, rois.shape[1]);
-      const int64_t K = p.num_classes;
-      expect_shape(op, "roi_count", roi_count.shape, {p.N});
-      expect_shape(op, "probs", probs.shape, {p.N, p.R, K});
-      expect_shape(op, "deltas", deltas.shape, {p.N, p.R, K, 4});
-      expect_shape(op, "window", window.shape, {p.N, 4});
-      Ort::UnownedValue dets = ctx.GetOutput(0, std::vector<int64_t>{p.N, p.max_instances, 6});
-      Ort::UnownedValue count = ctx.GetOutput(1, std::vector<int64_t>{p.N});
+      const std::vector<host::Dims> out = check_inputs(ctx, p);
+      Ort::UnownedValue dets = ctx.GetOutput(0, out[0]);
+      Ort::UnownedValue count = ctx.GetOutput(1, out[1]);
       OrtParallel par(&ctx);
-      detection_layer_cpu(p, dtype, static_cast<const float*>(rois.data),
-                          static_cast<const int32_t*>(roi_count.data), probs.data, deltas.data,
-                          static_cast<const float*>(window.data), dets.GetTensorMutableData<float>(),
+      detection_layer_cpu(p, dtype, static_cast<const float*>(in_data(ctx, 0)),
+                          static_cast<const int32_t*>(in_data(ctx, 1)), in_data(ctx, 2), in_data(ctx, 3),
+                          static_cast<const float*>(in_data(ctx, 4)), dets.GetTensorMutableData<float>(),
                           count.GetTensorMutableData<int32_t>(), nullptr, &par.par);
     });
   }
 };
 
 // ------------------------------------------------------------ op classes
+// Input/output element types from the contract's roles (host::op_io): float32
+// geometry, int32 counts, and the kernel's data type T for the data tensors.
 template <typename Params, typename Kernel>
 struct OpBase : Ort::CustomOpBase<OpBase<Params, Kernel>, Kernel, /*WithStatus=*/true> {
   DType dtype;
-  const char* name;
   std::vector<ONNXTensorElementDataType> in_types, out_types;
 
-  OpBase(DType dt, const char* nm, std::vector<ONNXTensorElementDataType> ins,
-         std::vector<ONNXTensorElementDataType> outs)
-      : dtype(dt), name(nm), in_types(std::move(ins)), out_types(std::move(outs)) {}
+  static ONNXTensorElementDataType type_of(host::Role r, DType dt) {
+    switch (r) {
+      case host::Role::kF32: return kF32;
+      case host::Role::kI32: return kI32;
+      case host::Role::kData: return dt == DType::kFloat16 ? kF16 : kF32;
+    }
+    return kF32;
+  }
+
+  explicit OpBase(DType dt) : dtype(dt) {
+    const host::OpIO& io = host::op_io<Params>();
+    for (int i = 0; i < io.nb_inputs; ++i) in_types.push_back(type_of(io.inputs[i].role, dt));
+    for (int i = 0; i < io.nb_outputs; ++i) out_types.push_back(type_of(io.outputs[i].role, dt));
+  }
 
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
     return guarded(api, [&] { *kernel = new Kernel{read_attrs<Params>(api, info), dtype, &api}; });
   }
-  const char* GetName() const { return name; }
+  const char* GetName() const { return op_name(Params{}); }
   size_t GetInputTypeCount() const { return in_types.size(); }
   ONNXTensorElementDataType GetInputType(size_t i) const { return in_types[i]; }
   size_t GetOutputTypeCount() const { return out_types.size(); }
@@ -319,14 +268,9 @@ struct Registry {
   }
   Registry() {
     for (DType dt : {DType::kFloat32, DType::kFloat16}) {
-      const ONNXTensorElementDataType T = dt == DType::kFloat16 ? kF16 : kF32;
-      own(std::make_shared<PyramidOp>(dt, kPyramidROIAlign, std::vector<ONNXTensorElementDataType>{kF32, T, T, T, T},
-                                      std::vector<ONNXTensorElementDataType>{T}));
-      own(std::make_shared<ProposalOp>(dt, kProposalLayer, std::vector<ONNXTensorElementDataType>{T, T, kF32},
-                                       std::vector<ONNXTensorElementDataType>{kF32, kI32}));
-      own(std::make_shared<DetectionOp>(dt, kDetectionLayer,
-                                        std::vector<ONNXTensorElementDataType>{kF32, kI32, T, T, kF32},
-                                        std::vector<ONNXTensorElementDataType>{kF32, kI32}));
+      own(std::make_shared<PyramidOp>(dt));
+      own(std::make_shared<ProposalOp>(dt));
+      own(std::make_shared<DetectionOp>(dt));
     }
   }
 };
@@ -339,6 +283,13 @@ Registry& registry() {
 }  // namespace
 }  // namespace ort
 }  // namespace mrcnn
+
+// The op contract as compiled into this library (host layer JSON), for
+// tests/test_op_contract.py.
+extern "C" __attribute__((visibility("default"))) const char* mrcnn_ort_contract_json() {
+  static const std::string json = mrcnn::host::contract_json();
+  return json.c_str();
+}
 
 extern "C" __attribute__((visibility("default"))) OrtStatus* ORT_API_CALL
 RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {

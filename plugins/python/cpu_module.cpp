@@ -1,6 +1,8 @@
 // pybind11 module mrcnn_trt.plugins._cpu: the C++ CPU kernels on NumPy arrays.
-// Use the torch-facing wrappers in plugins/cpu.py; this layer checks shapes
-// and dtypes, validates attributes (ValueError) and releases the GIL.
+// Use the torch-facing wrappers in plugins/cpu.py; this layer releases the GIL
+// and leaves attribute parsing and shape checks to the host layer
+// (plugins/host/plugin_host.h, driven by the op contract), whose errors become
+// ValueError.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -13,6 +15,7 @@
 #include "../common/op_params.h"
 #include "../common/thread_pool.h"
 #include "../detection_layer/detection_layer.h"
+#include "../host/plugin_host.h"
 #include "../proposal_layer/proposal_layer.h"
 #include "../pyramid_roi_align/pyramid_roi_align.h"
 
@@ -60,33 +63,52 @@ int checked_int(py::ssize_t v, const char* what) {
   return (int)v;
 }
 
+// Attributes from a dict {name: int | float | sequence of floats} through the
+// host layer (defaults, names, counts, ranges).
 template <typename P>
 P params_from(const py::dict& attrs) {
-  P p;
+  std::vector<host::FieldValue> fields;
   int n = 0;
-  const AttrDesc* table = attr_table(p, &n);
+  const AttrDesc* table = attr_table(P{}, &n);
   for (auto item : attrs) {
-    const std::string name = py::str(item.first);
-    const AttrDesc* d = nullptr;
-    for (int i = 0; i < n; ++i)
-      if (name == table[i].name) d = &table[i];
-    if (!d) fail(std::string(op_name(p)) + ": unknown attribute " + name);
-    std::vector<double> v;
-    if (d->type == AttrType::kFloats) {
-      for (auto x : py::iterable(py::reinterpret_borrow<py::object>(item.second))) v.push_back(py::cast<double>(x));
+    host::FieldValue f;
+    f.name = py::str(item.first);
+    bool floats = false;
+    for (int i = 0; i < n; ++i) floats = floats || (f.name == table[i].name && table[i].type == AttrType::kFloats);
+    const py::object v = py::reinterpret_borrow<py::object>(item.second);
+    if (floats || (py::isinstance<py::sequence>(v) && !py::isinstance<py::str>(v))) {
+      for (auto x : py::iterable(v)) f.values.push_back(py::cast<double>(x));
     } else {
-      v.push_back(py::cast<double>(item.second));
+      f.kind = py::isinstance<py::int_>(v) ? host::FieldKind::kInt : host::FieldKind::kFloat;
+      f.values.push_back(py::cast<double>(v));
     }
-    if (!set_attr(p, name.c_str(), v.data(), (int)v.size())) {
-      if (d->type == AttrType::kInt)
-        fail(std::string(op_name(p)) + "." + name + " must be an int");
-      fail(std::string(op_name(p)) + "." + name + " needs " + std::to_string(d->length) + " values, got " +
-           std::to_string(v.size()));
-    }
+    fields.push_back(std::move(f));
   }
-  const std::string err = validate(p);
-  if (!err.empty()) fail(err);
-  return p;
+  try {
+    return host::parse_fields<P>(fields);
+  } catch (const host::HostError& e) {
+    fail(e.what());
+  }
+}
+
+// Runtime sizes of `p` from the input arrays' shapes (host layer: the
+// contract's ranks and size relations); returns the output shapes, with the
+// kernel-only outputs when `with_extra`.
+template <typename P>
+std::vector<std::vector<py::ssize_t>> sized(P& p, const std::vector<const py::array*>& inputs,
+                                            bool with_extra = false) {
+  std::vector<host::Dims> dims;
+  for (const py::array* a : inputs) dims.emplace_back(a->shape(), a->shape() + a->ndim());
+  std::vector<host::Dims> out;
+  try {
+    p = host::with_runtime_sizes(p, dims);
+    out = host::output_shapes(p, dims, with_extra);
+  } catch (const host::HostError& e) {
+    fail(e.what());
+  }
+  std::vector<std::vector<py::ssize_t>> r;
+  for (const auto& d : out) r.emplace_back(d.begin(), d.end());
+  return r;
 }
 
 template <typename P>
@@ -174,24 +196,15 @@ py::array py_pyramid_roi_align(const F32& boxes, const std::vector<py::array>& m
                                int threads) {
   PyramidROIAlignParams p = params_from<PyramidROIAlignParams>(attrs);
   if (maps.size() != 4) fail("PyramidROIAlign needs 4 feature maps (P2..P5)");
-  check_shape(boxes, {-1, -1, 4}, "boxes");
-  p.N = checked_int(boxes.shape(0), "N");
-  p.R = checked_int(boxes.shape(1), "R");
+  const auto out_shapes = sized(p, {&boxes, &maps[0], &maps[1], &maps[2], &maps[3]});
   const DType dt = data_dtype(maps[0], "P2");
-  if (maps[0].ndim() != 4) fail("P2 must have shape [N, C, H, W], got " + shape_str(maps[0]));
-  p.C = checked_int(maps[0].shape(1), "C");
   const void* ptrs[4];
   for (int l = 0; l < 4; ++l) {
     const std::string name = "P" + std::to_string(l + 2);
     if (data_dtype(maps[l], name.c_str()) != dt) fail(name + " must have the dtype of P2");
-    check_shape(maps[l], {p.N, p.C, -1, -1}, name.c_str());
-    p.H[l] = checked_int(maps[l].shape(2), "H");
-    p.W[l] = checked_int(maps[l].shape(3), "W");
     ptrs[l] = maps[l].data();
   }
-  const std::string err = validate_sizes(p);
-  if (!err.empty()) fail(err);
-  py::array out = new_like(dt, {p.N, p.R, p.C, p.pooled_size, p.pooled_size});
+  py::array out = new_like(dt, out_shapes[0]);
   void* o = out.mutable_data();
   const float* b = boxes.data();
   {
@@ -205,17 +218,12 @@ py::array py_pyramid_roi_align(const F32& boxes, const std::vector<py::array>& m
 py::tuple py_proposal_layer(const py::array& scores, const py::array& deltas, const F32& anchors,
                             const py::dict& attrs, int threads) {
   ProposalLayerParams p = params_from<ProposalLayerParams>(attrs);
+  const auto out_shapes = sized(p, {&scores, &deltas, &anchors}, /*with_extra=*/true);
   const DType dt = data_dtype(scores, "scores");
   if (data_dtype(deltas, "deltas") != dt) fail("deltas must have the dtype of scores");
-  if (scores.ndim() != 2) fail("scores must have shape [N, A], got " + shape_str(scores));
-  p.N = checked_int(scores.shape(0), "N");
-  p.A = checked_int(scores.shape(1), "A");
-  check_shape(deltas, {p.N, p.A, 4}, "deltas");
-  check_shape(anchors, {p.A, 4}, "anchors");
-  const int post = p.post_nms_topk;
-  py::array_t<float> rois({p.N, post, 4});
-  py::array_t<int32_t> count(p.N);
-  py::array_t<int32_t> anchor_index({p.N, post});
+  py::array_t<float> rois(out_shapes[0]);
+  py::array_t<int32_t> count(out_shapes[1]);
+  py::array_t<int32_t> anchor_index(out_shapes[2]);
   const void* s = scores.data();
   const void* d = deltas.data();
   const float* a = anchors.data();
@@ -233,19 +241,11 @@ py::tuple py_proposal_layer(const py::array& scores, const py::array& deltas, co
 py::tuple py_detection_layer(const F32& rois, const I32& roi_count, const py::array& probs, const py::array& deltas,
                              const F32& window, const py::dict& attrs, int threads) {
   DetectionLayerParams p = params_from<DetectionLayerParams>(attrs);
+  const auto out_shapes = sized(p, {&rois, &roi_count, &probs, &deltas, &window});
   const DType dt = data_dtype(probs, "probs");
   if (data_dtype(deltas, "deltas") != dt) fail("deltas must have the dtype of probs");
-  check_shape(rois, {-1, -1, 4}, "rois");
-  p.N = checked_int(rois.shape(0), "N");
-  p.R = checked_int(rois.shape(1), "R");
-  check_shape(roi_count, {p.N}, "roi_count");
-  if (probs.ndim() == 3 && probs.shape(2) != p.num_classes)
-    fail("probs have " + std::to_string(probs.shape(2)) + " classes, num_classes is " + std::to_string(p.num_classes));
-  check_shape(probs, {p.N, p.R, p.num_classes}, "probs");
-  check_shape(deltas, {p.N, p.R, p.num_classes, 4}, "deltas");
-  check_shape(window, {p.N, 4}, "window");
-  py::array_t<float> dets({p.N, p.max_instances, 6});
-  py::array_t<int32_t> count(p.N);
+  py::array_t<float> dets(out_shapes[0]);
+  py::array_t<int32_t> count(out_shapes[1]);
   const float* r = rois.data();
   const int32_t* rc = roi_count.data();
   const void* pr = probs.data();
@@ -282,6 +282,8 @@ PYBIND11_MODULE(_cpu, m) {
     d[kDetectionLayer] = attrs_of(DetectionLayerParams{});
     return d;
   }, "Attribute values of default-constructed C++ params structs: op -> {name: value}.");
+  m.def("contract_json", []() { return host::contract_json(); },
+        "The op contract as compiled (host layer): JSON with attributes, tensors and size symbols per op.");
   m.def("validate", [](const std::string& op, const py::dict& attrs) -> py::dict {
     if (op == kPyramidROIAlign) return attrs_of(params_from<PyramidROIAlignParams>(attrs));
     if (op == kProposalLayer) return attrs_of(params_from<ProposalLayerParams>(attrs));
