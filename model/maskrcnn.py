@@ -1,4 +1,4 @@
-"""The Mask R-CNN network (spec §2-§3), batched, for inference and training.
+"""The Mask R-CNN network (docs/model.md §2-§3), batched, for inference and training.
 
 ``MaskRCNN(config)`` registers ``fpn``, ``rpn``, ``classifier``, ``mask`` in the
 original order, so ``state_dict()`` has exactly the original keys (plus
@@ -55,7 +55,7 @@ class MaskRCNN(nn.Module):
                              .mul_(256).view(1, -1, 1, 1), persistent=False)
         self.ops = make_ops(config, ops_backend)
         self.initialize_weights()
-        # BatchNorm is frozen (inference statistics, no gradient), spec §4.3
+        # BatchNorm is frozen (inference statistics, no gradient), docs/model.md §4.3
         for m in self.modules():
             if isinstance(m, nn.BatchNorm2d):
                 for p in m.parameters():
@@ -63,7 +63,7 @@ class MaskRCNN(nn.Module):
 
     # ------------------------------------------------------------------ weights
     def initialize_weights(self) -> None:
-        """Original initialization (spec §4.6): xavier convs, N(0, 0.01) linears."""
+        """Original initialization (docs/model.md §4.6): xavier convs, N(0, 0.01) linears."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight)

@@ -234,7 +234,7 @@ def attrs_from_config(cfg, op: str, *, pooled_size: int | None = None, training:
                  nms_threshold=float(cfg.RPN_NMS_THRESHOLD), rpn_bbox_std_dev=tuple(cfg.RPN_BBOX_STD_DEV),
                  image_size=S)
     elif op == "DetectionLayer":
-        # The original refines final boxes with RPN_BBOX_STD_DEV (spec §3.7; equal values).
+        # The original refines final boxes with RPN_BBOX_STD_DEV (docs/model.md §3.9; equal values).
         d = dict(num_classes=cfg.NUM_CLASSES, min_confidence=float(cfg.DETECTION_MIN_CONFIDENCE),
                  nms_threshold=float(cfg.DETECTION_NMS_THRESHOLD), max_instances=cfg.DETECTION_MAX_INSTANCES,
                  bbox_std_dev=tuple(cfg.RPN_BBOX_STD_DEV), image_size=S)
