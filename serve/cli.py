@@ -28,7 +28,8 @@ from ..options import add_output, add_threads, nonnegative_int, port_number, pos
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrcnn-triton", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{repo,serve,infer}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{repo,serve,infer}",
+                         help="what to do (each has its own --help)")
 
     r = sub.add_parser("repo", help="write a Triton model repository from an exported model",
                        description="Write a Triton model repository (see serve/repository.py).")
@@ -38,9 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--name", default="mrcnn", help="ensemble name; the other models are NAME_preprocess, "
                                                    "NAME_network, NAME_postprocess (default mrcnn)")
     r.add_argument("--backend", choices=["python", "onnxruntime", "tensorrt"],
-                   help="network model: python = ONNX Runtime + custom ops in the Python backend (default for "
-                        ".onnx); onnxruntime = Triton's onnxruntime backend + model_operations; tensorrt = "
-                        "tensorrt_plan + plugin library (default for .plan)")
+                   help="network model (default: python for .onnx, tensorrt for .plan): python = ONNX Runtime + "
+                        "custom ops in the Python backend; onnxruntime = Triton's onnxruntime backend + "
+                        "model_operations; tensorrt = tensorrt_plan + plugin library")
     r.add_argument("--instances", type=positive_int, default=1, metavar="N",
                    help="instances of each model (instance_group count; default 1)")
     r.add_argument("--max-batch", type=positive_int, metavar="N",

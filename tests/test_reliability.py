@@ -4,6 +4,7 @@ One test (or a few) per reported item; the corpus of odd inputs is built here.
 Commands run in-process where possible (fast) and as real processes where a
 signal must be delivered.
 """
+import argparse
 import errno
 import json
 import os
@@ -542,15 +543,20 @@ def test_every_option_has_help_and_defaults_appear_once():
 
     text = open(os.path.join(REPO, "setup.py")).read()
     for name, module in re.findall(r'"(mrcnn-[a-z-]+) = ([\w.]+):main"', text):
-        parser = importlib.import_module(module).build_parser()
-        for a in parser._actions:
-            if a.dest == "help":
-                continue
-            assert a.help and a.help.strip(), f"{name} {a.option_strings or a.dest} has no help"
-        assert "(default: None)" not in parser.format_help(), name
-        for a in parser._actions:
-            if a.help:
-                assert a.help.count("default") <= 1, f"{name} {a.option_strings}: {a.help}"
+        top = importlib.import_module(module).build_parser()
+        parsers = [(name, top)]
+        for a in top._actions:          # subcommands (mrcnn-triton repo/serve/infer) too
+            if isinstance(a, argparse._SubParsersAction):
+                parsers += [(f"{name} {sub}", sp) for sub, sp in a.choices.items()]
+        for label, parser in parsers:
+            for a in parser._actions:
+                if a.dest == "help":
+                    continue
+                assert a.help and a.help.strip(), f"{label} {a.option_strings or a.dest} has no help"
+            assert "(default: None)" not in parser.format_help(), label
+            for a in parser._actions:
+                if a.help:
+                    assert a.help.count("default") <= 1, f"{label} {a.option_strings}: {a.help}"
 
 
 # ----------------------------------------------------------------- 17. no warnings printed
