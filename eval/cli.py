@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 
 from ..cli import run_main
 from ..errors import UserError
+from ..options import nonnegative_int, positive_int
 
 CLASS_MAPS = ("auto", "none", "coco-to-cityscapes", "shapes-to-cityscapes")
 
@@ -33,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", required=True, help="dataset folder (or a COCO instances .json)")
     p.add_argument("--split", default="val")
     p.add_argument("--limit", type=int, help="evaluate the first N images")
-    p.add_argument("--batch", type=int, default=1, help="images per network call (fixed-batch engines: <= their batch)")
+    p.add_argument("--batch", type=positive_int, default=1, metavar="N",
+                   help="images per network call (default 1; at most the model's batch, or the top of a "
+                        "dynamic batch's range)")
     p.add_argument("--out", default="eval_out", help="output folder (default eval_out)")
     p.add_argument("--backend", choices=["auto", "tensorrt", "onnxruntime", "torch"], default="auto")
     p.add_argument("--config", help="config for a .pth (default: from the checkpoint)")
@@ -42,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-vis", type=int, default=0, metavar="K", help="save K pictures of detections")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (ONNX Runtime / PyTorch)")
     p.add_argument("--warmup", type=int, default=1, help="untimed warm-up calls")
+    p.add_argument("--pipeline", type=nonnegative_int, default=2, metavar="N",
+                   help="batches read/molded ahead and post-processed behind the network call, overlapped "
+                        "with it (default 2; 0: one step after the other)")
     return p
 
 
@@ -99,10 +105,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     runner = open_runner(args.engine, args.backend, threads=args.threads, config=args.config)
     if runner.fixed_batch is not None and args.batch > runner.fixed_batch:
         raise UserError(f"--batch {args.batch} exceeds the model's fixed batch {runner.fixed_batch}")
+    if runner.max_batch is not None and args.batch > runner.max_batch:
+        raise UserError(f"--batch {args.batch} exceeds the model's dynamic batch range 1..{runner.max_batch}")
     os.makedirs(args.out, exist_ok=True)
     evaluator = make_evaluator(args.dataset, dataset, runner.config.CLASS_NAMES, args.class_map, args.out)
     metrics = evaluate(runner, dataset, evaluator, batch_size=args.batch, limit=args.limit, out_dir=args.out,
-                       save_vis=args.save_vis, warmup=args.warmup)
+                       save_vis=args.save_vis, warmup=args.warmup, pipeline=args.pipeline)
     metrics.update(backend=runner.backend, model=os.path.abspath(args.engine) if args.engine else "shipped:shapes",
                    dataset=args.dataset, data_root=os.path.abspath(args.data_root), split=args.split)
     write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
