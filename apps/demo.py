@@ -74,20 +74,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     summary, ok = [], 0
     bar = progress(range(0, len(files), args.batch), total=(len(files) + args.batch - 1) // args.batch,
                    desc="demo", unit="batch")
-    for start in bar:
+
+    def read(start):   # pipeline stage 1 (a reader thread): decode the next batch
         chunk = files[start:start + args.batch]
-        images, names = [], []
+        images, names, failed = [], [], []
         for f in chunk:
             try:
                 images.append(load_image(f))
                 names.append(f)
             except (ValueError, UserError) as e:
                 print(f"warning: {e}; skipped", file=sys.stderr)
-                summary.append({"image": f, "error": str(e)})
+                failed.append({"image": f, "error": str(e)})
+        return images, names, failed
+
+    def network(item):   # stage 2 (this thread)
+        images = item[0]
         if not images:
-            continue
+            return []
         with torch.no_grad():
-            results = model.detect(images)
+            return model.detect(images)
+
+    def write(item, results):   # stage 3 (a writer thread, in order): JSON + PNG
+        nonlocal ok
+        images, names, failed = item
+        summary.extend(failed)
         for f, im, r in zip(names, images, results):
             stem = os.path.splitext(os.path.basename(f))[0]
             js = result_to_json(r, cfg.CLASS_NAMES, f)
@@ -100,6 +110,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             summary.append({"image": f, "json": stem + ".json", "png": stem + ".png",
                             "detections": len(js["detections"])})
             ok += 1
+
+    from mrcnn_trt.runtime.pipeline import run_pipelined
+
+    run_pipelined((read(start) for start in bar), network, write)
     write_json_atomic(os.path.join(args.out, "summary.json"), {"processed": ok, "images": summary})
     print(f"{ok}/{len(files)} images processed; results in {args.out}")
     return 0 if ok else 1
