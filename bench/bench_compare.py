@@ -174,7 +174,6 @@ def count_gflop(model, x, w) -> float:
 def conv_ceiling(threads: int, size: int, repeat: int = 5) -> float:
     """GFLOP/s of one 3x3 convolution, 256 -> 256 channels on [1, 256, size, size], in ONNX Runtime."""
     import numpy as np
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 

@@ -216,6 +216,7 @@ def calibrate_ranges(onnx_path: str, batches: Iterable, *, batch: Optional[int],
 
     from mrcnn_trt.plugins.ort import make_session
     from mrcnn_trt.runtime.batcher import as_pairs, pad_batch
+    from mrcnn_trt.runtime.pipeline import prefetch
 
     from .stats import make_collector
 
@@ -241,7 +242,8 @@ def calibrate_ranges(onnx_path: str, batches: Iterable, *, batch: Optional[int],
 
         bar = progress_bar(None, total=total_images, desc=progress, unit="img")
     try:
-        for images, windows in as_pairs(batches, image_size):
+        # the next images are read and molded while the model runs
+        for images, windows in as_pairs(prefetch(batches, 2), image_size):
             n = images.shape[0]
             if batch is not None:
                 images, windows = pad_batch(images, windows, batch)

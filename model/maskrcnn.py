@@ -177,7 +177,6 @@ class MaskRCNN(nn.Module):
         ``mask_probs_all`` [N,k,K,28,28] (the first k = max(count) detection slots:
         the mask head skips the empty ones).
         """
-        s = self.config.IMAGE_MAX_DIM
         molded = self.normalize(images)
         maps = self.features(molded)
         _, rpn_probs, rpn_deltas = self.rpn_outputs(maps)

@@ -3,7 +3,6 @@ against NumPy and against ONNX Runtime's own calibration collectors, and the
 streaming calibration of a real model against ONNX Runtime's calibrators."""
 import contextlib
 import io
-import json
 
 import numpy as np
 import pytest
