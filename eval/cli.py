@@ -9,7 +9,10 @@ with our ops, .pth -> PyTorch). COCO data: ``DATA_ROOT/annotations/instances_<sp
 + images (or pass the json itself); Cityscapes: ``DATA_ROOT/leftImg8bit`` + ``gtFine``.
 
 Writes to --out: metrics.json, per_class.txt, COCO-format predictions, the
-official Cityscapes result files, and --save-vis K pictures.
+official Cityscapes result files, and --save-vis K pictures. Reading and
+molding the next images and unmolding/scoring the last ones overlap the
+network call (--pipeline); a dynamic-batch model (mrcnn-export --batch dynamic)
+takes any --batch up to its maximum.
 """
 from __future__ import annotations
 
@@ -80,7 +83,9 @@ def summary_line(metrics: dict) -> str:
         parts.append(f"cityscapes AP {_fmt(metrics['cityscapes'].get('AP'))} "
                      f"AP50 {_fmt(metrics['cityscapes'].get('AP50'))}")
     lat = metrics.get("latency_ms", {})
-    parts.append(f"latency p50 {lat.get('p50')} ms/call, {metrics.get('throughput_ips')} img/s end-to-end")
+    eff = metrics.get("pipeline_efficiency")
+    parts.append(f"latency p50 {lat.get('p50')} ms/call, {metrics.get('throughput_ips')} img/s end-to-end"
+                 + (f" ({100 * eff:.0f} % of the network's rate)" if eff else ""))
     return " | ".join(parts)
 
 
