@@ -10,7 +10,7 @@ of the measured convolution ceiling of this CPU.
 
 torchvision cannot be imported beside this project's CPU torch 2.13, so its
 models run in their own venv, ``.cache/torchvision-venv`` (``pip install
-torch==2.14.1 torchvision==0.29.1``: a CUDA build, about 5.5 GB, that runs on
+torch==2.14.1 torchvision==0.29.1`` + onnx: a CUDA build, about 5.5 GB, that runs on
 the CPU). The full run builds it once (``--torchvision build``, the default
 there) and reuses it afterwards; ``--small`` only uses it when it exists.
 The torchvision rows talk to ``bench/torchvision_worker.py`` running in that
@@ -46,7 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SEED_IMAGES = os.path.join(REPO, "..", "shared", "data", "seed-images")
 TV_VENV = os.path.join(REPO, ".cache", "torchvision-venv")
-TV_REQUIREMENTS = ["torch==2.14.1", "torchvision==0.29.1"]
+TV_REQUIREMENTS = ["torch==2.14.1", "torchvision==0.29.1", "onnx==1.23.2"]   # onnx: its ONNX export
 
 
 def load_avg() -> str:
@@ -312,6 +312,7 @@ def main(argv=None):
             so = ort.SessionOptions()
             so.intra_op_num_threads = args.threads
             so.inter_op_num_threads = 1
+            so.log_severity_level = 3   # its legacy export declares 1 detection; ORT warns about 100 each run
             sess = ort.InferenceSession(tv_onnx, so, providers=["CPUExecutionProvider"])
             feed = {sess.get_inputs()[0].name: np.ascontiguousarray(
                 molded.transpose(2, 0, 1).astype(np.float32) / 255.0)}
