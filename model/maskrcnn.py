@@ -164,7 +164,7 @@ class MaskRCNN(nn.Module):
         masks = torch.gather(probs, 2, idx).squeeze(2)                          # [N, k, 28, 28]
         if sliced:
             masks = torch.cat([masks, masks.new_zeros(n, d - k, h, w)], dim=1)
-        valid = torch.arange(d, device=count.device).view(1, d) < count.view(n, 1).to(torch.int64)
+        valid = torch.arange(d, dtype=count.dtype, device=count.device).view(1, d) < count.view(n, 1)
         return masks * valid.view(n, d, 1, 1).to(masks.dtype), probs
 
     # ------------------------------------------------------------------ inference
