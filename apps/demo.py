@@ -89,6 +89,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mrcnn_trt.fileio import atomic_path, output_folder, write_json_atomic
     from mrcnn_trt.model.checkpoint import load_model
     from mrcnn_trt.model.molding import load_image
+    from mrcnn_trt.runtime.pipeline import run_pipelined
     from mrcnn_trt.runtime.results import result_to_json
     from mrcnn_trt.visualize import draw_detections
 
@@ -103,35 +104,49 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print("note: this is the small shipped shapes model: it only knows circles, squares and triangles; "
                   "pass real weights with --weights mask_rcnn_coco.pth", file=sys.stderr)
     stems = output_stems(files)
-    summary, ok, failed = [], 0, 0
+    summary, counts = [], {"ok": 0, "failed": 0}
+
+    def read(start):   # stage 1 (a reader thread): decode the next batch
+        images, names, failed = [], [], []
+        for f in files[start:start + args.batch]:
+            try:
+                images.append(load_image(f))
+                names.append(f)
+            except (ValueError, UserError) as e:
+                print(f"warning: {e}; skipped", file=sys.stderr)
+                failed.append({"image": f, "error": str(e)})
+        return images, names, failed
+
+    def network(item):   # stage 2 (this thread)
+        if not item[0]:
+            return []
+        with torch.no_grad():
+            return model.detect(item[0])
+
+    def write(item, results):   # stage 3 (a writer thread, in input order): JSON + PNG
+        images, names, failed = item
+        summary.extend(failed)
+        counts["failed"] += len(failed)
+        for f, im, r in zip(names, images, results):
+            stem = stems[f]
+            js = result_to_json(r, cfg.CLASS_NAMES, f)
+            write_json_atomic(os.path.join(args.out, stem + ".json"), js)
+            with atomic_path(os.path.join(args.out, stem + ".png")) as tmp:
+                draw_detections(im, r, cfg.CLASS_NAMES).save(tmp, format="PNG")
+            summary.append({"image": f, "json": stem + ".json", "png": stem + ".png",
+                            "detections": len(js["detections"])})
+            counts["ok"] += 1
+
     with output_folder(args.out):
         bar = progress(range(0, len(files), args.batch), total=(len(files) + args.batch - 1) // args.batch,
                        desc="demo", unit="batch")
-        for start in bar:
-            images, names = [], []
-            for f in files[start:start + args.batch]:
-                try:
-                    images.append(load_image(f))
-                    names.append(f)
-                except (ValueError, UserError) as e:
-                    print(f"warning: {e}; skipped", file=sys.stderr)
-                    summary.append({"image": f, "error": str(e)})
-                    failed += 1
-            if not images:
-                continue
-            with torch.no_grad():
-                results = model.detect(images)
-            for f, im, r in zip(names, images, results):
-                stem = stems[f]
-                js = result_to_json(r, cfg.CLASS_NAMES, f)
-                write_json_atomic(os.path.join(args.out, stem + ".json"), js)
-                with atomic_path(os.path.join(args.out, stem + ".png")) as tmp:
-                    draw_detections(im, r, cfg.CLASS_NAMES).save(tmp, format="PNG")
-                summary.append({"image": f, "json": stem + ".json", "png": stem + ".png",
-                                "detections": len(js["detections"])})
-                ok += 1
-        write_json_atomic(os.path.join(args.out, "summary.json"),
-                          {"processed": ok, "failed": failed, "images": summary})
+        try:
+            run_pipelined((read(start) for start in bar), network, write)
+        finally:   # also after Ctrl-C: what was written is listed (nothing at all: no folder is left)
+            if summary:
+                write_json_atomic(os.path.join(args.out, "summary.json"),
+                                  {"processed": counts["ok"], "failed": counts["failed"], "images": summary})
+    ok, failed = counts["ok"], counts["failed"]
     print(f"{ok}/{len(files)} images processed; results in {args.out}")
     if not ok:
         return EXIT_NOTHING_DONE

@@ -2,6 +2,8 @@
 flavor, plugin flavor) vs INT8, for R-101 at 1024 and the small shipped model.
 
     python bench/bench_e2e.py [--threads 2] [--repeat 5] [--models r101,shapes] [--int8]
+    python bench/bench_e2e.py --batches 1,2,4,8 [--models shapes,r101]   # images/s vs batch (dynamic batch)
+    python bench/bench_e2e.py --eval 200                                  # pipelined evaluation vs 1/latency
 
 "End to end" = molding + network + unmolding of one real-looking image (a
 synthetic shapes image; the seed photos when ../shared/data is present), batch 1.
@@ -10,6 +12,13 @@ after one warm-up; ratios are relative to PyTorch eager. Export times and ONNX
 file sizes are printed as well. R-101 uses random weights (sharpened so the
 heads produce detections) with DETECTION_MIN_CONFIDENCE 0.3: the cost of the
 detection/mask stages depends on the number of detections.
+
+--batches: one dynamic-batch export per model (``--batch dynamic --max-batch
+max(B)``, mask head on the valid slots), network images/s at each batch B on
+distinct images (the seed photos, else synthetic ones), batches interleaved
+over --repeat rounds, medians. --eval N: the shipped model evaluated
+(pycocotools) on N synthetic images, serial vs pipelined loop, interleaved:
+end-to-end images/s next to 1 / (median network time per image).
 """
 from __future__ import annotations
 
@@ -67,14 +76,116 @@ def build(name):
     return m.eval()
 
 
+def load_avg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def test_images(n):
+    """n distinct images: the seed photos (cycled), else synthetic shapes images."""
+    from mrcnn_trt.model.molding import load_image
+
+    if os.path.isdir(SEED_IMAGES):
+        files = sorted(f for f in os.listdir(SEED_IMAGES) if f.endswith(".jpg"))
+        return [load_image(os.path.join(SEED_IMAGES, files[i % len(files)])) for i in range(n)]
+    from mrcnn_trt.data.synthetic import SyntheticShapesDataset
+
+    ds = SyntheticShapesDataset(n, seed=99, split="val")
+    return [ds.load_image(i) for i in range(n)]
+
+
+def batch_table(args):
+    from mrcnn_trt.export.exporter import export_onnx
+    from mrcnn_trt.model.molding import mold_batch
+    from mrcnn_trt.runtime.runners import OnnxRunner
+
+    sizes = [int(b) for b in args.batches.split(",")]
+    tmp = tempfile.mkdtemp(prefix="mrcnn_bench_batch_")
+    rows = []
+    for name in args.models.split(","):
+        model = build(name)
+        path = os.path.join(tmp, f"{name}_dyn.onnx")
+        export_onnx(model, path, batch=max(max(sizes), 2), dynamic_batch=True, mask_head="valid")
+        runner = OnnxRunner(path, threads=args.threads)
+        x, w, _ = mold_batch(test_images(max(sizes)), model.config)
+        times = {b: [] for b in sizes}
+        for b in sizes:   # warm-up
+            runner(x[:b], w[:b])
+        for _ in range(args.repeat):
+            for b in sizes:
+                t0 = time.perf_counter()
+                runner(x[:b], w[:b])
+                times[b].append(time.perf_counter() - t0)
+        ips = {b: b / statistics.median(v) for b, v in times.items()}
+        rows.append((name, ips))
+        print(f"   {name}: " + ", ".join(f"batch {b} {v:.2f} img/s" for b, v in ips.items()), file=sys.stderr)
+    print("\n| model | " + " | ".join(f"batch {b}" for b in sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    for name, ips in rows:
+        print(f"| {name} | " + " | ".join(f"{ips[b]:.2f} img/s ({ips[b] / ips[sizes[0]]:.2f}x)" for b in sizes) + " |")
+    print(f"\nONNX Runtime (our ops, dynamic batch), {args.threads} threads, network images/s, "
+          f"median of {args.repeat} interleaved rounds")
+
+
+def eval_table(args):
+    from mrcnn_trt.data import open_dataset
+    from mrcnn_trt.data.synthetic import write_dataset
+    from mrcnn_trt.eval.evaluate import evaluate
+    from mrcnn_trt.eval.evaluators import COCOEvaluator
+    from mrcnn_trt.export.exporter import export_onnx
+    from mrcnn_trt.model.checkpoint import shipped_model_path
+    from mrcnn_trt.runtime.runners import OnnxRunner
+
+    os.environ.setdefault("MRCNN_PROGRESS", "0")
+    tmp = tempfile.mkdtemp(prefix="mrcnn_bench_eval_")
+    model = build("shapes")
+    rows = []
+    for mask_head in ("all", "valid"):
+        path = os.path.join(tmp, f"shapes_{mask_head}.onnx")
+        export_onnx(model, path, weights_path=shipped_model_path(), mask_head=mask_head)
+        rows.append((mask_head, OnnxRunner(path, threads=args.threads)))
+    root = os.path.join(tmp, "val")
+    write_dataset(root, num_images=args.eval, seed=777, split="val", show_progress=False)
+    ds = open_dataset(root, "val")
+    res = {}
+    for _ in range(2):
+        for mask_head, runner in rows:
+            for depth in (0, 2):
+                m = evaluate(runner, ds, COCOEvaluator(ds, class_names=runner.config.CLASS_NAMES), pipeline=depth)
+                res.setdefault((mask_head, depth), []).append(m)
+    print("\n| shipped model, ORT | loop | mask AP | network ms / image (p50) | 1 / latency | end-to-end img/s | "
+          "efficiency |")
+    print("|---|---|---|---|---|---|---|")
+    for (mask_head, depth), ms in res.items():
+        lat = statistics.median(m["latency_per_image_ms"]["p50"] for m in ms)
+        ips = statistics.median(m["throughput_ips"] for m in ms)
+        print(f"| mask head {mask_head} | {'pipelined' if depth else 'serial'} | {100 * ms[0]['segm']['AP']:.2f} | "
+              f"{lat:.1f} | {1000 / lat:.1f} | {ips:.1f} | {ips * lat / 1000:.2f} |")
+    print(f"\n{args.eval} synthetic images, {args.threads} threads, median of 2 interleaved runs")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--models", default="shapes,r101")
     ap.add_argument("--int8", action="store_true", help="also quantize (mrcnn-calibrate) and time the INT8 model")
+    ap.add_argument("--batches", help="images/s at these batch sizes, e.g. 1,2,4,8 (dynamic-batch export)")
+    ap.add_argument("--eval", type=int, default=0, metavar="N",
+                    help="pipelined vs serial evaluation of the shipped model on N synthetic images")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    print(f"# load average {load_avg()} (start)", file=sys.stderr)
+    if args.batches:
+        batch_table(args)
+    if args.eval:
+        eval_table(args)
+    if args.batches or args.eval:
+        print(f"# load average {load_avg()} (end)", file=sys.stderr)
+        return
     from mrcnn_trt.runtime.runners import OnnxRunner, TorchRunner
     from mrcnn_trt.export.exporter import export_onnx
 

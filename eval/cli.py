@@ -13,7 +13,10 @@ COCO AP counts every detection: evaluate a model exported with
 ``mrcnn-export --min-confidence 0`` (a .pth takes ``--min-confidence 0`` here).
 
 Writes to -o/--out: metrics.json, per_class.txt, COCO-format predictions, the
-official Cityscapes result files, and --save-vis K pictures.
+official Cityscapes result files, and --save-vis K pictures. Reading and
+molding the next images and unmolding/scoring the last ones overlap the
+network call (--pipeline); a dynamic-batch model (mrcnn-export --batch dynamic)
+takes any --batch up to its maximum.
 
 Exit codes: 0 done, 4 some images could not be read (left out, listed in
 metrics.json), 130 Ctrl-C / 143 SIGTERM (the images done so far are evaluated
@@ -42,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_model(p)
     options.add_dataset(p)
     options.add_limit(p)
-    options.add_batch(p, help="images per network call (fixed-batch models: at most their batch; default 1)")
+    options.add_batch(p, help="images per network call (default 1; at most the model's batch, or the top of a "
+                              "dynamic batch's range)")
     options.add_output(p, default="eval_out")
     p.add_argument("--backend", choices=["auto", "tensorrt", "onnxruntime", "torch"], default="auto",
                    help="auto (default): from the model file's extension")
@@ -56,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_threads(p)
     p.add_argument("--warmup", type=options.nonnegative_int, default=1, metavar="N",
                    help="untimed warm-up calls (default 1)")
+    p.add_argument("--pipeline", type=options.nonnegative_int, default=2, metavar="N",
+                   help="batches read/molded ahead and post-processed behind the network call, overlapped "
+                        "with it (default 2; 0: one step after the other)")
     p.add_argument("--report", action="store_true",
                    help="also write report.html + report.md: the paper's numbers side by side, TIDE errors, "
                         "AP by size, confusion matrix, PR curves, worst false positives / missed objects "
@@ -102,7 +109,9 @@ def summary_line(metrics: dict) -> str:
         parts.append(f"cityscapes AP {_fmt(metrics['cityscapes'].get('AP'))} "
                      f"AP50 {_fmt(metrics['cityscapes'].get('AP50'))}")
     lat = metrics.get("latency_ms", {})
-    parts.append(f"latency p50 {lat.get('p50')} ms/call, {metrics.get('throughput_ips')} img/s end-to-end")
+    eff = metrics.get("pipeline_efficiency")
+    parts.append(f"latency p50 {lat.get('p50')} ms/call, {metrics.get('throughput_ips')} img/s end-to-end"
+                 + (f" ({100 * eff:.0f} % of the network's rate)" if eff else ""))
     return " | ".join(parts)
 
 
@@ -137,6 +146,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         runner.set_min_confidence(args.min_confidence)
     if runner.fixed_batch is not None and args.batch > runner.fixed_batch:
         raise UserError(f"--batch {args.batch} exceeds the model's fixed batch {runner.fixed_batch}")
+    if runner.max_batch is not None and args.batch > runner.max_batch:
+        raise UserError(f"--batch {args.batch} exceeds the model's dynamic batch range 1..{runner.max_batch}")
     min_conf = runner.config.DETECTION_MIN_CONFIDENCE
     warning = confidence_warning(min_conf, runner.backend)
     if warning:
@@ -150,7 +161,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with output_folder(args.out):
         evaluator = make_evaluator(args.dataset, dataset, runner.config.CLASS_NAMES, args.class_map, args.out)
         metrics = evaluate(runner, dataset, evaluator, batch_size=args.batch, limit=args.limit, out_dir=args.out,
-                           save_vis=args.save_vis, warmup=args.warmup)
+                           save_vis=args.save_vis, warmup=args.warmup, pipeline=args.pipeline)
         metrics.update(backend=runner.backend, model=os.path.abspath(args.model) if args.model else "shipped:shapes",
                        dataset=args.dataset, data_root=os.path.abspath(args.data_root), split=args.split,
                        min_confidence=min_conf)

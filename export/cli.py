@@ -3,6 +3,8 @@
     mrcnn-export --weights mask_rcnn_coco.pth --min-confidence 0 -o coco_eval.onnx   # for COCO AP
     mrcnn-export --weights mask_rcnn_coco.pth -o coco.onnx     # deployment: the preset's cut-off (0.7)
     mrcnn-export --weights w.pth --config cityscapes --flavor standard --batch 2 -o cs.onnx
+    mrcnn-export --weights w.pth --batch dynamic --max-batch 8 -o dyn.onnx   # any batch 1..8
+    mrcnn-export --weights w.pth --mask-head valid -o cpu.onnx   # ONNX Runtime: no work on empty detection slots
     mrcnn-export                                              # the shipped shapes model
 
 DETECTION_MIN_CONFIDENCE is part of the graph (detections below it never leave
@@ -22,6 +24,16 @@ from ..cli import run_main
 from ..errors import UserError
 
 
+def batch_size(text: str):
+    """``--batch``: a fixed batch N >= 1, or ``dynamic``."""
+    if text.strip().lower() == "dynamic":
+        return "dynamic"
+    return options.positive_int(text)
+
+
+batch_size.__name__ = "batch size"
+
+
 def _image_size(text: str) -> int:
     v = options.positive_int(text)
     if v % 64:
@@ -39,9 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override IMAGE_MAX_DIM (a multiple of 64)")
     options.add_min_confidence(p, help="override DETECTION_MIN_CONFIDENCE, baked into the graph: 0 for COCO AP "
                                        "evaluation, e.g. 0.7 for deployment (default: the config's)")
-    options.add_batch(p, help="fixed batch size N (default 1)")
+    p.add_argument("--batch", type=batch_size, default=1, metavar="N|dynamic",
+                   help="fixed batch size N (default 1), or 'dynamic': any batch 1..--max-batch")
+    p.add_argument("--max-batch", type=options.positive_int, metavar="N",
+                   help="largest batch of a --batch dynamic model (default 8)")
     p.add_argument("--flavor", choices=["trt", "standard"], default="trt",
                    help="trt (default): custom plugin nodes; standard: only standard ONNX ops")
+    p.add_argument("--mask-head", choices=["all", "valid"], default="all",
+                   help="all (default; TensorRT and ONNX Runtime): the mask head runs on every detection slot "
+                        "(static shapes); valid: only on the slots with a detection (data-dependent shapes: "
+                        "ONNX Runtime only, faster on the CPU; trt flavor)")
     options.add_output(p, default="model.onnx", what="file")
     return p
 
@@ -49,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
 @run_main
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    dynamic = args.batch == "dynamic"
+    if args.max_batch is not None and not dynamic:
+        raise UserError("--max-batch goes with --batch dynamic")
+    batch = (args.max_batch or 8) if dynamic else args.batch
+    if dynamic and batch < 2:
+        raise UserError("--batch dynamic needs --max-batch >= 2 (for one image export --batch 1)")
     if args.weights and not os.path.exists(args.weights):
         raise UserError(f"weights file not found: {args.weights}")
     out_dir = os.path.dirname(os.path.abspath(args.out))
@@ -76,9 +101,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     load_weights(model, weights)
     model.eval()
     print(f"exporting {cfg.NAME} ({cfg.BACKBONE}, {cfg.NUM_CLASSES} classes, {cfg.IMAGE_MAX_DIM}px, "
-          f"batch {args.batch}, flavor {args.flavor}, min confidence {cfg.DETECTION_MIN_CONFIDENCE:g}) ...",
-          file=sys.stderr)
-    side = export_onnx(model, args.out, batch=args.batch, flavor=args.flavor, weights_path=weights)
+          f"batch {f'1..{batch} (dynamic)' if dynamic else batch}, flavor {args.flavor}, "
+          f"min confidence {cfg.DETECTION_MIN_CONFIDENCE:g}) ...", file=sys.stderr)
+    side = export_onnx(model, args.out, batch=batch, flavor=args.flavor, weights_path=weights,
+                       dynamic_batch=dynamic, mask_head=args.mask_head)
     print(f"wrote {args.out} ({side['onnx_bytes'] / 1e6:.1f} MB, {side['export_seconds']} s) "
           f"and {args.out}.json")
     return 0

@@ -9,6 +9,9 @@ Graph interface (both flavors):
 * outputs: ``detections`` float32 [N,D,6] (y1, x1, y2, x2 padded pixels,
   class id, score), ``count`` int32 [N], ``masks`` float32 [N,D,28,28]
   (probabilities of each detection's class). D = DETECTION_MAX_INSTANCES.
+* N is fixed (``batch``), or with ``dynamic_batch`` the symbolic dimension
+  ``batch`` (any 1..``batch``; the sidecar records ``"dynamic_batch": true``,
+  ``"batch": N`` = the maximum and ``"batch_range": [1, N]``).
 
 Flavors:
 
@@ -48,10 +51,19 @@ INPUT_NAMES = ["images", "windows"]
 OUTPUT_NAMES = ["detections", "count", "masks"]
 
 
+MASK_HEADS = ("all", "valid")
+
+
 class OnnxNodeOps(TorchOps):
-    """Emits the custom ONNX nodes while exporting; falls back to the reference otherwise."""
+    """Emits the custom ONNX nodes while exporting; falls back to the reference otherwise.
+
+    ``mask_head`` tells the model which mask head to trace (``MaskRCNN.valid_slots``)."""
 
     name = "onnx"
+
+    def __init__(self, config, mask_head: str = "all"):
+        super().__init__(config)
+        self.mask_head = mask_head
 
     def _node(self, op, inputs, attrs):
         """One custom node; output shapes and dtypes from the op contract (plugins/opdefs.py)."""
@@ -108,9 +120,15 @@ def quiet_torch_logs():
 
 
 def export_onnx(model, path: str, batch: int = 1, flavor: str = "trt", weights_path: Optional[str] = None,
-                verbose: bool = False) -> dict:
+                verbose: bool = False, dynamic_batch: bool = False, mask_head: str = "all") -> dict:
     """Export ``model`` (a MaskRCNN in eval mode, CPU) to ``path`` atomically, with its sidecar.
 
+    ``batch``: the fixed batch N, or with ``dynamic_batch`` the largest one:
+    the graph's batch dimension is then the symbol ``batch`` (any 1..N) and the
+    sidecar says ``"dynamic_batch": true, "batch": N, "batch_range": [1, N]``.
+    ``mask_head``: ``"all"`` runs the mask head on every detection slot (static
+    shapes: TensorRT), ``"valid"`` only on the first max(count) slots
+    (data-dependent shapes: ONNX Runtime; no work on empty slots).
     Returns the sidecar dict.
     """
     import onnx
@@ -119,14 +137,27 @@ def export_onnx(model, path: str, batch: int = 1, flavor: str = "trt", weights_p
         raise UserError(f"unknown flavor {flavor!r} (trt|standard)")
     if batch < 1:
         raise UserError("--batch must be >= 1")
+    if dynamic_batch and batch < 2:
+        raise UserError("a dynamic batch needs --max-batch >= 2 (for batch 1 export a fixed batch)")
+    if mask_head not in MASK_HEADS:
+        raise UserError(f"unknown mask head {mask_head!r} ({'|'.join(MASK_HEADS)})")
+    if flavor == "standard" and (dynamic_batch or mask_head != "all"):
+        raise UserError("the standard flavor needs static shapes (its op expansion, export/standardize.py, "
+                        "is built for them): use --flavor trt for --batch dynamic or --mask-head valid")
     cfg: Config = model.config
     s = cfg.IMAGE_MAX_DIM
     t0 = time.time()
     old_ops = model.ops
-    model.ops = OnnxNodeOps(cfg)
+    model.ops = OnnxNodeOps(cfg, mask_head=mask_head)
     model.eval()
-    images = torch.zeros(batch, 3, s, s)
-    windows = torch.tensor([[0.0, 0.0, s, s]] * batch)
+    # a dynamic batch is traced with 2 images (torch.export specializes a size of 1)
+    example = 2 if dynamic_batch else batch
+    images = torch.zeros(example, 3, s, s)
+    windows = torch.tensor([[0.0, 0.0, s, s]] * example)
+    dynamic_shapes = None
+    if dynamic_batch:
+        n = torch.export.Dim("batch", min=1, max=batch)
+        dynamic_shapes = {"images": {0: n}, "windows": {0: n}}
     try:
         import warnings
 
@@ -134,7 +165,7 @@ def export_onnx(model, path: str, batch: int = 1, flavor: str = "trt", weights_p
             warnings.simplefilter("ignore")
             prog = torch.onnx.export(_ExportWrapper(model), (images, windows), dynamo=True, opset_version=EXPORT_OPSET,
                                      input_names=INPUT_NAMES, output_names=OUTPUT_NAMES, verbose=verbose,
-                                     external_data=False, optimize=True)
+                                     external_data=False, optimize=True, dynamic_shapes=dynamic_shapes)
         proto = prog.model_proto
     finally:
         model.ops = old_ops
@@ -145,6 +176,7 @@ def export_onnx(model, path: str, batch: int = 1, flavor: str = "trt", weights_p
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
+    dim = "batch" if dynamic_batch else batch
     side = {
         "format": "mrcnn-trt-onnx/1",
         "flavor": flavor,
@@ -154,14 +186,17 @@ def export_onnx(model, path: str, batch: int = 1, flavor: str = "trt", weights_p
         "weights": os.path.abspath(weights_path) if weights_path else None,
         "image_size": s,
         "batch": batch,
+        "dynamic_batch": bool(dynamic_batch),
+        "mask_head": mask_head,
+        **({"batch_range": [1, batch]} if dynamic_batch else {}),
         "num_classes": cfg.NUM_CLASSES,
         "class_names": list(cfg.CLASS_NAMES),
         "min_confidence": cfg.DETECTION_MIN_CONFIDENCE,   # detections below are dropped inside the graph
         "mean_pixel": list(cfg.MEAN_PIXEL),
         "molding_version": MOLDING_VERSION,
-        "inputs": {"images": [batch, 3, s, s], "windows": [batch, 4]},
-        "outputs": {"detections": [batch, cfg.DETECTION_MAX_INSTANCES, 6], "count": [batch],
-                    "masks": [batch, cfg.DETECTION_MAX_INSTANCES, *cfg.MASK_SHAPE]},
+        "inputs": {"images": [dim, 3, s, s], "windows": [dim, 4]},
+        "outputs": {"detections": [dim, cfg.DETECTION_MAX_INSTANCES, 6], "count": [dim],
+                    "masks": [dim, cfg.DETECTION_MAX_INSTANCES, *cfg.MASK_SHAPE]},
         "opset": OPSET,
         "ir_version": proto.ir_version,
         "op_versions": {DOMAIN: OP_VERSION} if flavor == "trt" else {},
@@ -214,7 +249,8 @@ def downgrade_opset(proto) -> None:
     """Rewrite an opset-18 graph as opset 17 in place (default domain only).
 
     Handles what this model uses: ``Resize`` (drop the opset-18 attributes
-    when they hold their defaults) and ``Pad`` without the ``axes`` input.
+    when they hold their defaults), ``Pad`` without the ``axes`` input and
+    ``ReduceMax``/``ReduceMin`` over every axis (no ``axes`` input).
     Anything else that changed in 18 raises, rather than writing a wrong graph.
     """
     from onnx import helper
@@ -237,5 +273,11 @@ def downgrade_opset(proto) -> None:
             node.attribute.extend(keep)
         elif node.op_type == "Pad" and len(node.input) <= 3:
             pass
+        elif node.op_type in ("ReduceMax", "ReduceMin") and len(node.input) == 1 and not any(
+                a.name == "noop_with_empty_axes" and a.i for a in node.attribute):
+            # no axes: a reduction over every axis in both opsets (17 has no noop_with_empty_axes)
+            keep = [a for a in node.attribute if a.name != "noop_with_empty_axes"]
+            del node.attribute[:]
+            node.attribute.extend(keep)
         else:
             raise UserError(f"node {node.name} ({node.op_type}) has no opset-{OPSET} form here")

@@ -138,6 +138,45 @@ class MaskRCNN(nn.Module):
         m = self.mask(crops.reshape(n * d, *crops.shape[2:]))
         return m.view(n, d, *m.shape[1:])
 
+    def valid_slots(self, count: torch.Tensor, d: int):
+        """How many detection slots the mask head runs on: ``(k, sliced)``.
+
+        Eager: k = max(count) (0 skips the head; a batch runs up to its largest
+        count). Exporting: every slot (k = d, static shapes for TensorRT), or with
+        ``ops.mask_head == "valid"`` (ONNX Runtime) a data-dependent k = max(count, 1),
+        which the graph computes."""
+        if not torch.onnx.is_in_onnx_export():
+            k = int(count.max()) if count.numel() else 0
+            return k, k < d
+        if getattr(self.ops, "mask_head", "all") != "valid":
+            return d, False
+        k = count.max().clamp(min=1).item()
+        torch._check(k >= 1)
+        torch._check(k <= d)
+        return k, True
+
+    def detection_masks(self, detections: torch.Tensor, count: torch.Tensor, mrcnn_maps: Sequence[torch.Tensor]):
+        """Masks of the detections: ``(masks, probs)``, masks [N,D,28,28] = the
+        probabilities of each detection's class in every slot, probs [N,k,K,28,28]
+        = every class's, for the first k slots only.
+
+        The mask head runs on the first k = :meth:`valid_slots` slots only; rows of
+        ``masks`` at or past an image's count are zero."""
+        n, d = detections.shape[:2]
+        k, sliced = self.valid_slots(count, d)
+        h, w = self.config.MASK_SHAPE
+        if sliced and not torch.onnx.is_in_onnx_export() and k == 0:   # eager, no detection at all
+            return detections.new_zeros(n, d, h, w), detections.new_zeros(n, 0, self.config.NUM_CLASSES, h, w)
+        dets = detections[:, :k] if sliced else detections
+        probs = self.mask_probs(dets[:, :, :4] / float(self.config.IMAGE_MAX_DIM), mrcnn_maps)
+        cls = dets[:, :, 4].long()
+        idx = cls.view(n, -1, 1, 1, 1).expand(-1, -1, 1, h, w)
+        masks = torch.gather(probs, 2, idx).squeeze(2)                          # [N, k, 28, 28]
+        if sliced:
+            masks = torch.cat([masks, masks.new_zeros(n, d - k, h, w)], dim=1)
+        valid = torch.arange(d, dtype=count.dtype, device=count.device).view(1, d) < count.view(n, 1)
+        return masks * valid.view(n, d, 1, 1).to(masks.dtype), probs
+
     # ------------------------------------------------------------------ inference
     def run(self, images: torch.Tensor, windows: torch.Tensor, intermediates: bool = False) -> Dict[str, torch.Tensor]:
         """Inference on molded images; returns a dict (see :meth:`forward`).
@@ -145,9 +184,9 @@ class MaskRCNN(nn.Module):
         With ``intermediates`` the dict also holds ``molded`` (mean-subtracted
         input), ``P2``..``P6``, ``rpn_probs``, ``rpn_deltas``, ``rois``,
         ``roi_count``, ``roi_anchor_index``, ``class_probs``, ``class_deltas`` and
-        ``mask_probs_all`` [N,D,K,28,28].
+        ``mask_probs_all`` [N,k,K,28,28] (the first k = max(count) detection slots:
+        the mask head skips the empty ones).
         """
-        s = self.config.IMAGE_MAX_DIM
         molded = self.normalize(images)
         maps = self.features(molded)
         _, rpn_probs, rpn_deltas = self.rpn_outputs(maps)
@@ -155,11 +194,7 @@ class MaskRCNN(nn.Module):
         mrcnn_maps = maps[:4]
         _, class_probs, class_deltas = self.classify(rois, mrcnn_maps)
         detections, count = self.ops.detection_layer(rois, roi_count, class_probs, class_deltas, windows.float())
-        all_masks = self.mask_probs(detections[:, :, :4] / float(s), mrcnn_maps)
-        cls = detections[:, :, 4].long()
-        n, d = cls.shape
-        idx = cls.view(n, d, 1, 1, 1).expand(n, d, 1, *all_masks.shape[3:])
-        masks = torch.gather(all_masks, 2, idx).squeeze(2)
+        masks, all_masks = self.detection_masks(detections, count, mrcnn_maps)
         out = {"detections": detections, "count": count, "masks": masks}
         if intermediates:
             out.update(molded=molded, rpn_probs=rpn_probs, rpn_deltas=rpn_deltas, rois=rois, roi_count=roi_count,
@@ -171,7 +206,8 @@ class MaskRCNN(nn.Module):
 
     def forward(self, images: torch.Tensor, windows: torch.Tensor):
         """images float32 [N,3,S,S] RGB 0..255 (resized + zero padded), windows float32 [N,4]
-        -> (detections [N,D,6], count [N] int32, masks [N,D,28,28])."""
+        -> (detections [N,D,6], count [N] int32, masks [N,D,28,28]); rows at or past
+        an image's count are zero in detections and masks."""
         out = self.run(images, windows)
         return out["detections"], out["count"], out["masks"]
 
@@ -210,6 +246,7 @@ class MaskRCNN(nn.Module):
                 inter["window"] = np.array(info.window, dtype=np.int32)
                 inter["detections"] = dets[i][: int(counts[i])]
                 inter["masks"] = masks[i][: int(counts[i])]
+                inter["mask_probs_all"] = inter["mask_probs_all"][: int(counts[i])]
                 inter["roi_anchor_index"] = out["roi_anchor_index"][i].cpu().numpy()
                 inter["rois"] = inter["rois"][: inter["roi_count"]]
                 inter["roi_anchor_index"] = inter["roi_anchor_index"][: inter["roi_count"]]

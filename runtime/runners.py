@@ -5,8 +5,9 @@ A runner maps molded batches to raw network outputs:
     runner.run(images float32 [N,3,S,S] RGB 0..255, windows float32 [N,4])
         -> {"detections": [N,D,6], "count": [N] int32, "masks": [N,D,28,28]}
 
-``TorchRunner`` (a .pth), ``OnnxRunner`` (either ONNX flavor in ONNX Runtime,
-custom ops registered when needed) and the TensorRT runner
+``TorchRunner`` (a .pth, any batch), ``OnnxRunner`` (either ONNX flavor in ONNX
+Runtime, custom ops registered when needed; a fixed-batch model pads smaller
+batches, a dynamic-batch one runs any batch up to its maximum) and the TensorRT runner
 (``mrcnn_trt.engine.runner``) all implement it; :func:`detect` does the
 molding and unmolding (``mrcnn_trt.model.molding``) for all of them, so the
 backends differ only in the network itself. ``mrcnn_trt.eval.runners.open_runner``
@@ -27,16 +28,28 @@ from .batcher import pad_batch
 
 
 class Runner:
+    """``fixed_batch``: the static batch of the network (smaller batches are zero
+    padded to it, the padding's outputs dropped), None when any batch runs;
+    ``max_batch``: the largest batch a call takes (None: no limit)."""
+
     backend = "?"
     config: Config
     fixed_batch: Optional[int] = None   # engines with a static batch
+    max_batch: Optional[int] = None      # dynamic-batch models: the top of their range
     last_latency_ms: float = 0.0         # time of the last network call only
 
     def run(self, images: np.ndarray, windows: np.ndarray) -> Dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def batch_limit(self) -> Optional[int]:
+        """The largest batch one call takes (fixed or dynamic), None if unlimited."""
+        return self.fixed_batch if self.fixed_batch is not None else self.max_batch
+
     def __call__(self, images, windows):
         n = images.shape[0]
+        limit = self.batch_limit()
+        if limit is not None and n > limit:
+            raise UserError(f"batch of {n} images for a model that takes at most {limit}")
         if self.fixed_batch is not None:
             images, windows = pad_batch(images, windows, self.fixed_batch)
         t0 = time.perf_counter()
@@ -146,7 +159,10 @@ class OnnxRunner(Runner):
                                 f"model or restore its sidecar")
         self.sidecar = side
         self.config = Config.from_dict(side["config"])
-        self.fixed_batch = int(side["batch"])
+        if side.get("dynamic_batch"):   # any batch 1..N, no padding
+            self.fixed_batch, self.max_batch = None, int(side["batch"])
+        else:
+            self.fixed_batch = int(side["batch"])
         self.name = path
 
     def run(self, images, windows):

@@ -1,6 +1,6 @@
 """Build helpers for the compiled CPU parts of ``mrcnn_trt.plugins`` (used by setup.py).
 
-Two artifacts, both built by ``pip install`` / ``python setup.py build_ext``:
+Three artifacts, all built by ``pip install`` / ``python setup.py build_ext``:
 
 * ``mrcnn_trt.plugins._cpu`` - pybind11 module with the C++ CPU kernels
   (``cpu_extension``).
@@ -11,6 +11,9 @@ Two artifacts, both built by ``pip install`` / ``python setup.py build_ext``:
   When they cannot be fetched the library is skipped with a warning and the
   install still succeeds; ``mrcnn_trt.plugins.ort`` then says why it is missing.
   The extension is ``optional``: a compile failure is a warning too.
+* ``mrcnn_trt.calib._stats`` - pybind11 module with the one-pass activation
+  statistics of INT8 calibration (``calib/native/tensor_stats.cpp``,
+  ``calib_stats_extension``).
 
 Flags: ``-O3 -std=c++17 -ffp-contract=off`` (no FMA contraction, so results
 match the float32 PyTorch reference; no ``-march=native``: wheels and CI
@@ -70,6 +73,20 @@ def cpu_extension(repo_root: str) -> Extension:
         include_dirs=[pybind11.get_include()],
         depends=kernel_headers(repo_root),
         extra_compile_args=CXX_FLAGS,
+        language="c++",
+    )
+
+
+def calib_stats_extension(repo_root: str) -> Extension:
+    """The pybind11 module ``mrcnn_trt.calib._stats`` (calibration statistics, see calib/stats.py)."""
+    import pybind11  # build requirement (pyproject.toml)
+
+    return Extension(
+        "mrcnn_trt.calib._stats",
+        sources=_rel(repo_root, [os.path.join(repo_root, "calib", "native", "tensor_stats.cpp")]),
+        include_dirs=[pybind11.get_include()],
+        extra_compile_args=CXX_FLAGS + ["-pthread"],
+        extra_link_args=["-pthread"],
         language="c++",
     )
 
@@ -136,7 +153,7 @@ class BuildExt(build_ext if build_ext is not None else object):
 
 def ext_modules(repo_root: str):
     """All extensions to build (the ORT library only when its headers are there)."""
-    exts = [cpu_extension(repo_root)]
+    exts = [cpu_extension(repo_root), calib_stats_extension(repo_root)]
     ort = ort_extension(repo_root)
     if ort is not None:
         exts.append(ort)
