@@ -42,19 +42,13 @@ import sys
 import tempfile
 import time
 
+from benchlib import load_avg
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SEED_IMAGES = os.path.join(REPO, "..", "shared", "data", "seed-images")
 TV_VENV = os.path.join(REPO, ".cache", "torchvision-venv")
 TV_REQUIREMENTS = ["torch==2.14.1", "torchvision==0.29.1", "onnx==1.23.2"]   # onnx: its ONNX export
-
-
-def load_avg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def log(msg: str) -> None:

@@ -31,6 +31,8 @@ import time
 
 import torch
 
+from benchlib import load_avg
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED_IMAGES = os.path.join(HERE, "..", "..", "shared", "data", "seed-images")
 
@@ -74,14 +76,6 @@ def build(name):
         m.classifier.linear_class.weight.mul_(300)
         m.classifier.linear_bbox.weight.mul_(30)
     return m.eval()
-
-
-def load_avg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def test_images(n):

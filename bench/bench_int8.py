@@ -38,6 +38,8 @@ import sys
 import tempfile
 import time
 
+from benchlib import load_avg
+
 
 def evaluate_ap(path, dataset, threads):
     from mrcnn_trt.eval.evaluate import evaluate
@@ -106,14 +108,6 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
     return 0
-
-
-def load_avg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def accuracy(args, work):

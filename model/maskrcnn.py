@@ -142,18 +142,21 @@ class MaskRCNN(nn.Module):
         """How many detection slots the mask head runs on: ``(k, sliced)``.
 
         Eager: k = max(count) (0 skips the head; a batch runs up to its largest
-        count). Exporting: every slot (k = d, static shapes for TensorRT), or with
+        count). ONNX export: every slot (k = d, static shapes for TensorRT), or with
         ``ops.mask_head == "valid"`` (ONNX Runtime) a data-dependent k = max(count, 1),
-        which the graph computes."""
-        if not torch.onnx.is_in_onnx_export():
-            k = int(count.max()) if count.numel() else 0
-            return k, k < d
-        if getattr(self.ops, "mask_head", "all") != "valid":
+        which the graph computes. ``torch.export`` / ``torch.compile``: every slot
+        (static shapes, no graph break)."""
+        if torch.onnx.is_in_onnx_export():
+            if getattr(self.ops, "mask_head", "all") != "valid":
+                return d, False
+            k = count.max().clamp(min=1).item()
+            torch._check(k >= 1)
+            torch._check(k <= d)
+            return k, True
+        if torch.compiler.is_compiling():
             return d, False
-        k = count.max().clamp(min=1).item()
-        torch._check(k >= 1)
-        torch._check(k <= d)
-        return k, True
+        k = int(count.max()) if count.numel() else 0
+        return k, k < d
 
     def detection_masks(self, detections: torch.Tensor, count: torch.Tensor, mrcnn_maps: Sequence[torch.Tensor]):
         """Masks of the detections: ``(masks, probs)``, masks [N,D,28,28] = the

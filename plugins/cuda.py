@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from mrcnn_trt.errors import UserError
 
+from .libsearch import first_file, in_folder, pinned
 from .opdefs import op_def, validate_attrs
 
 LIB_NAME = "libmrcnn_cuda_ops.so"
@@ -47,16 +48,12 @@ class CudaOpsUnavailable(UserError):
     """The CUDA library of the PyTorch operators is not built or cannot be loaded."""
 
 
-def _in(path: str) -> str:
-    return os.path.join(path, LIB_NAME) if os.path.isdir(path) else path
-
-
 def candidates() -> List[str]:
     """Every place searched, in order (existing or not)."""
     out = []
     env = os.environ.get(ENV_VAR)
     if env:
-        out.append(_in(os.path.expanduser(env)))
+        out.append(in_folder(LIB_NAME, env))
     out.append(os.path.join(_HERE, LIB_NAME))
     out.append(os.path.join(_REPO, "build", "cuda", LIB_NAME))
     for d in sorted(glob.glob(os.path.join(_REPO, "build*"))):
@@ -71,14 +68,11 @@ def find_library() -> str:
     """
     env = os.environ.get(ENV_VAR)
     if env:
-        p = _in(os.path.expanduser(env))
-        if not os.path.isfile(p):
-            raise CudaOpsUnavailable(f"{ENV_VAR}={env}: {p} does not exist")
-        return os.path.abspath(p)
-    for c in candidates():
-        if os.path.isfile(c):
-            return os.path.abspath(c)
-    raise CudaOpsUnavailable(f"{LIB_NAME} (the CUDA kernels of torch.ops.mrcnn.*) not found; {BUILD_HINT}")
+        return pinned(LIB_NAME, env, CudaOpsUnavailable, f"{ENV_VAR}={env}")
+    found = first_file(candidates())
+    if found is None:
+        raise CudaOpsUnavailable(f"{LIB_NAME} (the CUDA kernels of torch.ops.mrcnn.*) not found; {BUILD_HINT}")
+    return found
 
 
 def library() -> ctypes.CDLL:

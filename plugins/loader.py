@@ -23,6 +23,8 @@ from typing import Dict, List, Optional
 
 from mrcnn_trt.errors import UserError
 
+from .libsearch import first_file, in_folder, pinned
+
 LIB_NAME = "libmrcnn_trt_plugins.so"
 ENV_VAR = "MRCNN_TRT_PLUGINS"
 
@@ -41,18 +43,14 @@ class PluginLibraryNotFound(UserError):
     exit_code = 17
 
 
-def _in(path: str) -> str:
-    return os.path.join(path, LIB_NAME) if os.path.isdir(path) else path
-
-
 def candidates(path: Optional[str] = None) -> List[str]:
     """Every place searched, in order (existing or not)."""
     out: List[str] = []
     if path:
-        out.append(_in(os.path.expanduser(path)))
+        out.append(in_folder(LIB_NAME, path))
     env = os.environ.get(ENV_VAR)
     if env:
-        out.append(_in(os.path.expanduser(env)))
+        out.append(in_folder(LIB_NAME, env))
     out.append(os.path.join(_HERE, LIB_NAME))
     for pattern in ("build*", "build*/lib", "build*/plugins/trt", ".cache/build*", ".cache/build*/plugins/trt"):
         for d in sorted(glob.glob(os.path.join(_REPO, pattern))):
@@ -67,20 +65,14 @@ def find_library(path: Optional[str] = None) -> str:
     error, never silently replaced by another copy.
     """
     if path:
-        p = _in(os.path.expanduser(path))
-        if not os.path.isfile(p):
-            raise PluginLibraryNotFound(f"TensorRT plugin library not found: {p}")
-        return os.path.abspath(p)
+        return pinned(LIB_NAME, path, PluginLibraryNotFound, "TensorRT plugin library not found")
     env = os.environ.get(ENV_VAR)
     if env:
-        p = _in(os.path.expanduser(env))
-        if not os.path.isfile(p):
-            raise PluginLibraryNotFound(f"{ENV_VAR}={env}: {p} does not exist")
-        return os.path.abspath(p)
-    for c in candidates():
-        if os.path.isfile(c):
-            return os.path.abspath(c)
-    raise PluginLibraryNotFound(f"{LIB_NAME} not found (looked in {_HERE} and {_REPO}/build*); {BUILD_HINT}")
+        return pinned(LIB_NAME, env, PluginLibraryNotFound, f"{ENV_VAR}={env}")
+    found = first_file(candidates())
+    if found is None:
+        raise PluginLibraryNotFound(f"{LIB_NAME} not found (looked in {_HERE} and {_REPO}/build*); {BUILD_HINT}")
+    return found
 
 
 def _init_tensorrt_plugins() -> None:

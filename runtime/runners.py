@@ -49,7 +49,7 @@ class Runner:
         n = images.shape[0]
         limit = self.batch_limit()
         if limit is not None and n > limit:
-            raise UserError(f"batch of {n} images for a model that takes at most {limit}")
+            raise UserError(f"{getattr(self, 'name', None) or 'the model'} takes 1..{limit} images per call, got {n}")
         if self.fixed_batch is not None:
             images, windows = pad_batch(images, windows, self.fixed_batch)
         t0 = time.perf_counter()

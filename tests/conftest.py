@@ -41,6 +41,18 @@ def tiny_weights(tmp_path_factory):
     return p
 
 
+@pytest.fixture(scope="session")
+def shipped_onnx(tmp_path_factory):
+    """The shipped shapes model exported once (trt flavor, batch 1; read-only for tests)."""
+    from mrcnn_trt.export.exporter import export_onnx
+    from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+
+    model, _, _ = load_model(shipped_model_path())
+    path = str(tmp_path_factory.mktemp("shipped_onnx") / "shapes.onnx")
+    export_onnx(model, path, weights_path=shipped_model_path())
+    return path
+
+
 @pytest.fixture
 def exact_transcendentals(monkeypatch):
     """Make the reference's exp/log2 correctly rounded (float64 then float32), like the kernels

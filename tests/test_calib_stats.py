@@ -118,17 +118,14 @@ def test_minmax_collector():
 
 
 @pytest.fixture(scope="module")
-def shipped(tmp_path_factory):
+def shipped(tmp_path_factory, shipped_onnx):
+    from mrcnn_trt.config import Config
     from mrcnn_trt.data.synthetic import write_dataset
-    from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+    from mrcnn_trt.runtime.runners import read_sidecar
 
     d = tmp_path_factory.mktemp("stats")
-    model, cfg, _ = load_model(shipped_model_path())
-    src = str(d / "shapes.onnx")
-    export_onnx(model, src, weights_path=shipped_model_path())
     write_dataset(str(d / "calib"), num_images=5, seed=31, split="train", show_progress=False)
-    return src, str(d / "calib"), cfg
+    return shipped_onnx, str(d / "calib"), Config.from_dict(read_sidecar(shipped_onnx)["config"])
 
 
 @contextlib.contextmanager

@@ -121,17 +121,12 @@ def test_prefetch_runs_ahead_and_stops_when_closed():
 
 # ---------------------------------------------------------------- evaluation
 @pytest.fixture(scope="module")
-def shipped(tmp_path_factory):
+def shipped(tmp_path_factory, shipped_onnx):
     from mrcnn_trt.data.synthetic import write_dataset
-    from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
 
     d = tmp_path_factory.mktemp("pipe")
-    model, _, _ = load_model(shipped_model_path())
-    onnx_path = str(d / "shapes.onnx")
-    export_onnx(model, onnx_path, weights_path=shipped_model_path())
     write_dataset(str(d / "coco"), fmt="coco", num_images=40, seed=91, split="val", show_progress=False)
-    return onnx_path, str(d / "coco")
+    return shipped_onnx, str(d / "coco")
 
 
 def test_pipelined_evaluation_equals_serial(shipped, tmp_path):
