@@ -20,9 +20,11 @@ network and mask pasting included).
 import json
 import sys
 import time
+import warnings
 
 
 def main():
+    warnings.simplefilter("ignore")   # the legacy exporter's and torchvision's deprecation noise
     import numpy as np
     import torch
     import torchvision

@@ -6,7 +6,7 @@
 
 INT8 (``--calib-images``, alias ``--images``): runs the model in ONNX Runtime (with the mrcnn custom
 ops) once per image on --calib-count images molded like inference (about
-1.2x the time of inference per image; a progress bar shows images/s and the
+1.2-1.5x the time of inference per image; a progress bar shows images/s and the
 ETA), and inserts
 QuantizeLinear/DequantizeLinear nodes with the calibrated scales into the
 Conv/ConvTranspose/Gemm layers of the backbone, FPN, RPN and heads. The

@@ -55,6 +55,18 @@ class TorchOps:
                                    a["nms_threshold"], a["max_instances"], a["bbox_std_dev"], a["image_size"])
 
 
+def _cpu_kernels():
+    """The compiled C++ kernels (``mrcnn_trt.plugins.cpu``); a one-line error when not built."""
+    from ..plugins import cpu
+
+    if not cpu.available():
+        from ..errors import UserError
+
+        raise UserError("the compiled CPU kernels (mrcnn_trt.plugins._cpu) are not built; reinstall with "
+                        "`pip install -e .` or use the reference ops (ops backend 'torch')")
+    return cpu
+
+
 class CpuKernelOps(TorchOps):
     """Same interface, running the compiled C++ kernels (CPU tensors only)."""
 
@@ -62,14 +74,7 @@ class CpuKernelOps(TorchOps):
 
     def __init__(self, config):
         super().__init__(config)
-        from ..plugins import cpu
-
-        if not cpu.available():
-            from ..errors import UserError
-
-            raise UserError("the compiled CPU kernels (mrcnn_trt.plugins._cpu) are not built; "
-                            "reinstall with `pip install -e .`")
-        self._k = cpu
+        self._k = _cpu_kernels()
 
     def pyramid_roi_align(self, boxes, feature_maps, mask=False):
         a = self.mask_attrs if mask else self.box_attrs
@@ -109,13 +114,8 @@ class NativeOps(TorchOps):
 
     def __init__(self, config):
         super().__init__(config)
-        from ..plugins import cpu, torch_ops  # noqa: F401  (registers torch.ops.mrcnn.*)
-
-        if not cpu.available():
-            from ..errors import UserError
-
-            raise UserError("the compiled CPU kernels (mrcnn_trt.plugins._cpu) are not built; reinstall with "
-                            "`pip install -e .` or use the reference ops (ops backend 'torch')")
+        _cpu_kernels()
+        from ..plugins import torch_ops  # noqa: F401  (registers torch.ops.mrcnn.*)
 
     def pyramid_roi_align(self, boxes, feature_maps, mask=False):
         maps = list(feature_maps[:4])

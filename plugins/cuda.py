@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from mrcnn_trt.errors import UserError
 
-from .libsearch import first_file, in_folder, pinned
+from . import libsearch
 from .opdefs import op_def, validate_attrs
 
 LIB_NAME = "libmrcnn_cuda_ops.so"
@@ -53,7 +53,7 @@ def candidates() -> List[str]:
     out = []
     env = os.environ.get(ENV_VAR)
     if env:
-        out.append(in_folder(LIB_NAME, env))
+        out.append(libsearch.in_folder(LIB_NAME, env))
     out.append(os.path.join(_HERE, LIB_NAME))
     out.append(os.path.join(_REPO, "build", "cuda", LIB_NAME))
     for d in sorted(glob.glob(os.path.join(_REPO, "build*"))):
@@ -66,13 +66,8 @@ def find_library() -> str:
 
     ``MRCNN_CUDA_OPS`` pointing at nothing is an error, never silently replaced.
     """
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return pinned(LIB_NAME, env, CudaOpsUnavailable, f"{ENV_VAR}={env}")
-    found = first_file(candidates())
-    if found is None:
-        raise CudaOpsUnavailable(f"{LIB_NAME} (the CUDA kernels of torch.ops.mrcnn.*) not found; {BUILD_HINT}")
-    return found
+    return libsearch.find(LIB_NAME, ENV_VAR, candidates, CudaOpsUnavailable,
+                          f"{LIB_NAME} (the CUDA kernels of torch.ops.mrcnn.*) not found; {BUILD_HINT}")
 
 
 def library() -> ctypes.CDLL:

@@ -4,7 +4,7 @@ otherwise the first existing file of a fixed list of places wins."""
 from __future__ import annotations
 
 import os
-from typing import Iterable, Optional, Type
+from typing import Callable, Iterable, Optional, Type
 
 
 def in_folder(lib_name: str, path: str) -> str:
@@ -29,3 +29,16 @@ def first_file(paths: Iterable[str]) -> Optional[str]:
         if os.path.isfile(p):
             return os.path.abspath(p)
     return None
+
+
+def find(lib_name: str, env_var: str, candidates: Callable[[], Iterable[str]], error: Type[Exception],
+         missing: str) -> str:
+    """``$env_var`` when set (it must exist), else the first existing candidate;
+    raises ``error(missing)`` when there is none."""
+    env = os.environ.get(env_var)
+    if env:
+        return pinned(lib_name, env, error, f"{env_var}={env}")
+    found = first_file(candidates())
+    if found is None:
+        raise error(missing)
+    return found

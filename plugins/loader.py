@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 
 from mrcnn_trt.errors import UserError
 
-from .libsearch import first_file, in_folder, pinned
+from . import libsearch
 
 LIB_NAME = "libmrcnn_trt_plugins.so"
 ENV_VAR = "MRCNN_TRT_PLUGINS"
@@ -47,10 +47,10 @@ def candidates(path: Optional[str] = None) -> List[str]:
     """Every place searched, in order (existing or not)."""
     out: List[str] = []
     if path:
-        out.append(in_folder(LIB_NAME, path))
+        out.append(libsearch.in_folder(LIB_NAME, path))
     env = os.environ.get(ENV_VAR)
     if env:
-        out.append(in_folder(LIB_NAME, env))
+        out.append(libsearch.in_folder(LIB_NAME, env))
     out.append(os.path.join(_HERE, LIB_NAME))
     for pattern in ("build*", "build*/lib", "build*/plugins/trt", ".cache/build*", ".cache/build*/plugins/trt"):
         for d in sorted(glob.glob(os.path.join(_REPO, pattern))):
@@ -65,14 +65,9 @@ def find_library(path: Optional[str] = None) -> str:
     error, never silently replaced by another copy.
     """
     if path:
-        return pinned(LIB_NAME, path, PluginLibraryNotFound, "TensorRT plugin library not found")
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return pinned(LIB_NAME, env, PluginLibraryNotFound, f"{ENV_VAR}={env}")
-    found = first_file(candidates())
-    if found is None:
-        raise PluginLibraryNotFound(f"{LIB_NAME} not found (looked in {_HERE} and {_REPO}/build*); {BUILD_HINT}")
-    return found
+        return libsearch.pinned(LIB_NAME, path, PluginLibraryNotFound, "TensorRT plugin library not found")
+    return libsearch.find(LIB_NAME, ENV_VAR, candidates, PluginLibraryNotFound,
+                          f"{LIB_NAME} not found (looked in {_HERE} and {_REPO}/build*); {BUILD_HINT}")
 
 
 def _init_tensorrt_plugins() -> None:

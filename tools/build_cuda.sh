@@ -118,6 +118,14 @@ log "running $BUILD_DIR/mrcnn_check_cuda_kernels"
 OPS_LIB=$BUILD_DIR/libmrcnn_cuda_ops.so
 [[ -f $OPS_LIB ]] || die "$OPS_LIB was not built"
 status=0
+# require_archs WHAT "SASS list" "PTX list": every requested sm_XX cubin and the PTX, else status 3.
+require_archs() {
+  local a
+  for a in "${REQ[@]}"; do
+    if [[ " $2 " != *" sm_$a "* ]]; then log "MISSING: $1 has no sm_$a cubin"; status=3; fi
+  done
+  if [[ " $3 " != *" compute_$PTX_ARCH "* ]]; then log "MISSING: $1 has no compute_$PTX_ARCH PTX"; status=3; fi
+}
 # Archs of the operator library: cuobjdump when it can read it, else tools/fatbin_archs.py.
 if [[ -n $CUOBJDUMP && -x $CUOBJDUMP ]] && OPS_ELF=$("$CUOBJDUMP" --list-elf "$OPS_LIB" 2>/dev/null) \
     && OPS_PTX=$("$CUOBJDUMP" --list-ptx "$OPS_LIB" 2>/dev/null); then
@@ -129,10 +137,7 @@ else
   ops_sass=$(sed -n 's/^SASS: //p' <<< "$listing")
   ops_ptx=$(sed -n 's/^PTX: //p' <<< "$listing")
 fi
-for a in "${REQ[@]}"; do
-  if [[ " $ops_sass " != *" sm_$a "* ]]; then log "MISSING: libmrcnn_cuda_ops.so has no sm_$a cubin"; status=3; fi
-done
-if [[ " $ops_ptx " != *" compute_$PTX_ARCH "* ]]; then log "MISSING: libmrcnn_cuda_ops.so has no compute_$PTX_ARCH PTX"; status=3; fi
+require_archs libmrcnn_cuda_ops.so "$ops_sass" "$ops_ptx"
 OPS_SUMMARY="OPS SASS: $(echo $ops_sass)"$'\n'"OPS PTX: $(echo $ops_ptx)"
 
 if [[ -z $CUOBJDUMP || ! -x $CUOBJDUMP ]] || ! ELF=$("$CUOBJDUMP" --list-elf "$LIB" 2>/dev/null) \
@@ -142,10 +147,7 @@ if [[ -z $CUOBJDUMP || ! -x $CUOBJDUMP ]] || ! ELF=$("$CUOBJDUMP" --list-elf "$L
   listing=$(python3 "$ROOT_DIR/tools/fatbin_archs.py" "$LIB") || die "no GPU code in $LIB"
   sass=$(sed -n 's/^SASS: //p' <<< "$listing")
   ptx=$(sed -n 's/^PTX: //p' <<< "$listing")
-  for a in "${REQ[@]}"; do
-    if [[ " $sass " != *" sm_$a "* ]]; then log "MISSING: $LIB has no sm_$a cubin"; status=3; fi
-  done
-  if [[ " $ptx " != *" compute_$PTX_ARCH "* ]]; then log "MISSING: $LIB has no compute_$PTX_ARCH PTX"; status=3; fi
+  require_archs "$LIB" "$sass" "$ptx"
   ((FALLBACK)) && log "WARNING: built with the system nvcc fallback; requested archs < 75 are missing"
   echo "$OPS_SUMMARY"
   echo "SASS: $sass"
@@ -165,10 +167,7 @@ for m in $members; do
   ptx=$(awk -v m="$m" '/^member /{cur = index($2, ":" m ":") > 0} cur && /PTX file/ {print}' <<< "$PTX" \
         | grep -o 'sm_[0-9]*\.ptx' | sed 's/sm_\([0-9]*\)\.ptx/compute_\1/' | sort -u -V | tr '\n' ' ')
   log "$m: SASS ${sass:-none}| PTX ${ptx:-none}"
-  for a in "${REQ[@]}"; do
-    if [[ " $sass " != *" sm_$a "* ]]; then log "MISSING: $m has no sm_$a cubin"; status=3; fi
-  done
-  if [[ " $ptx " != *" compute_$PTX_ARCH "* ]]; then log "MISSING: $m has no compute_$PTX_ARCH PTX"; status=3; fi
+  require_archs "$m" "$sass" "$ptx"
   sass_all="$sass_all $sass"
   ptx_all="$ptx_all $ptx"
 done

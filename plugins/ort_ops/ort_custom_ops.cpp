@@ -159,60 +159,49 @@ OrtStatusPtr guarded(const OrtApi& api, Fn&& fn) {
 }
 
 // ------------------------------------------------------------- kernels
-struct PyramidKernel {
-  PyramidROIAlignParams attrs;
-  DType dtype;
-  const OrtApi* api;
-  OrtStatusPtr ComputeV2(OrtKernelContext* context) {
-    return guarded(*api, [&] {
-      Ort::KernelContext ctx(context);
-      PyramidROIAlignParams p = attrs;
-      const std::vector<host::Dims> out = check_inputs(ctx, p);
-      const void* maps[4];
-      for (int l = 0; l < 4; ++l) maps[l] = in_data(ctx, 1 + l);
-      Ort::UnownedValue crops = ctx.GetOutput(0, out[0]);
-      OrtParallel par(&ctx);
-      pyramid_roi_align_cpu(p, dtype, static_cast<const float*>(in_data(ctx, 0)), maps,
-                            crops.GetTensorMutableRawData(), nullptr, &par.par);
-    });
-  }
-};
+// Each op's CPU call on inputs already checked against the contract (``p``: the
+// attributes completed by check_inputs, ``out``: the output dims).
+void run(Ort::KernelContext& ctx, const PyramidROIAlignParams& p, DType dtype, const std::vector<host::Dims>& out,
+         OrtParallel& par) {
+  const void* maps[4];
+  for (int l = 0; l < 4; ++l) maps[l] = in_data(ctx, 1 + l);
+  Ort::UnownedValue crops = ctx.GetOutput(0, out[0]);
+  pyramid_roi_align_cpu(p, dtype, static_cast<const float*>(in_data(ctx, 0)), maps, crops.GetTensorMutableRawData(),
+                        nullptr, &par.par);
+}
 
-struct ProposalKernel {
-  ProposalLayerParams attrs;
-  DType dtype;
-  const OrtApi* api;
-  OrtStatusPtr ComputeV2(OrtKernelContext* context) {
-    return guarded(*api, [&] {
-      Ort::KernelContext ctx(context);
-      ProposalLayerParams p = attrs;
-      const std::vector<host::Dims> out = check_inputs(ctx, p);
-      Ort::UnownedValue rois = ctx.GetOutput(0, out[0]);
-      Ort::UnownedValue count = ctx.GetOutput(1, out[1]);
-      OrtParallel par(&ctx);
-      proposal_layer_cpu(p, dtype, in_data(ctx, 0), in_data(ctx, 1), static_cast<const float*>(in_data(ctx, 2)),
-                         rois.GetTensorMutableData<float>(), count.GetTensorMutableData<int32_t>(), nullptr, nullptr,
-                         &par.par);
-    });
-  }
-};
+void run(Ort::KernelContext& ctx, const ProposalLayerParams& p, DType dtype, const std::vector<host::Dims>& out,
+         OrtParallel& par) {
+  Ort::UnownedValue rois = ctx.GetOutput(0, out[0]);
+  Ort::UnownedValue count = ctx.GetOutput(1, out[1]);
+  proposal_layer_cpu(p, dtype, in_data(ctx, 0), in_data(ctx, 1), static_cast<const float*>(in_data(ctx, 2)),
+                     rois.GetTensorMutableData<float>(), count.GetTensorMutableData<int32_t>(), nullptr, nullptr,
+                     &par.par);
+}
 
-struct DetectionKernel {
-  DetectionLayerParams attrs;
+void run(Ort::KernelContext& ctx, const DetectionLayerParams& p, DType dtype, const std::vector<host::Dims>& out,
+         OrtParallel& par) {
+  Ort::UnownedValue dets = ctx.GetOutput(0, out[0]);
+  Ort::UnownedValue count = ctx.GetOutput(1, out[1]);
+  detection_layer_cpu(p, dtype, static_cast<const float*>(in_data(ctx, 0)),
+                      static_cast<const int32_t*>(in_data(ctx, 1)), in_data(ctx, 2), in_data(ctx, 3),
+                      static_cast<const float*>(in_data(ctx, 4)), dets.GetTensorMutableData<float>(),
+                      count.GetTensorMutableData<int32_t>(), nullptr, &par.par);
+}
+
+// One ORT kernel per op and data type: attributes read once at session creation.
+template <typename Params>
+struct Kernel {
+  Params attrs;
   DType dtype;
   const OrtApi* api;
   OrtStatusPtr ComputeV2(OrtKernelContext* context) {
     return guarded(*api, [&] {
       Ort::KernelContext ctx(context);
-      DetectionLayerParams p = attrs;
+      Params p = attrs;
       const std::vector<host::Dims> out = check_inputs(ctx, p);
-      Ort::UnownedValue dets = ctx.GetOutput(0, out[0]);
-      Ort::UnownedValue count = ctx.GetOutput(1, out[1]);
       OrtParallel par(&ctx);
-      detection_layer_cpu(p, dtype, static_cast<const float*>(in_data(ctx, 0)),
-                          static_cast<const int32_t*>(in_data(ctx, 1)), in_data(ctx, 2), in_data(ctx, 3),
-                          static_cast<const float*>(in_data(ctx, 4)), dets.GetTensorMutableData<float>(),
-                          count.GetTensorMutableData<int32_t>(), nullptr, &par.par);
+      run(ctx, p, dtype, out, par);
     });
   }
 };
@@ -250,9 +239,9 @@ struct OpBase : Ort::CustomOpBase<OpBase<Params, Kernel>, Kernel, /*WithStatus=*
   ONNXTensorElementDataType GetOutputType(size_t i) const { return out_types[i]; }
 };
 
-using PyramidOp = OpBase<PyramidROIAlignParams, PyramidKernel>;
-using ProposalOp = OpBase<ProposalLayerParams, ProposalKernel>;
-using DetectionOp = OpBase<DetectionLayerParams, DetectionKernel>;
+using PyramidOp = OpBase<PyramidROIAlignParams, Kernel<PyramidROIAlignParams>>;
+using ProposalOp = OpBase<ProposalLayerParams, Kernel<ProposalLayerParams>>;
+using DetectionOp = OpBase<DetectionLayerParams, Kernel<DetectionLayerParams>>;
 
 // The ops are created once; each registration adds a new domain object
 // holding them (ORT requires both to outlive every session using them).

@@ -60,18 +60,19 @@ namespace mrcnn {
 namespace trt {
 
 #if MRCNN_TRT_USE_V3
-using RoiAlignCreator = CreatorV3<PyramidROIAlignParams>;
-using ProposalCreator = CreatorV3<ProposalLayerParams>;
-using DetectionCreator = CreatorV3<DetectionLayerParams>;
+template <typename Params>
+using Creator = CreatorV3<Params>;
 using CreatorBase = nvinfer1::IPluginCreatorInterface;
 constexpr const char* kApi = "IPluginV3";
 #else
-using RoiAlignCreator = CreatorV2<PyramidROIAlignParams>;
-using ProposalCreator = CreatorV2<ProposalLayerParams>;
-using DetectionCreator = CreatorV2<DetectionLayerParams>;
+template <typename Params>
+using Creator = CreatorV2<Params>;
 using CreatorBase = nvinfer1::IPluginCreator;
 constexpr const char* kApi = "IPluginV2DynamicExt";
 #endif
+using RoiAlignCreator = Creator<PyramidROIAlignParams>;
+using ProposalCreator = Creator<ProposalLayerParams>;
+using DetectionCreator = Creator<DetectionLayerParams>;
 
 // The creators handed out by getPluginCreators()/getCreators() (the static
 // registrars below own their own instances).
