@@ -279,7 +279,7 @@ def test_losses_are_zero_with_gradient_when_empty():
         L.mrcnn_mask_loss(torch.zeros((0, 28, 28)), torch.zeros(0, dtype=torch.long), torch.zeros((0, 4, 28, 28)) * w),
     ]
     for loss in empty:
-        assert loss.shape == () and float(loss) == 0.0 and loss.requires_grad
+        assert loss.shape == () and loss.detach().item() == 0.0 and loss.requires_grad
     sum(empty).backward()
     assert float(w.grad) == 0.0
 
