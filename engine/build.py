@@ -204,6 +204,10 @@ class EngineBuild:
             raise PrecisionUnsupported(
                 f"{r.onnx} was quantized for ONNX Runtime (mrcnn-calibrate --target cpu: uint8 activations, INT32 "
                 f"biases), which TensorRT cannot parse; make the TensorRT one with mrcnn-calibrate --target tensorrt")
+        if self.sidecar.get("mask_head", "all") != "all":
+            raise ModelUnsupported(
+                f"{r.onnx} was exported with --mask-head {self.sidecar['mask_head']} (data-dependent shapes, for "
+                f"ONNX Runtime); TensorRT builds the static graph: re-export with mrcnn-export --mask-head all")
         self.device_index = cuda_index(r.device) if r.device.startswith("cuda") else 0
         fam = self.family = import_family(r.family, r.arch)
         self.targets = self._targets(fam)

@@ -179,3 +179,17 @@ def test_calibrating_a_dynamic_model_keeps_its_batch_range(models, tmp_path):
     r = OnnxRunner(out)
     x, w, _ = mold_batch(_images(3), m.config)
     assert r(x, w)["detections"].shape[0] == 3
+
+
+def test_tensorrt_refuses_the_valid_slot_mask_head(models, tmp_path, capsys):
+    """A --mask-head valid export is for ONNX Runtime: mrcnn-build-engine says so in one line
+    (before looking for TensorRT), exit code 20, no plan left behind."""
+    from mrcnn_trt.engine.cli import main as build_main
+    from mrcnn_trt.engine.errors import ModelUnsupported
+
+    _, _, paths = models
+    plan = tmp_path / "dyn.plan"
+    assert build_main([paths["dyn"], "--arch", "sm_89", "-o", str(plan)]) == ModelUnsupported.exit_code == 20
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--mask-head valid" in err[0] and "--mask-head all" in err[0], err
+    assert not plan.exists() and not os.path.exists(str(plan) + ".json")
