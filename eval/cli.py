@@ -138,7 +138,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     dataset = open_dataset(args.data_root, split=args.split, fmt=args.dataset, **kw)
     if len(dataset) == 0:
         raise UserError(f"no images in {args.data_root} (split {args.split})")
-    runner = open_runner(args.model, args.backend, threads=args.threads, config=args.config)
+    runner = open_runner(args.model, args.backend, threads=args.threads, config=args.config,
+                         pipelined=args.pipeline > 0)
     if args.min_confidence is not None:
         if runner.backend != "torch":
             raise UserError("--min-confidence is baked into exported models: re-export with mrcnn-export "

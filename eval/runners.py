@@ -19,9 +19,12 @@ from mrcnn_trt.runtime.runners import OnnxRunner, Runner, TorchRunner
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 
 
-def open_runner(path: Optional[str], backend: str = "auto", threads: int = 2, config=None, ops: str = "native"
-                ) -> Runner:
-    """Pick the runner from the file: .plan/.engine -> TensorRT, .onnx -> ONNX Runtime, else PyTorch."""
+def open_runner(path: Optional[str], backend: str = "auto", threads: int = 2, config=None, ops: str = "native",
+                pipelined: bool = False) -> Runner:
+    """Pick the runner from the file: .plan/.engine -> TensorRT, .onnx -> ONNX Runtime, else PyTorch.
+
+    ``pipelined``: the runner will share the CPU with reading/scoring threads
+    (ONNX Runtime's threads then do not busy-wait between ops)."""
     ext = os.path.splitext(path or "")[1].lower()
     if backend == "auto":
         backend = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime"}.get(ext, "torch")
@@ -32,7 +35,7 @@ def open_runner(path: Optional[str], backend: str = "auto", threads: int = 2, co
     if backend == "onnxruntime":
         if ext != ".onnx":
             raise UserError(f"backend onnxruntime needs a .onnx file, got {path}")
-        return OnnxRunner(path, threads=threads)
+        return OnnxRunner(path, threads=threads, spinning=not pipelined)
     if backend == "torch":
         if ext in (".onnx", ".plan", ".engine"):
             raise UserError(f"backend torch needs a .pth checkpoint, got {path}")

@@ -79,27 +79,33 @@ def model_uses_custom_ops(model) -> bool:
     return any(n.domain == DOMAIN for f in proto.functions for n in f.node)
 
 
-def session_options(threads: int = 2, register: bool = True):
-    """SessionOptions with ``threads`` intra-op threads and (if available and asked) the custom ops."""
+def session_options(threads: int = 2, register: bool = True, spinning: bool = True):
+    """SessionOptions with ``threads`` intra-op threads and (if available and asked) the custom ops.
+
+    ``spinning=False`` stops the intra-op threads from busy-waiting between ops:
+    slightly slower alone, but it leaves the cores to other threads of the process
+    (the pipelined evaluation reads and scores images beside the network)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = int(threads)
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if not spinning:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if register:
         so.register_custom_ops_library(library_path())
     return so
 
 
-def make_session(model, threads: int = 2, providers: Sequence[str] | None = None):
+def make_session(model, threads: int = 2, providers: Sequence[str] | None = None, spinning: bool = True):
     """An ``onnxruntime.InferenceSession`` for ``model`` (path, serialized bytes or ModelProto).
 
     The custom-op library is registered whenever it is available (cheap); when
     it is not and the model has ``mrcnn`` nodes, raises
     :class:`CustomOpsUnavailable` with the reason and the fix.
     ``providers`` defaults to ``["CPUExecutionProvider"]``; the custom ops
-    run on the CPU provider only.
+    run on the CPU provider only. ``spinning``: see :func:`session_options`.
     """
     import onnxruntime as ort
 
@@ -112,6 +118,6 @@ def make_session(model, threads: int = 2, providers: Sequence[str] | None = None
     reason = missing_reason()
     if reason is not None and model_uses_custom_ops(model):
         raise CustomOpsUnavailable(f"the model uses {DOMAIN}:: custom ops, but {reason}")
-    so = session_options(threads, register=reason is None)
+    so = session_options(threads, register=reason is None, spinning=spinning)
     return ort.InferenceSession(model, sess_options=so,
                                 providers=list(providers) if providers else ["CPUExecutionProvider"])

@@ -139,7 +139,8 @@ def sidecar_problems(side: dict, inputs: Dict[str, Sequence], outputs: Dict[str,
 class OnnxRunner(Runner):
     backend = "onnxruntime"
 
-    def __init__(self, path: str, threads: int = 2, providers=None, check_sidecar: bool = True):
+    def __init__(self, path: str, threads: int = 2, providers=None, check_sidecar: bool = True,
+                 spinning: bool = True):
         if not os.path.isfile(path):
             raise UserError(f"ONNX file not found: {path}")
         side = read_sidecar(path)
@@ -150,7 +151,7 @@ class OnnxRunner(Runner):
                 raise UserError(f"{path} does not match its sidecar (sha256 differs): re-export it")
         from mrcnn_trt.plugins.ort import make_session
 
-        self.session = make_session(path, threads=threads, providers=providers)
+        self.session = make_session(path, threads=threads, providers=providers, spinning=spinning)
         if check_sidecar:
             shapes = lambda args: {a.name: list(a.shape) for a in args}  # noqa: E731
             problems = sidecar_problems(side, shapes(self.session.get_inputs()), shapes(self.session.get_outputs()))

@@ -179,3 +179,35 @@ def test_evaluation_memory_is_flat_in_the_number_of_images(shipped):
     small, large = _peak_rss_mb(onnx_path, coco, 8), _peak_rss_mb(onnx_path, coco, 40)
     print(f"peak RSS {small:.0f} MB (8 images), {large:.0f} MB (40 images)")
     assert large - small < 30, (small, large)   # 5x the images: the same memory (+ the evaluator's few KB/image)
+
+
+def test_pipelined_evaluation_runs_onnxruntime_without_spinning(shipped, tmp_path, monkeypatch):
+    """mrcnn-eval's pipelined loop (the default) opens ONNX Runtime with its threads not
+    busy-waiting between ops (they would take the cores from the reading/scoring threads);
+    --pipeline 0 keeps ONNX Runtime's default."""
+    from mrcnn_trt.eval import cli, runners
+
+    onnx_path, coco = shipped
+    key = "session.intra_op.allow_spinning"
+
+    def spinning(runner):
+        try:
+            return runner.session.get_session_options().get_session_config_entry(key)
+        except RuntimeError:   # not set: ONNX Runtime's default (spinning)
+            return "default"
+
+    assert spinning(runners.open_runner(onnx_path, pipelined=True)) == "0"
+    assert spinning(runners.open_runner(onnx_path)) == "default"
+    seen = []
+    real = runners.open_runner
+
+    def recording(*a, **k):
+        r = real(*a, **k)
+        seen.append(spinning(r))
+        return r
+
+    monkeypatch.setattr(runners, "open_runner", recording)
+    for pipeline in ("2", "0"):
+        assert cli.main(["--model", onnx_path, "--dataset", "coco", "--data-root", coco, "--limit", "2",
+                         "--pipeline", pipeline, "-o", str(tmp_path / pipeline)]) == 0
+    assert seen == ["0", "default"]
