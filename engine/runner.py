@@ -152,11 +152,8 @@ class TensorRTRunner(Runner):
         return b
 
     def run(self, images: np.ndarray, windows: np.ndarray) -> Dict[str, np.ndarray]:
-        arrays = {"images": np.ascontiguousarray(images, np.float32),
-                  "windows": np.ascontiguousarray(windows, np.float32)}
-        n = arrays["images"].shape[0]
-        if not 1 <= n <= self.max_batch:
-            raise UserError(f"{self.name} takes 1..{self.max_batch} images per call, got {n}")
+        arrays = {"images": images, "windows": windows}   # float32, contiguous, 1..max_batch: Runner.__call__
+        n = images.shape[0]
         for t in self.inputs:
             host = arrays[self.roles[t.name]].astype(t.dtype, copy=False)
             shape = (n,) + tuple(t.shape[1:])

@@ -48,7 +48,7 @@ class Runner:
     def __call__(self, images, windows):
         n = images.shape[0]
         limit = self.batch_limit()
-        if limit is not None and n > limit:
+        if limit is not None and not 1 <= n <= limit:
             raise UserError(f"{getattr(self, 'name', None) or 'the model'} takes 1..{limit} images per call, got {n}")
         if self.fixed_batch is not None:
             images, windows = pad_batch(images, windows, self.fixed_batch)

@@ -105,7 +105,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """
     from PIL import Image
 
-    from mrcnn_trt.data.base import load_rgb_image
+    from mrcnn_trt.imageio import load_rgb_image
 
     if not data:
         raise UserError("empty image (0 bytes)")
