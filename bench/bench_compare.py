@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import load_avg
+from benchlib import load_avg, random_coco_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -129,23 +129,14 @@ MODEL_SEEDS = {"r101": 1, "r50": 0}
 
 
 def build_model(name: str):
-    import torch
-
-    from mrcnn_trt.config import preset
-    from mrcnn_trt.model import build_model as build
     from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
 
     if name == "shapes":
         m, cfg, _ = load_model(shipped_model_path())
         m.set_config(cfg.replace(DETECTION_MIN_CONFIDENCE=0.0))
         return m.eval()
-    torch.manual_seed(MODEL_SEEDS[name])
-    m = build(preset("coco").replace(BACKBONE="resnet101" if name == "r101" else "resnet50",
-                                     DETECTION_MIN_CONFIDENCE=0.0))
-    with torch.no_grad():   # decisive class scores, as in tests/test_export.py
-        m.classifier.linear_class.weight.mul_(300)
-        m.classifier.linear_bbox.weight.mul_(30)
-    return m.eval()
+    return random_coco_model("resnet101" if name == "r101" else "resnet50", min_confidence=0.0,
+                             seed=MODEL_SEEDS[name])
 
 
 def eager_backend():

@@ -31,7 +31,7 @@ import time
 
 import torch
 
-from benchlib import load_avg
+from benchlib import load_avg, random_coco_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED_IMAGES = os.path.join(HERE, "..", "..", "shared", "data", "seed-images")
@@ -63,19 +63,12 @@ def time_runner(runner, image, repeat):
 
 
 def build(name):
-    from mrcnn_trt.config import preset
-    from mrcnn_trt.model import build_model
     from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
 
     if name == "shapes":
         m, _, _ = load_model(shipped_model_path())
         return m
-    torch.manual_seed(0)
-    m = build_model(preset("coco").replace(DETECTION_MIN_CONFIDENCE=0.3))
-    with torch.no_grad():
-        m.classifier.linear_class.weight.mul_(300)
-        m.classifier.linear_bbox.weight.mul_(30)
-    return m.eval()
+    return random_coco_model("resnet101", min_confidence=0.3)
 
 
 def test_images(n):

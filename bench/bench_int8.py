@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import load_avg
+from benchlib import load_avg, random_coco_model
 
 
 def evaluate_ap(path, dataset, threads):
@@ -225,12 +225,8 @@ def accuracy(args, work):
 
 def r101_speed(args, work):
     """FP32 inference vs percentile / min-max calibration per image, R-101 at 1024, N seed photos."""
-    import torch
-
     from mrcnn_trt.calib.qdq import calibrate_ranges
-    from mrcnn_trt.config import preset
     from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.model import build_model
     from mrcnn_trt.runtime.batcher import ImageBatcher
     from mrcnn_trt.runtime.runners import OnnxRunner
 
@@ -241,13 +237,9 @@ def r101_speed(args, work):
 
         seed = os.path.join(work, "r101_images")
         write_dataset(seed, num_images=args.r101, seed=4, split="val", show_progress=False)
-    torch.manual_seed(0)
-    m = build_model(preset("coco").replace(DETECTION_MIN_CONFIDENCE=0.3))
-    with torch.no_grad():
-        m.classifier.linear_class.weight.mul_(300)
-        m.classifier.linear_bbox.weight.mul_(30)
+    m = random_coco_model("resnet101", min_confidence=0.3)
     src = os.path.join(work, "r101.onnx")
-    export_onnx(m.eval(), src)
+    export_onnx(m, src)
     cfg = m.config
     runner = OnnxRunner(src, threads=args.threads)
     batches = list(ImageBatcher(seed, cfg, limit=args.r101))

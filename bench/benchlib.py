@@ -11,3 +11,20 @@ def load_avg() -> str:
             return " ".join(f.read().split()[:3])
     except OSError:
         return "n/a"
+
+
+def random_coco_model(backbone: str = "resnet101", min_confidence: float = 0.3, seed: int = 0):
+    """A COCO-layout Mask R-CNN (1024 px, 81 classes) with seeded random weights, in eval
+    mode, its heads sharpened (decisive class scores, spread box deltas) so that it
+    returns detections and the detection/mask stages do real work."""
+    import torch
+
+    from mrcnn_trt.config import preset
+    from mrcnn_trt.model import build_model
+
+    torch.manual_seed(seed)
+    m = build_model(preset("coco").replace(BACKBONE=backbone, DETECTION_MIN_CONFIDENCE=min_confidence))
+    with torch.no_grad():
+        m.classifier.linear_class.weight.mul_(300)
+        m.classifier.linear_bbox.weight.mul_(30)
+    return m.eval()
