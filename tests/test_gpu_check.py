@@ -48,7 +48,9 @@ def test_dry_run_passes_every_step(dry_run):
     assert result["dry_run"] is True and result["ok"] is True and result["arch"] == 90
     steps = {s["step"]: s["status"] for s in result["steps"]}
     assert steps == {"env": "ok", "build_cpu": "ok", "build_cuda": "ok", "kernels": "ok", "tests": "ok",
-                     "bench": "ok"}, steps
+                     "bench": "ok", "rtx": "skipped"}, steps
+    rtx = next(s for s in result["steps"] if s["step"] == "rtx")
+    assert rtx["detail"] == "sm_90 is not a TensorRT for RTX target (75 80 86 89 120 121)", rtx
 
 
 def test_dry_run_builds_the_device_code(dry_run):

@@ -17,6 +17,8 @@
 #              Pillow and pytest only
 #   bench      bench/bench_gpu.py: ops vs torchvision, end to end R-101 1024 batch 1/8,
 #              FP32/FP16 autocast vs torchvision maskrcnn_resnet50_fpn, peak memory
+#   rtx        tests/test_rtx.py when the GPU is a TensorRT for RTX target (sm_75/80/86/89/120/121)
+#              and its wheels are installed; else skipped with the reason (sm_90 is not a target)
 # Then DIR/gpu_check.json (all of it) and DIR/gpu_check.md (a short table).
 #
 # --dry-run: the same steps on the CPU where they can run (CI: tests/test_gpu_check.py):
@@ -204,10 +206,23 @@ else
   step bench "$PYTHON" bench/bench_gpu.py --device cuda --out "$OUTDIR/bench.json" --markdown "$OUTDIR/bench.md"
 fi
 
+# ------------------------------------------------------------------------- rtx
+# TensorRT for RTX builds plans for its own GPU list only: on such a GPU with the wheels
+# installed, tests/test_rtx.py; otherwise skipped with the reason (an H200, sm_90, is not one).
+RTX_TARGETS=$("$PYTHON" -c "from mrcnn_trt.engine.archs import RTX_TARGETS; print(*RTX_TARGETS)" 2> /dev/null)
+if [[ " $RTX_TARGETS " != *" $ARCH "* ]]; then
+  skip rtx "sm_$ARCH is not a TensorRT for RTX target (${RTX_TARGETS:-unknown})"
+elif ! "$PYTHON" -c "import tensorrt_rtx_libs, tensorrt_rtx_bindings" > /dev/null 2>&1; then
+  skip rtx "TensorRT for RTX is not installed for $PYTHON (pip install -e '.[rtx]')"
+else
+  step rtx env MRCNN_PROGRESS=0 "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_rtx.py
+fi
+
 # ----------------------------------------------------------------------- summary
-"$PYTHON" - "$OUTDIR" "$DRY" "$ARCH" "$(( $(date +%s) - T_START ))" << 'EOF'
+"$PYTHON" - "$OUTDIR" "$DRY" "$ARCH" "$(( $(date +%s) - T_START ))" "$FAILED" << 'EOF'
 import json, os, re, sys
 out, dry, arch, seconds = sys.argv[1], sys.argv[2] == "1", sys.argv[3], int(sys.argv[4])
+failed = sys.argv[5] == "1"   # the script's exit status: a step failed, or one that must run was skipped
 steps = []
 for line in open(os.path.join(out, "work", "steps.tsv")):
     name, status, secs, rc = line.rstrip("\n").split("\t")
@@ -229,7 +244,7 @@ result = {"dry_run": dry, "arch": int(arch), "seconds": seconds, "steps": steps,
 bench = os.path.join(out, "bench.json")
 if os.path.exists(bench):
     result["bench"] = json.load(open(bench))
-ok = all(s["status"] == "ok" for s in steps)
+ok = not failed
 result["ok"] = ok
 with open(os.path.join(out, "gpu_check.json.tmp"), "w") as f:
     json.dump(result, f, indent=1)
