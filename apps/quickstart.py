@@ -56,7 +56,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mrcnn_trt.data.synthetic import write_dataset
     from mrcnn_trt.eval.evaluators import make_evaluator
     from mrcnn_trt.eval.evaluate import evaluate
-    from mrcnn_trt.runtime.runners import OnnxRunner, TorchRunner
+    from mrcnn_trt.eval.runners import open_runner
     from mrcnn_trt.export.exporter import export_onnx
     from mrcnn_trt.fileio import make_folder, write_json_atomic
     from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
@@ -81,12 +81,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         onnx_paths[flavor] = os.path.join(args.out, f"shapes_{flavor}.onnx")
         export_onnx(model, onnx_paths[flavor], batch=1, flavor=flavor, weights_path=weights)
 
-    # spinning=False: the evaluation reads and scores images in threads beside the network
-    ort_runner = lambda flavor: OnnxRunner(onnx_paths[flavor], threads=args.threads, spinning=False)  # noqa: E731
-    runs = [("onnxruntime (custom ops)", lambda: ort_runner("trt")),
-            ("onnxruntime (standard ops)", lambda: ort_runner("standard"))]
+    # pipelined: the evaluation reads and scores images in threads beside the network
+    open_for = lambda path, **kw: open_runner(path, threads=args.threads, pipelined=True, **kw)  # noqa: E731
+    runs = [("onnxruntime (custom ops)", lambda: open_for(onnx_paths["trt"])),
+            ("onnxruntime (standard ops)", lambda: open_for(onnx_paths["standard"]))]
     if not args.skip_torch:
-        runs.append(("pytorch", lambda: TorchRunner(weights, ops="cpu", threads=args.threads)))
+        runs.append(("pytorch", lambda: open_for(weights, ops="cpu")))
     arch = _visible_gpu_arch()
     if arch:
         def trt_runner():
