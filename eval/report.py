@@ -106,6 +106,29 @@ def _delta(ours: float, ref: float) -> str:
     return f"{'+' if d >= 0 else '−'}{abs(d):.1f}"
 
 
+def confidence_effect(min_conf) -> Optional[str]:
+    """What a ``DETECTION_MIN_CONFIDENCE`` cut-off does to AP, or None when it is low enough
+    (at most ``mrcnn-eval``'s warning threshold) to leave AP as defined."""
+    from .cli import AP_CONFIDENCE_WARNING
+
+    if min_conf is None or float(min_conf) <= AP_CONFIDENCE_WARNING:
+        return None
+    return (f"AP under-reported: the model drops detections scoring below {float(min_conf):.2f} "
+            f"(DETECTION_MIN_CONFIDENCE), while AP counts all detections; export with mrcnn-export "
+            f"--min-confidence 0 to evaluate")
+
+
+def data_is_synthetic(dataset) -> bool:
+    """True when the evaluated images were written by ``mrcnn-make-dataset`` (synthetic
+    shapes, not the real dataset): comparisons with published numbers mean nothing."""
+    from mrcnn_trt.data.synthetic import is_synthetic_image
+
+    try:
+        return len(dataset) > 0 and is_synthetic_image(dataset.image_path(0))
+    except (AttributeError, IndexError, OSError, TypeError):
+        return False
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Rows ``(metric, ours, [(reference value, split, delta)...])`` against ``references``."""
@@ -212,7 +235,8 @@ def run_facts(metrics: dict, cfg: dict) -> List[Tuple[str, str]]:
         ("backend", str(metrics.get("backend", "?"))),
         ("precision", model_precision(metrics)),
         ("image size", size),
-        ("DETECTION_MIN_CONFIDENCE", _fmt(min_conf, 2) if min_conf is not None else "?"),
+        ("DETECTION_MIN_CONFIDENCE", (_fmt(min_conf, 2) if min_conf is not None else "?")
+         + (f" ({confidence_effect(min_conf)})" if confidence_effect(min_conf) else "")),
         ("dataset", f"{metrics.get('dataset', '?')} ({metrics.get('split', '?')} split): "
                     f"{metrics.get('data_root', '?')}"),
         ("images evaluated", str(metrics.get("num_images", "?"))),
@@ -273,29 +297,40 @@ p.note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 10px}
 """
 
 
+_MD_SPECIAL = "\\`*_[]|#"
+
+
+def _md_text(text: str) -> str:
+    """``text`` as literal Markdown: HTML special characters as entities (no raw HTML gets
+    through: a class name ``<script>`` stays text), Markdown punctuation backslash-escaped,
+    on one line."""
+    t = html.escape(" ".join(str(text).split()), quote=False)
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in t)
+
+
 def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _md_text(text)
 
 
 def render_markdown(title: str, intro: Sequence[str], sections: Sequence[Section]) -> str:
-    out = [f"# {title}", ""]
-    out += [p + "\n" for p in intro]
+    out = [f"# {_md_text(title)}", ""]
+    out += [_md_text(p) + "\n" for p in intro]
     for s in sections:
-        out += [f"## {s.title}", ""]
+        out += [f"## {_md_text(s.title)}", ""]
         for b in s.blocks:
             if isinstance(b, str):
-                out += [b, ""]
+                out += [_md_text(b), ""]
             elif isinstance(b, Table):
                 out.append("| " + " | ".join(_md_cell(h) for h in b.header) + " |")
                 out.append("|" + "|".join(["---"] + ["---:"] * (len(b.header) - 1)) + "|")
                 out += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in b.rows]
-                out += ([f"\n*{b.caption}*"] if b.caption else []) + [""]
+                out += ([f"\n*{_md_text(b.caption)}*"] if b.caption else []) + [""]
             elif isinstance(b, Figure):
-                out += [f"![{_md_cell(b.caption)}]({FILES_DIR}/{b.path})", "", f"*{b.caption}*", ""]
+                out += [f"![{_md_text(b.caption)}]({FILES_DIR}/{b.path})", "", f"*{_md_text(b.caption)}*", ""]
             elif isinstance(b, Gallery):
-                out += [f"### {b.title}", ""]
+                out += [f"### {_md_text(b.title)}", ""]
                 for f in b.figures:
-                    out += [f"**{f.caption}**", "", f"![{_md_cell(f.caption)}]({FILES_DIR}/{f.path})", ""]
+                    out += [f"**{_md_text(f.caption)}**", "", f"![{_md_text(f.caption)}]({FILES_DIR}/{f.path})", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -478,7 +513,8 @@ def plot_pr_curves(curves, path: str, class_names: Sequence[str]) -> None:
 
 # ----------------------------------------------------------------------------- galleries
 TILE = 128
-CAPTION_H = 16
+CAPTION_H = 18
+CAPTION_PX = 11
 FP_COLOR = (230, 40, 40)
 GT_COLOR = (40, 200, 80)
 MISS_COLOR = (255, 150, 0)
@@ -497,34 +533,41 @@ def _crop_box(boxes: Sequence[Sequence[float]], h: int, w: int) -> Tuple[int, in
 
 
 def _tile(image: np.ndarray, data, case):
-    """One gallery tile: the crop around the case with its masks drawn, and a caption."""
-    from PIL import Image, ImageDraw, ImageFont
+    """One gallery tile: the crop around the case scaled to :data:`TILE` px, its masks drawn
+    at the tile's own resolution (so outlines keep their thickness however much the crop
+    shrinks: 2 px in colour with a 1 px black halo; a missed object also hatched in
+    orange), and a caption."""
+    from PIL import Image, ImageDraw
     from pycocotools import mask as mask_utils
 
-    from mrcnn_trt.visualize import blend_mask
+    from mrcnn_trt.visualize import blend_mask, fit_text, label_font, resize_mask
 
     h, w = image.shape[:2]
     det = data.dets[case.det] if case.det is not None else None
     gt = data.gts[case.gt] if case.gt is not None else None
     boxes = [x["bbox"] for x in (det, gt) if x is not None]
     x1, y1, x2, y2 = _crop_box(boxes, h, w)
-    crop = image[y1:y2, x1:x2].astype(np.float32).copy()
+    pic = Image.fromarray(np.ascontiguousarray(image[y1:y2, x1:x2, :3]).astype(np.uint8))
+    f = TILE / max(pic.size)
+    size = (max(1, round(pic.width * f)), max(1, round(pic.height * f)))
+    # shrink smoothly; enlarge small objects with visible pixels
+    pic = pic.resize(size, Image.BILINEAR if f < 1 else Image.NEAREST)
+    crop = np.asarray(pic, dtype=np.float32).copy()
     if gt is not None:
-        m = mask_utils.decode(gt["rle"])[y1:y2, x1:x2]
-        blend_mask(crop, m, MISS_COLOR if case.kind == "Miss" else GT_COLOR, 0.45 if case.kind == "Miss" else 0.0)
+        m = resize_mask(mask_utils.decode(gt["rle"])[y1:y2, x1:x2], size[1], size[0])
+        if case.kind == "Miss":
+            blend_mask(crop, m, MISS_COLOR, 0.75, thickness=3, halo=1, hatched=True)
+        else:
+            blend_mask(crop, m, GT_COLOR, 0.0, thickness=2, halo=1)
     if det is not None and det["rle"] is not None:
-        m = mask_utils.decode(det["rle"])[y1:y2, x1:x2]
-        blend_mask(crop, m, FP_COLOR, 0.45)
+        m = resize_mask(mask_utils.decode(det["rle"])[y1:y2, x1:x2], size[1], size[0])
+        blend_mask(crop, m, FP_COLOR, 0.45, thickness=2, halo=1)
     pic = Image.fromarray(crop.clip(0, 255).astype(np.uint8))
-    if max(pic.size) > TILE:
-        pic.thumbnail((TILE, TILE), Image.BILINEAR)
-    elif max(pic.size) < TILE:   # small objects: enlarge for viewing
-        f = TILE / max(pic.size)
-        pic = pic.resize((max(1, round(pic.width * f)), max(1, round(pic.height * f))), Image.NEAREST)
     tile = Image.new("RGB", (TILE, TILE + CAPTION_H), (255, 255, 255))
     tile.paste(pic, ((TILE - pic.width) // 2, (TILE - pic.height) // 2))
     draw = ImageDraw.Draw(tile)
-    draw.text((3, TILE + 2), _case_caption(data, case), fill=(20, 20, 20), font=ImageFont.load_default())
+    font = label_font(CAPTION_PX, bold=False)
+    draw.text((3, TILE + 3), fit_text(_case_caption(data, case), font, TILE - 6), fill=(20, 20, 20), font=font)
     return tile
 
 
@@ -676,16 +719,18 @@ def write_report(out_dir: str, dataset, config=None, score_thresh: float = 0.5,
     comparison = compare_with_references(metrics)
     kind = metrics.get("dataset", "coco")
     model_classes = tuple(cfg.get("CLASS_NAMES") or ())
+    synthetic = data_is_synthetic(dataset)
+    effect = confidence_effect(metrics.get("min_confidence", cfg.get("DETECTION_MIN_CONFIDENCE")))
     sections = [
         Section("Run", [Table(["", ""], run_facts(metrics, cfg), left=True)], "run"),
-        _paper_section(metrics, comparison, model_classes),
+        _paper_section(metrics, comparison, model_classes, synthetic, effect),
     ]
     if kind == "cityscapes":
-        sections.append(_mapping_section(metrics, cm, model_classes))
+        sections.append(_mapping_section(metrics, cm, model_classes, effect))
     plot_tide(tides, os.path.join(files_dir, "tide.png"))
-    sections.append(_tide_section(tides))
+    sections.append(_tide_section(tides, effect))
     plot_sizes(metrics, os.path.join(files_dir, "sizes.png"))
-    sections.append(_size_section(metrics, curves))
+    sections.append(_size_section(metrics, curves, effect))
     active = [i for i in range(len(cm.classes))
               if len(cm.classes) <= 12 or cm.matrix[i].sum() or cm.matrix[:, i].sum()]
     plot_confusion(cm, os.path.join(files_dir, "confusion.png"), active)
@@ -700,9 +745,11 @@ def write_report(out_dir: str, dataset, config=None, score_thresh: float = 0.5,
     sections.append(_gallery_section(galleries, gallery_size))
 
     title = f"Evaluation report: {os.path.basename(str(metrics.get('model') or 'model'))} on {kind}"
-    intro = [f"{metrics.get('num_images')} {kind} images ({metrics.get('split', '?')} split), backend "
-             f"{metrics.get('backend', '?')}. AP numbers are percentages (the paper's convention); masks unless "
-             f"marked 'box'."]
+    intro = [f"{metrics.get('num_images')} {'synthetic ' if synthetic else ''}{kind} images "
+             f"({metrics.get('split', '?')} split), backend {metrics.get('backend', '?')}. AP numbers are "
+             f"percentages (the paper's convention); masks unless marked 'box'."]
+    if effect:
+        intro.append(f"Note: {effect}.")
     md = render_markdown(title, intro, sections)
     page = render_html(title, intro, sections, files_dir)
     paths = ReportPaths(os.path.join(out_dir, "report.html"), os.path.join(out_dir, "report.md"),
@@ -710,7 +757,8 @@ def write_report(out_dir: str, dataset, config=None, score_thresh: float = 0.5,
     write_json_atomic(paths.json, {
         "metrics_file": os.path.join(out_dir, "metrics.json"), "comparison": comparison.to_json(),
         "tide": {k: t.to_json() for k, t in tides.items()}, "confusion": cm.to_json(),
-        "curves": curves.to_json(), "run": dict(run_facts(metrics, cfg))})
+        "curves": curves.to_json(), "run": dict(run_facts(metrics, cfg)),
+        "synthetic_data": synthetic, "ap_under_reported": bool(effect)})
     write_bytes_atomic(paths.markdown, md.encode())
     write_bytes_atomic(paths.html, page.encode())
     step("pages")
@@ -718,19 +766,33 @@ def write_report(out_dir: str, dataset, config=None, score_thresh: float = 0.5,
     return paths
 
 
-def _paper_section(metrics: dict, comp: Comparison, model_classes: Sequence[str]) -> Section:
+def _paper_section(metrics: dict, comp: Comparison, model_classes: Sequence[str], synthetic: bool = False,
+                   effect: Optional[str] = None) -> Section:
+    """The comparison table. Where it means nothing (synthetic data, the shapes model) or
+    where our AP is under-reported (a confidence cut-off), the table says so itself: in the
+    'ours' header and in every difference, not only in a note."""
     from mrcnn_trt.config import COCO_CLASS_NAMES, SHAPES_CLASS_NAMES
 
     kind = metrics.get("dataset")
     split = metrics.get("split", "?")
-    header = ["metric", f"ours ({split}, {metrics.get('num_images')} images)"]
+    names = tuple(model_classes)
+    shapes_model = names == tuple(SHAPES_CLASS_NAMES)
+    meaningless = synthetic or shapes_model
+    what = "synthetic data, " if synthetic else ("shapes model, " if shapes_model else "")
+    ours_header = f"ours ({what}{split}, {metrics.get('num_images')} images)"
+    if effect:
+        ours_header += f", under-reported: cut-off {float(metrics.get('min_confidence') or 0):.2f}"
+    header = ["metric", ours_header]
     for r in comp.references:
-        header += [r.label, "Δ"]
+        header += [r.label, "Δ (not comparable)" if meaningless else "Δ"]
     rows = []
     for metric, ours, cells in comp.rows:
-        row = [metric, _fmt(ours)]
+        row = [metric, _fmt(ours) + (" *" if effect and math.isfinite(ours) else "")]
         for (ref, ref_split, d) in cells:
-            row += [f"{_fmt(ref)} [{ref_split}]" if math.isfinite(ref) else "—", _delta(ours, ref)]
+            delta = _delta(ours, ref)
+            if meaningless and delta != "—":
+                delta += " (synthetic)" if synthetic else " (shapes)"
+            row += [f"{_fmt(ref)} [{ref_split}]" if math.isfinite(ref) else "—", delta]
         rows.append(row)
     blocks: List[Block] = []
     if kind == "cityscapes":
@@ -744,12 +806,17 @@ def _paper_section(metrics: dict, comp: Comparison, model_classes: Sequence[str]
                       "R-CNN paper's ResNet-101-FPN model, measured on COCO test-dev, and the numbers the lab "
                       "repository publishes for its converted weights mask_rcnn_coco.pth, measured on COCO "
                       "2014 minival (the images of val2017). Δ = ours − reference.")
+    if synthetic:
+        blocks.append("Note: ours are measured on synthetic data (mrcnn-make-dataset shapes written in the "
+                      f"{kind} layout), not on the real dataset: the reference columns show the layout of the "
+                      "comparison only; the differences mean nothing.")
+    elif shapes_model:
+        blocks.append("Note: this is the synthetic-shapes model (circle, square, triangle): the reference columns "
+                      "show the layout of the comparison only; the differences mean nothing.")
+    if effect:
+        blocks.append(f"Note: * = {effect}.")
     blocks.append(Table(header, rows, caption="; ".join(f"{r.label}: {r.source}" for r in comp.references)))
-    names = tuple(model_classes)
-    if names == tuple(SHAPES_CLASS_NAMES):
-        blocks.append("Note: this is the synthetic-shapes model (circle, square, triangle) on synthetic data: the "
-                      "reference columns show the layout of the comparison only; the differences mean nothing.")
-    elif kind == "cityscapes" and names == tuple(COCO_CLASS_NAMES):
+    if kind == "cityscapes" and names == tuple(COCO_CLASS_NAMES):
         blocks.append("Note: a COCO model evaluated on Cityscapes without fine-tuning. The paper's models were "
                       "trained on Cityscapes ('fine only') or fine-tuned on it from COCO ('fine + COCO'); "
                       "expect lower numbers here, and rider AP 0 (no COCO class; see the class mapping).")
@@ -783,22 +850,36 @@ def class_mapping_notes(cm, model_classes: Sequence[str]) -> List[str]:
     return blocks
 
 
-def _mapping_section(metrics: dict, cm, model_classes: Sequence[str]) -> Section:
+def counted_classes(metrics: dict, classes: Sequence[str]) -> List[str]:
+    """The ``classes`` that count in the official Cityscapes means: those with an AP (ground
+    truth or detections in the evaluated images); the others are nan and skipped."""
+    per = (metrics.get("cityscapes") or {}).get("per_class") or {}
+    return [c for c in classes if math.isfinite(_pct((per.get(c) or {}).get("AP")))]
+
+
+def _mapping_section(metrics: dict, cm, model_classes: Sequence[str], effect: Optional[str] = None) -> Section:
     cs = metrics.get("cityscapes") or {}
     mappable = list(cs.get("mappable_classes") or [])
     missing = [c for c in CITYSCAPES_CLASSES if c not in mappable]
+    official = counted_classes(metrics, CITYSCAPES_CLASSES)
+    mapped = counted_classes(metrics, mappable)
     blocks: List[Block] = list(class_mapping_notes(cm, model_classes))
+    caption = ("The official mean averages the classes with ground truth or detections in the evaluated images "
+               "(the others have no AP, —, and are skipped); with every class present it is the mean over all 8.")
+    if effect:
+        caption += f" {effect}."
     blocks.append(Table(["", "classes", "AP", "AP50"], [
-        ["official mean (8 classes)", ", ".join(CITYSCAPES_CLASSES), _fmt(_pct(cs.get("AP"))),
-         _fmt(_pct(cs.get("AP50")))],
-        ["mean over the mappable classes", ", ".join(mappable) or "—", _fmt(_pct(cs.get("AP_mappable"))),
+        [f"official mean ({len(official)} of 8 classes: those with ground truth or detections)",
+         ", ".join(official) or "—", _fmt(_pct(cs.get("AP"))), _fmt(_pct(cs.get("AP50")))],
+        [f"mean over the model's classes ({len(mapped)} of {len(mappable)} mappable: those with ground truth or "
+         f"detections)", ", ".join(mapped) or "—", _fmt(_pct(cs.get("AP_mappable"))),
          _fmt(_pct(cs.get("AP50_mappable")))],
         ["classes the model cannot predict", ", ".join(missing) or "none", "", ""],
-    ], caption="Classes without ground truth in the evaluated images have no AP (—) and do not count in the means."))
+    ], caption=caption))
     return Section("Class mapping", blocks, "mapping")
 
 
-def _tide_section(tides: Mapping[str, object]) -> Section:
+def _tide_section(tides: Mapping[str, object], effect: Optional[str] = None) -> Section:
     from .error_analysis import TIDE_ERRORS, TIDE_SPECIAL
 
     segm = tides["segm"]
@@ -815,7 +896,9 @@ def _tide_section(tides: Mapping[str, object]) -> Section:
         header += [f"{label} dAP50", f"{label} count"]
     table = Table(header, rows, caption=f"TIDE (tidecv) at IoU 0.5: mask AP50 {segm.ap50:.1f}, box AP50 "
                                         f"{tides['bbox'].ap50:.1f}. dAP50 = AP50 gained by fixing every error "
-                                        f"of the type; the last two rows: perfect precision / perfect recall.")
+                                        f"of the type; the last two rows: perfect precision / perfect recall."
+                                        + (f" {effect}: the dropped detections count as missed objects."
+                                           if effect else ""))
     per_rows = []
     for name, v in sorted(segm.per_class.items(), key=lambda kv: -sum(kv[1][s] for s in TIDE_ERRORS)):
         per_rows.append([name, _fmt(v["AP50"])] + [_fmt(v[s], 2) for s in TIDE_ERRORS])
@@ -831,7 +914,7 @@ def _tide_section(tides: Mapping[str, object]) -> Section:
         table, Figure("tide.png", "TIDE dAP50 per error type"), per], "tide")
 
 
-def _size_section(metrics: dict, curves) -> Section:
+def _size_section(metrics: dict, curves, effect: Optional[str] = None) -> Section:
     note = ("COCO size ranges by mask area: small < 32² px, medium 32²–96², large > 96² (areas in "
             "original-image pixels).")
     if metrics.get("dataset") == "cityscapes":
@@ -851,7 +934,8 @@ def _size_section(metrics: dict, curves) -> Section:
                     + [str(n.get(k, 0)) for k in ("small", "medium", "large")])
     return Section("AP by object size", [
         note,
-        Table(["", "AP", "APs", "APm", "APl"], overall, caption="all classes (pycocotools)"),
+        Table(["", "AP", "APs", "APm", "APl"], overall,
+              caption="all classes (pycocotools)" + (f"; {effect}" if effect else "")),
         Figure("sizes.png", "AP by object size"),
         Table(["class", "AP", "small", "medium", "large", "# small", "# medium", "# large"], rows,
               caption="Per class (masks): AP by size and the number of ground-truth objects of each size.")],
@@ -893,7 +977,7 @@ def _gallery_section(galleries, per_class: int) -> Section:
     blocks: List[Block] = [
         f"Per class, the {per_class} highest-scoring false positives (red: the detection's mask; green outline: "
         f"the object it lies on, if any; caption: TIDE type, IoU and score; 'is X' = the object is really an X) "
-        f"and the {per_class} largest missed objects (orange). Crops are scaled to {TILE} px."]
+        f"and the {per_class} largest missed objects (hatched orange). Crops are scaled to {TILE} px."]
     if not galleries:
         blocks.append("No false positive and no missed object.")
     by_class: Dict[str, List[Figure]] = {}
