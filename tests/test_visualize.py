@@ -174,3 +174,22 @@ def test_picture_class_names_are_the_evaluated_dataset_names():
     coco = SimpleNamespace(class_map={1: 7, 2: 9}, coco=SimpleNamespace(cats={7: {"name": "ring"}, 9: {"name": "box"}}))
     assert picture_class_names(coco, NAMES) == ["BG", "ring", "box", "triangle"]
     assert picture_class_names(SimpleNamespace(), NAMES) == NAMES
+
+
+def test_losses_legends_cover_no_curve(tmp_path):
+    """losses.png: each legend lies outside its plotting area (it covered the end of the curves)."""
+    from mrcnn_trt.train.losses import LOSS_NAMES
+    from mrcnn_trt.train.loop import losses_figure, plot_losses
+
+    steps = [{"step": i, **{k: 1.0 / i for k in ("loss",) + LOSS_NAMES}} for i in range(1, 40)]
+    hist = {"steps": steps, "epochs": [{"epoch": e, "train": {"loss": 1.0 / e}, "val": {"loss": 1.2 / e}}
+                                       for e in (1, 2, 3)]}
+    fig = losses_figure(hist)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        legend, area = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert legend.x0 >= area.x1 and not legend.overlaps(area)
+        assert fig.bbox.contains(legend.x1 - 1, legend.y0 + 1)          # and inside the picture
+    assert all(float(t).is_integer() for t in fig.axes[1].get_xticks())
+    plot_losses(hist, str(tmp_path / "losses.png"))
+    assert (tmp_path / "losses.png").read_bytes()[:4] == b"\x89PNG"
