@@ -353,7 +353,9 @@ def render_html(title: str, intro: Sequence[str], sections: Sequence[Section], f
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              f"<title>{e(title)}</title><style>{CSS}</style></head><body>", f"<h1>{e(title)}</h1>"]
-    parts += [f"<p>{e(p)}</p>" for p in intro]
+    for p in intro:
+        cls = ' class="note"' if p.startswith("Note:") else ""
+        parts.append(f"<p{cls}>{e(p)}</p>")
     parts.append('<p class="toc">' + "".join(f'<a href="#{e(s.anchor)}">{e(s.title)}</a>' for s in sections)
                  + "</p>")
     for s in sections:
