@@ -197,9 +197,9 @@ def test_report_files_and_content(cs_report):
     md = (out / "report.md").read_text()
     rep = json.loads((out / "report.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
-    from mrcnn_trt.eval.report import _md_text
+    from mrcnn_trt.eval.report.document import md_text
     md_plain = md.replace("\\[", "[").replace("\\]", "]")     # Markdown escapes brackets (no links from data)
-    assert _md_text("31.5 [val]") == "31.5 \\[val\\]" and "31.5 \\[val\\]" in md
+    assert md_text("31.5 [val]") == "31.5 \\[val\\]" and "31.5 \\[val\\]" in md
     # the paper table, with its splits
     for text in ("Side by side with the paper", "paper: fine only", "paper: fine + COCO", "31.5 [val]",
                  "26.2 [test]", "36.4 [val]", "18.7 [test]"):
@@ -250,13 +250,13 @@ def test_lab4_comparison_on_synthetic_data_says_so_in_the_table():
     """LAB 4: a Cityscapes-class model fine-tuned and evaluated on synthetic data; before,
     'person 68.5 vs paper 30.5 +38.0' showed in green with no note."""
     from mrcnn_trt.config import CITYSCAPES_CLASS_NAMES
-    from mrcnn_trt.eval.report import Table, _paper_section, compare_with_references, render_html
+    from mrcnn_trt.eval.report import Table, compare_with_references, paper_section, render_html
 
     metrics = {"dataset": "cityscapes", "split": "val", "num_images": 50, "min_confidence": 0.0,
                "cityscapes": {"AP": 0.6, "AP50": 0.9, "per_class": {"person": {"AP": 0.685}}}}
     comp = compare_with_references(metrics)
     for synthetic in (True, False):
-        sec = _paper_section(metrics, comp, CITYSCAPES_CLASS_NAMES, synthetic=synthetic)
+        sec = paper_section(metrics, comp, CITYSCAPES_CLASS_NAMES, synthetic=synthetic)
         table = next(b for b in sec.blocks if isinstance(b, Table))
         person = next(r for r in table.rows if r[0] == "person")
         page = render_html("t", [], [sec], ".")

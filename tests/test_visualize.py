@@ -131,7 +131,7 @@ def _miss_case(image, box):
 def test_missed_object_survives_the_128px_tile(background):
     """A large missed object (900x700 crop -> 128 px) of the marker's own colour, or on a busy
     texture: its outline, halo and hatching are still there in the tile."""
-    from mrcnn_trt.eval.report import MISS_COLOR, TILE, _tile
+    from mrcnn_trt.eval.report.galleries import MISS_COLOR, TILE, _tile
 
     rng = np.random.default_rng(1)
     if background == "orange":
