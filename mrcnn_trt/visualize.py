@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
 #: pictures are enlarged (integer factor, at most MAX_SCALE) until their longer side is at least this
 MIN_DISPLAY_SIDE = 640
@@ -105,18 +105,23 @@ def line_width(height: int, width: int) -> int:
 
 
 # ----------------------------------------------------------------------------- masks
+def _square_filter(mask: np.ndarray, px: int, reduce) -> np.ndarray:
+    """``reduce`` (np.all: erosion, np.any: dilation) over the (2 px + 1)^2 square around each
+    pixel, outside the array counting as empty; separable: rows, then columns."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    k = 2 * px + 1
+    padded = np.pad(mask, px, constant_values=False)
+    rows = reduce(sliding_window_view(padded, k, axis=1), axis=-1)
+    return reduce(sliding_window_view(rows, k, axis=0), axis=-1)
+
+
 def _erode(mask: np.ndarray, px: int) -> np.ndarray:
-    if px <= 0:
-        return mask
-    im = Image.fromarray(mask.astype(np.uint8) * 255)
-    return np.asarray(im.filter(ImageFilter.MinFilter(2 * px + 1))) > 0
+    return mask if px <= 0 else _square_filter(mask, px, np.all)
 
 
 def _dilate(mask: np.ndarray, px: int) -> np.ndarray:
-    if px <= 0:
-        return mask
-    im = Image.fromarray(mask.astype(np.uint8) * 255)
-    return np.asarray(im.filter(ImageFilter.MaxFilter(2 * px + 1))) > 0
+    return mask if px <= 0 else _square_filter(mask, px, np.any)
 
 
 def blend_mask(image: np.ndarray, mask: np.ndarray, color, alpha: float = 0.5, thickness: int = 1,
@@ -235,7 +240,25 @@ def place_labels(boxes: Sequence[Rect], sizes: Sequence[Tuple[int, int]], width:
 
 def _nearest_free(occupied: np.ndarray, w: int, h: int, ax: int, ay: int) -> Optional[Tuple[Rect, bool]]:
     """The free ``w`` x ``h`` rectangle of ``occupied`` whose top-left corner is nearest to
-    ``(ax, ay)`` (an integral image gives the occupancy of every position at once)."""
+    ``(ax, ay)``: first within a few label sizes of it, else anywhere."""
+    height, width = occupied.shape
+    x0, y0 = max(0, ax - 3 * w), max(0, ay - 6 * h)
+    x1, y1 = min(width, ax + 4 * w), min(height, ay + 6 * h)
+    if (x0, y0, x1, y1) != (0, 0, width, height):
+        near = _nearest_free_in(occupied[y0:y1, x0:x1], w, h, ax - x0, ay - y0)
+        if near is not None:
+            x, y = near
+            return (x + x0, y + y0, x + x0 + w, y + y0 + h), True
+    found = _nearest_free_in(occupied, w, h, ax, ay)
+    if found is None:
+        return None
+    x, y = found
+    return (x, y, x + w, y + h), True
+
+
+def _nearest_free_in(occupied: np.ndarray, w: int, h: int, ax: int, ay: int) -> Optional[Tuple[int, int]]:
+    """Top-left corner of the free ``w`` x ``h`` place of ``occupied`` nearest to ``(ax, ay - h)``
+    (an integral image gives the occupancy of every position at once), or None."""
     height, width = occupied.shape
     if w > width or h > height:
         return None
@@ -246,8 +269,7 @@ def _nearest_free(occupied: np.ndarray, w: int, h: int, ax: int, ay: int) -> Opt
     if ys.size == 0:
         return None
     k = int(np.argmin((xs - ax) ** 2 + (ys - (ay - h)) ** 2))
-    x, y = int(xs[k]), int(ys[k])
-    return (x, y, x + w, y + h), True
+    return int(xs[k]), int(ys[k])
 
 
 def label_layout(image_shape: Sequence[int], result: Dict[str, np.ndarray], class_names: Sequence[str]
@@ -303,13 +325,22 @@ def draw_detections(image: np.ndarray, result: Dict[str, np.ndarray], class_name
     img = np.asarray(pic, dtype=np.float32).copy()
     t = line_width(height, width)
     masks = result["masks"]
+    n_masks = masks.shape[-1] if masks.ndim == 3 else 0
+    # masks are non-negative (0/1): equal sums in the box window and overall = nothing outside it
+    totals = masks.reshape(-1, n_masks).sum(axis=0, dtype=np.float64) if n_masks else []
     for lab in labels:
         i = lab.index
-        if masks.ndim == 3 and masks.shape[-1] > i:
+        if n_masks > i:
+            # the mask lies in its box (unmolding pastes it there): draw in the box plus a margin
+            y1, x1, y2, x2 = (int(v) for v in result["rois"][i])
+            y1, x1, y2, x2 = max(0, y1 - 2), max(0, x1 - 2), min(h0, y2 + 2), min(w0, x2 + 2)
             m = masks[:, :, i]
+            if y2 <= y1 or x2 <= x1 or m[y1:y2, x1:x2].sum(dtype=np.float64) != totals[i]:
+                y1, x1, y2, x2 = 0, 0, h0, w0            # a mask outside its box: the whole image
+            m = m[y1:y2, x1:x2].astype(bool)
             if s > 1:
-                m = np.repeat(np.repeat(m.astype(bool), s, 0), s, 1)
-            blend_mask(img, m, lab.color, alpha, thickness=t, halo=1)
+                m = np.repeat(np.repeat(m, s, 0), s, 1)
+            blend_mask(img[y1 * s:y2 * s, x1 * s:x2 * s], m, lab.color, alpha, thickness=t, halo=1)
     out = Image.fromarray(img.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(out)
     for lab in labels:
