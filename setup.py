@@ -27,6 +27,7 @@ PACKAGE_DIRS = {
     "mrcnn_trt.engine": "engine",
     "mrcnn_trt.calib": "calib",
     "mrcnn_trt.eval": "eval",
+    "mrcnn_trt.eval.report": "eval/report",
     "mrcnn_trt.runtime": "runtime",
     "mrcnn_trt.apps": "apps",
     "mrcnn_trt.serve": "serve",

@@ -49,6 +49,19 @@ def _visible_gpu_arch() -> Optional[str]:
         return None
 
 
+def results_table(rows) -> str:
+    """The quick start's table: AP in percent (one decimal), as LAB.md and the report print it."""
+    f = lambda v: "-" if v is None or v != v else f"{100 * v:.1f}"  # noqa: E731
+    head = (f"{'backend':<28}{'data':<12}{'box AP':>8}{'mask AP':>8}{'mask AP50':>10}{'CS AP':>8}{'CS AP50':>8}"
+            f"{'p50 ms':>9}{'img/s':>7}")
+    lines = ["AP in percent (summary.json: fractions of 1)", head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['backend']:<28}{r['data']:<12}{f(r['bbox_AP_fraction']):>8}{f(r['mask_AP_fraction']):>8}"
+                     f"{f(r['mask_AP50_fraction']):>10}{f(r['cityscapes_AP_fraction']):>8}"
+                     f"{f(r['cityscapes_AP50_fraction']):>8}{r['latency_p50_ms']:>9.1f}{r['throughput_ips']:>7.2f}")
+    return "\n".join(lines)
+
+
 @run_main
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
@@ -115,24 +128,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             write_json_atomic(os.path.join(out, "metrics.json"), m)
             rows.append({
                 "backend": name, "data": kind,
-                "bbox_AP": m.get("bbox", {}).get("AP"), "mask_AP": m.get("segm", {}).get("AP"),
-                "mask_AP50": m.get("segm", {}).get("AP50"),
-                "cityscapes_AP": m.get("cityscapes", {}).get("AP"),
-                "cityscapes_AP50": m.get("cityscapes", {}).get("AP50"),
+                # fractions of 1, as in metrics.json (the table below prints percent)
+                "bbox_AP_fraction": m.get("bbox", {}).get("AP"), "mask_AP_fraction": m.get("segm", {}).get("AP"),
+                "mask_AP50_fraction": m.get("segm", {}).get("AP50"),
+                "cityscapes_AP_fraction": m.get("cityscapes", {}).get("AP"),
+                "cityscapes_AP50_fraction": m.get("cityscapes", {}).get("AP50"),
                 "latency_p50_ms": m["latency_ms"]["p50"], "throughput_ips": m["throughput_ips"],
                 "images": m["num_images"],
             })
 
     say("5/5 results")
-    f = lambda v: "   -  " if v is None else f"{v:6.3f}"  # noqa: E731
-    head = f"{'backend':<28}{'data':<12}{'bbox AP':>8}{'mask AP':>8}{'mask AP50':>10}{'CS AP':>8}{'CS AP50':>8}" \
-           f"{'p50 ms':>9}{'img/s':>7}"
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        print(f"{r['backend']:<28}{r['data']:<12}{f(r['bbox_AP']):>8}{f(r['mask_AP']):>8}{f(r['mask_AP50']):>10}"
-              f"{f(r['cityscapes_AP']):>8}{f(r['cityscapes_AP50']):>8}{r['latency_p50_ms']:>9.1f}"
-              f"{r['throughput_ips']:>7.2f}")
+    print(results_table(rows))
     write_json_atomic(os.path.join(args.out, "summary.json"),
                       {"weights": weights, "num_images": args.num_images, "rows": rows,
                        "seconds": round(time.time() - t0, 1)})

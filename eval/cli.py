@@ -81,33 +81,33 @@ def confidence_warning(min_confidence: float, backend: str) -> Optional[str]:
 
 
 def per_class_table(metrics: dict) -> str:
+    """Per-class AP as people read it: percent, one decimal (metrics.json keeps fractions)."""
     rows = []
     for kind in ("bbox", "segm"):
         pc = (metrics.get(kind) or {}).get("per_class") or {}
         for name, ap in pc.items():
-            rows.append((kind, name, ap))
+            rows.append(("box" if kind == "bbox" else "mask", name, _pct(ap)))
     cs = metrics.get("cityscapes") or {}
     for name, v in (cs.get("per_class") or {}).items():
-        rows.append(("cityscapes", name, f"{_fmt(v.get('AP'))}  AP50 {_fmt(v.get('AP50'))}"))
-    lines = [f"{'metric':<11} {'class':<16} AP"]
-    lines += [f"{k:<11} {n:<16} {_fmt(v)}" for k, n, v in rows]
+        rows.append(("cityscapes", name, f"{_pct(v.get('AP')):>6}  AP50 {_pct(v.get('AP50')):>5}"))
+    lines = [f"{'metric':<11} {'class':<16} AP (%)"]
+    lines += [f"{k:<11} {n:<16} {v:>6}" for k, n, v in rows]
     return "\n".join(lines)
 
 
-def _fmt(v):
-    if isinstance(v, str):
-        return v
-    return "  n/a" if v is None or v != v else f"{v:.4f}"
+def _pct(v) -> str:
+    """A fraction from metrics.json as a percentage with one decimal (``n/a`` when undefined)."""
+    return "n/a" if v is None or v != v else f"{100 * v:.1f}"
 
 
 def summary_line(metrics: dict) -> str:
     parts = []
-    for kind in ("bbox", "segm"):
+    for kind, label in (("bbox", "box"), ("segm", "mask")):
         if kind in metrics:
-            parts.append(f"{kind} AP {_fmt(metrics[kind].get('AP'))} AP50 {_fmt(metrics[kind].get('AP50'))}")
+            parts.append(f"{label} AP {_pct(metrics[kind].get('AP'))} %, AP50 {_pct(metrics[kind].get('AP50'))} %")
     if "cityscapes" in metrics:
-        parts.append(f"cityscapes AP {_fmt(metrics['cityscapes'].get('AP'))} "
-                     f"AP50 {_fmt(metrics['cityscapes'].get('AP50'))}")
+        parts.append(f"cityscapes AP {_pct(metrics['cityscapes'].get('AP'))} %, "
+                     f"AP50 {_pct(metrics['cityscapes'].get('AP50'))} %")
     lat = metrics.get("latency_ms", {})
     eff = metrics.get("pipeline_efficiency")
     parts.append(f"latency p50 {lat.get('p50')} ms/call, {metrics.get('throughput_ips')} img/s end-to-end"

@@ -37,6 +37,22 @@ def latency_stats(values_ms: Sequence[float]) -> Dict[str, float]:
             "p99": round(float(np.percentile(a, 99)), 3), "mean": round(float(a.mean()), 3), "n": int(a.size)}
 
 
+def picture_class_names(evaluator, class_names: Sequence[str]) -> List[str]:
+    """The class names the ``--save-vis`` pictures show: the evaluated dataset's names where
+    the evaluator maps the model's classes (a shapes model on Cityscapes data: circle ->
+    person, ...), so the pictures say what the tables say; the model's own names otherwise
+    (and for classes the evaluation drops)."""
+    label_map = getattr(evaluator, "label_map", None)       # Cityscapes: model id -> label id
+    if label_map:
+        from ..data.classmap import CITYSCAPES_LABEL_NAMES as target_names
+    else:                                                    # COCO: model id -> category id
+        label_map = getattr(evaluator, "class_map", None) or {}
+        coco = getattr(evaluator, "coco", None)
+        cats = getattr(coco, "cats", None) or {}
+        target_names = {int(c): str(v.get("name")) for c, v in cats.items()}
+    return [target_names.get(label_map[i], name) if i in label_map else name for i, name in enumerate(class_names)]
+
+
 def evaluate(runner, dataset, evaluator, batch_size: int = 1, limit: Optional[int] = None,
              out_dir: Optional[str] = None, save_vis: int = 0, warmup: int = 1, pipeline: int = 2) -> Dict:
     """Run ``runner`` over the first ``limit`` images of ``dataset`` (all by default)
@@ -63,6 +79,7 @@ def evaluate(runner, dataset, evaluator, batch_size: int = 1, limit: Optional[in
     state = {"done": 0, "vis": 0, "warm": not warmup}
     interrupted = False
     vis_dir = os.path.join(out_dir, "vis") if out_dir and save_vis else None
+    vis_names = picture_class_names(evaluator, runner.config.CLASS_NAMES)
     if vis_dir:
         os.makedirs(vis_dir, exist_ok=True)
     bar = progress_bar(None, total=count, desc=f"eval [{runner.backend}]", unit="img")
@@ -91,7 +108,7 @@ def evaluate(runner, dataset, evaluator, batch_size: int = 1, limit: Optional[in
                     break
                 name = os.path.splitext(os.path.basename(dataset.image_path(i)))[0] + ".png"
                 with atomic_path(os.path.join(vis_dir, name)) as tmp:
-                    draw_detections(img, r, runner.config.CLASS_NAMES).save(tmp, format="PNG")
+                    draw_detections(img, r, vis_names).save(tmp, format="PNG")
                 state["vis"] += 1
         state["done"] += len(b.indices)
         bar.update(len(b.indices))
@@ -122,5 +139,6 @@ def evaluate(runner, dataset, evaluator, batch_size: int = 1, limit: Optional[in
         "num_images": done,
         "skipped_images": batcher.skipped,
         "interrupted": interrupted,
+        "AP_unit": "fraction (0.559 = 55.9 %)",
     })
     return metrics

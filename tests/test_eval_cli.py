@@ -127,4 +127,26 @@ def test_quickstart_shortest_setting(tmp_path, capsys):
     print(printed)  # the AP table in the CI log
     s = json.loads((tmp_path / "qs" / "summary.json").read_text())
     assert {r["backend"] for r in s["rows"]} >= {"onnxruntime (custom ops)", "onnxruntime (standard ops)"}
-    assert all(r["mask_AP"] is not None for r in s["rows"])
+    assert all(r["mask_AP_fraction"] is not None for r in s["rows"])
+    # the table prints percent (one decimal) of the fractions summary.json keeps
+    row = next(r for r in s["rows"] if r["backend"] == "onnxruntime (custom ops)" and r["data"] == "coco")
+    line = next(ln for ln in printed.splitlines() if ln.startswith("onnxruntime (custom ops)") and " coco " in ln)
+    box, mask = line[28:].split()[1:3]
+    assert box == f"{100 * row['bbox_AP_fraction']:.1f}" and mask == f"{100 * row['mask_AP_fraction']:.1f}"
+    assert "AP in percent" in printed
+
+
+def test_printed_ap_is_percent_and_json_keeps_fractions():
+    from mrcnn_trt.eval.cli import per_class_table, summary_line
+
+    m = {"bbox": {"AP": 0.5854, "AP50": 0.9, "per_class": {"circle": 0.612, "square": float("nan")}},
+         "segm": {"AP": 0.559, "AP50": 0.88, "per_class": {"circle": 0.6}},
+         "cityscapes": {"AP": 0.4, "AP50": 0.75, "per_class": {"person": {"AP": 0.325, "AP50": 0.5}}},
+         "latency_ms": {"p50": 12.0}, "throughput_ips": 50.0}
+    line = summary_line(m)
+    assert "box AP 58.5 %, AP50 90.0 %" in line and "mask AP 55.9 %, AP50 88.0 %" in line
+    assert "cityscapes AP 40.0 %, AP50 75.0 %" in line and "0.5" not in line.split("|")[0]
+    table = per_class_table(m).splitlines()
+    assert table[0].endswith("AP (%)")
+    assert table[1].split() == ["box", "circle", "61.2"] and table[2].split() == ["box", "square", "n/a"]
+    assert table[4].split() == ["cityscapes", "person", "32.5", "AP50", "50.0"]

@@ -197,16 +197,19 @@ def test_report_files_and_content(cs_report):
     md = (out / "report.md").read_text()
     rep = json.loads((out / "report.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
+    from mrcnn_trt.eval.report.document import md_text
+    md_plain = md.replace("\\[", "[").replace("\\]", "]")     # Markdown escapes brackets (no links from data)
+    assert md_text("31.5 [val]") == "31.5 \\[val\\]" and "31.5 \\[val\\]" in md
     # the paper table, with its splits
     for text in ("Side by side with the paper", "paper: fine only", "paper: fine + COCO", "31.5 [val]",
                  "26.2 [test]", "36.4 [val]", "18.7 [test]"):
-        assert text in page and text in md, text
+        assert text in page and text in md_plain, text
     # the TIDE buckets
     for text in ("classification (Cls)", "localization (Loc)", "both (cls + loc) (Both)", "duplicate (Dupe)",
                  "background (Bkg)", "missed (Miss)"):
-        assert text in page and text in md, text
+        assert text in page and text in md_plain, text
     # the confusion matrix (8 Cityscapes classes + background / missed)
-    assert "true \\ predicted" in md and "<th>true \\ predicted</th>" in page
+    assert "true \\\\ predicted" in md and "<th>true \\ predicted</th>" in page   # Markdown escapes the backslash
     assert re.search(r"<th>background</th>(<td>\d+</td>){9}</tr>", page)
     # pictures: embedded, and nothing outside the file
     assert len(re.findall(r'<img src="data:image/(png|jpeg);base64,', page)) >= 5
@@ -226,7 +229,74 @@ def test_report_files_and_content(cs_report):
     m = np.array(rep["confusion"]["matrix"])
     assert m[:-1].sum() == n_objects            # every object once: matched, confused or missed
     facts = rep["run"]
-    assert facts["backend"] == "torch" and facts["images evaluated"] == "5" and facts["DETECTION_MIN_CONFIDENCE"] == "0.50"
+    assert facts["backend"] == "torch" and facts["images evaluated"] == "5"
+    # the shipped model cuts at 0.50: said where the AP is, not only in the run facts
+    assert facts["DETECTION_MIN_CONFIDENCE"].startswith("0.50 (AP under-reported: the model drops detections")
+    assert rep["ap_under_reported"] is True
+    assert "under-reported: cut-off 0.50" in page and "under-reported: cut-off 0.50" in md
+    assert re.search(r"<td>\d+\.\d \*</td>", page)                 # each of our AP cells carries the mark
+    # synthetic data: the comparison says so in the table itself, and no difference is coloured
+    assert rep["synthetic_data"] is True
+    paper = page.split('id="paper"')[1].split("<h2")[0]
+    assert "ours (synthetic data, val, 5 images" in paper
+    assert "(synthetic)</td>" in paper and 'class="pos"' not in paper and 'class="neg"' not in paper
+    # the official Cityscapes mean names the classes it averages
+    counted = [c for c, v in metrics["cityscapes"]["per_class"].items() if v["AP"] is not None and v["AP"] == v["AP"]]
+    assert 0 < len(counted) < 8
+    assert f"official mean ({len(counted)} of 8 classes: those with ground truth or detections)" in page
+
+
+def test_lab4_comparison_on_synthetic_data_says_so_in_the_table():
+    """LAB 4: a Cityscapes-class model fine-tuned and evaluated on synthetic data; before,
+    'person 68.5 vs paper 30.5 +38.0' showed in green with no note."""
+    from mrcnn_trt.config import CITYSCAPES_CLASS_NAMES
+    from mrcnn_trt.eval.report import Table, compare_with_references, paper_section, render_html
+
+    metrics = {"dataset": "cityscapes", "split": "val", "num_images": 50, "min_confidence": 0.0,
+               "cityscapes": {"AP": 0.6, "AP50": 0.9, "per_class": {"person": {"AP": 0.685}}}}
+    comp = compare_with_references(metrics)
+    for synthetic in (True, False):
+        sec = paper_section(metrics, comp, CITYSCAPES_CLASS_NAMES, synthetic=synthetic)
+        table = next(b for b in sec.blocks if isinstance(b, Table))
+        person = next(r for r in table.rows if r[0] == "person")
+        page = render_html("t", [], [sec], ".")
+        if synthetic:
+            assert person[:4] == ["person", "68.5", "30.5 [test]", "+38.0 (synthetic)"]
+            assert table.header[1].startswith("ours (synthetic data, val, 50 images")
+            notes = [b for b in sec.blocks if isinstance(b, str) and b.startswith("Note:")]
+            assert notes and "synthetic data" in notes[0]
+            assert sec.blocks.index(notes[0]) < sec.blocks.index(table)       # read before the numbers
+            assert 'class="pos"' not in page
+        else:
+            assert person[:4] == ["person", "68.5", "30.5 [test]", "+38.0"] and 'class="pos">+38.0<' in page
+            assert "under-reported" not in page and "synthetic" not in page
+
+
+def test_markdown_and_html_escape_hostile_class_names(tmp_path):
+    """Class names come from the data: none of them may become markup in report.md / report.html."""
+    from mrcnn_trt.data.synthetic import write_dataset
+    from mrcnn_trt.eval.cli import main
+
+    write_dataset(str(tmp_path / "coco"), fmt="coco", num_images=3, seed=4, split="val", show_progress=False)
+    ann = tmp_path / "coco" / "annotations" / "instances_val.json"
+    gt = json.loads(ann.read_text())
+    hostile = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>", "a|b*c_[d](javascript:e)`f`"]
+    for cat, name in zip(sorted(gt["categories"], key=lambda c: c["id"]), hostile):
+        cat["name"] = name
+    ann.write_text(json.dumps(gt))
+    out = tmp_path / "out"
+    assert main(["--dataset", "coco", "--data-root", str(tmp_path / "coco"), "--class-map", "none", "--out", str(out),
+                 "--report"]) == 0
+    md = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    for doc in (md, page):
+        assert "<script" not in doc.lower() and "<img src=x" not in doc and "onerror=alert(2)>" not in doc
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in doc
+    assert not re.search(r"(?<!\\)\]\(javascript", md) and "a\\|b\\*c\\_\\[d\\](javascript:e)\\`f\\`" in md
+    # no raw HTML at all in the Markdown; its only links are the pictures under report_files/
+    assert not re.search(r"<[a-zA-Z/!]", md)
+    links = re.findall(r"(?<!\\)\]\(([^)]*)\)", md)        # unescaped "](": the start of a link target
+    assert links and all(t.startswith("report_files/") for t in links), links
 
 
 def test_report_renders_in_headless_chromium(cs_report, tmp_path):

@@ -63,9 +63,10 @@ def main(argv=None) -> int:
     for c in confs:
         r = evaluate_ap(args.weights, args.data_root, args.split, c, args.limit)
         results.append(r)
-        print(f"min_confidence {r['min_confidence']}: bbox AP {r['bbox']['AP']:.3f} AP50 {r['bbox']['AP50']:.3f} | "
-              f"mask AP {r['segm']['AP']:.3f} AP50 {r['segm']['AP50']:.3f} ({r['images']} images, "
-              f"{r['detections']} detections, {r['seconds']} s)")
+        # percent here; the JSON keeps fractions of 1, as metrics.json does
+        print(f"min_confidence {r['min_confidence']}: box AP {100 * r['bbox']['AP']:.1f} %, AP50 "
+              f"{100 * r['bbox']['AP50']:.1f} % | mask AP {100 * r['segm']['AP']:.1f} %, AP50 "
+              f"{100 * r['segm']['AP50']:.1f} % ({r['images']} images, {r['detections']} detections, {r['seconds']} s)")
     if args.json:
         from mrcnn_trt.fileio import write_json_atomic
 

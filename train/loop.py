@@ -366,13 +366,21 @@ def _log(opts: TrainOptions, msg: str) -> None:
 
 
 def plot_losses(history: dict, path: str) -> None:
-    """Loss curves: running training losses per step window, and per-epoch train/val totals."""
-    import matplotlib
+    """Write :func:`losses_figure` of ``history`` to ``path`` (PNG)."""
+    fig = losses_figure(history)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+def losses_figure(history: dict):
+    """Loss curves: running training losses per step window, and per-epoch train/val totals
+    (a matplotlib Figure, no pyplot state). The legends sit outside the plotting areas
+    (right of each), so they hide no curve; epochs are whole numbers on their axis."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(13, 4.5), layout="constrained")
+    axes = fig.subplots(1, 2)
     steps = history.get("steps", [])
     if steps:
         x = [s["step"] for s in steps]
@@ -383,7 +391,7 @@ def plot_losses(history: dict, path: str) -> None:
     axes[0].set_xlabel("optimizer step")
     axes[0].set_title("training losses (running mean)")
     if steps:
-        axes[0].legend(fontsize=8)
+        axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     ep = history.get("epochs", [])
     if ep:
         x = [e["epoch"] for e in ep]
@@ -392,13 +400,11 @@ def plot_losses(history: dict, path: str) -> None:
             xv = [e["epoch"] for e in ep if e.get("val")]
             axes[1].plot(xv, [e["val"]["loss"] for e in ep if e.get("val")], "s-", label="val")
     axes[1].set_xlabel("epoch")
+    axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[1].set_title("total loss per epoch")
     if ep:
-        axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+        axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return fig
 
 
 def train(model, train_data, val_data, opts: TrainOptions, state: Optional[TrainState] = None) -> TrainState:
