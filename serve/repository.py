@@ -478,6 +478,14 @@ def plan_repository(model: str, repo: str, options: RepoOptions = RepoOptions())
     if taken and not options.force:
         raise RepositoryError(f"{repo} already has model folder(s) {', '.join(taken)}: pass --force to replace "
                               f"them, or choose another --name")
+    if facts.kind == "onnx":   # last: the only check that reads the whole model
+        from .model_check import check_onnx_model
+
+        try:
+            check_onnx_model(facts.path, facts.sidecar, backend=backend, image_size=facts.image_size,
+                             max_instances=facts.max_instances, mask_shape=facts.mask_shape)
+        except UserError as e:
+            raise RepositoryError(str(e)) from None
     return Plan(facts, backend, mb, names, options, op_library, plugin_library, target)
 
 
