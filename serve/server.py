@@ -256,6 +256,16 @@ FATAL_LOG_LINES = re.compile(r"terminate called|what\(\)|Assertion|Signal \(\d+\
                              r"error:|is not healthy|Traceback|Error")
 
 
+def _short_log_line(line: str, limit: int = 300) -> str:
+    """A Triton log line without its prefix (``E1207 03:03:23.19 3202 file.cc:642]``), quotes and the
+    Python stack that a failed Python model appends (``\\n\\nAt:\\n ...``)."""
+    line = re.sub(r"^[EWI]\d{4} [\d:.]+ \d+ [^\]]+\] ", "", line).strip()
+    if len(line) > 1 and line[0] == line[-1] == '"':
+        line = line[1:-1]
+    line = line.split("\\n", 1)[0].strip()
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
 def describe_exit(code: int) -> str:
     """``"exited with code 1"`` / ``"was killed by SIGABRT"`` for a Popen return code."""
     if code is not None and code < 0:
@@ -404,15 +414,16 @@ class TritonServer:
         except (OSError, AttributeError):
             return ""
 
-    def log_errors(self, limit: int = 3) -> str:
-        """The server's error lines (or its last lines), joined on one line. The CUDA messages that a
-        server without a GPU logs at every start (:data:`BENIGN_LOG_LINES`) are left out."""
+    def log_errors(self, limit: int = 3, fallback: bool = True) -> str:
+        """The server's error lines since the last start, shortened and joined on one line; without
+        any, its last lines (``fallback``) or "no error in its log". The CUDA messages that a server
+        without a GPU logs at every start (:data:`BENIGN_LOG_LINES`) are left out."""
         lines = [ln.strip() for ln in self.log_text().splitlines() if ln.strip()]
         lines = [ln for ln in lines if not BENIGN_LOG_LINES.search(ln) and not ln.startswith(("+", "|"))
                  and not re.match(r"^\d+# ", ln)]   # tables, backtrace frames
         errors = [ln for ln in lines if re.match(r"^E\d{4}", ln) or FATAL_LOG_LINES.search(ln)]
-        picked = (errors or lines)[-limit:]
-        text = " | ".join(picked) or "no output"
+        picked = errors[-limit:] or (lines[-limit:] if fallback else [])
+        text = " | ".join(dict.fromkeys(_short_log_line(ln) for ln in picked)) or "no error in its log"
         return text if self.log_file is None else f"{text} (log: {self.log_file})"
 
     def stop(self, timeout: float = 30.0) -> Optional[int]:
@@ -467,7 +478,7 @@ class TritonServer:
         if self.proc is None:
             return "tritonserver is not running"
         if self.proc.poll() is not None:
-            return f"tritonserver {describe_exit(self.proc.returncode)}: {self.log_errors()}"
+            return f"tritonserver {describe_exit(self.proc.returncode)}: {self.log_errors(fallback=False)}"
         alive = self.stub_processes()
         dead = sorted({model for key, model in stubs.items() if key not in alive})
         if dead:
