@@ -25,7 +25,7 @@ Two modes (:class:`AdminAccess`):
   Reading the server's command line (``/proc/PID/cmdline``) does not help.
 * **key** (``mrcnn-triton serve --admin-key-file FILE``): a request that carries the
   HTTP header ``mrcnn-admin-key: KEY`` (gRPC metadata
-  ``triton-grpc-protocol-mrcnn-admin-key``; Triton prefixes gRPC keys) may use
+  ``triton-grpc-protocol-mrcnn-admin-key: KEY``: Triton prefixes gRPC keys) may use
   them. The key is on tritonserver's command line, which other users of the
   machine can read in ``/proc``: enable it only where they are trusted, and only
   for clients that are (a key holder can still crash the server as above).

@@ -343,6 +343,14 @@ def test_admin_key_enables_the_endpoints_and_a_crash_is_survived(repo, workdir, 
         assert request(s.http, status)[0] == 403
         assert request(s.http, status, headers={"mrcnn-admin-key": "wrong" * 4})[0] == 403
         assert request(s.http, status, headers={"mrcnn-admin-key": "k3y-" + "x" * 28}) == (200, "[]")
+        import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
+
+        g = grpcclient.InferenceServerClient(s.grpc)
+        with pytest.raises(InferenceServerException, match="restricted"):
+            g.get_system_shared_memory_status()
+        g.get_system_shared_memory_status(headers={"triton-grpc-protocol-mrcnn-admin-key": "k3y-" + "x" * 28})
+        g.close()
         first = s.tritonserver_pid()
         os.kill(first, signal.SIGABRT)   # what the attack did to it
         assert wait_until(lambda: "restarting the server" in s.stderr(), 60), s.stderr()
