@@ -424,6 +424,9 @@ def bad_inputs(tmp):
     os.makedirs(d("badcfg", "m"), exist_ok=True)
     with open(d("badcfg", "m", "config.pbtxt"), "wb") as f:
         f.write(b"\xff\xfe\x00 not utf-8 backend: \"nonexistent\"")
+    os.makedirs(d("pyrepo", "m"), exist_ok=True)
+    with open(d("pyrepo", "m", "config.pbtxt"), "w") as f:
+        f.write('backend: "python"\n')
     with open(d("img.png"), "wb") as f:
         f.write(b"x")
     with open(d("file"), "w") as f:
@@ -461,6 +464,8 @@ def bad_inputs(tmp):
         (["serve", d("badcfg"), "--server", d("file")], 2, "not found or not executable"),
         (["serve", d("empty_dir"), "--http-port", "70000"], 2, "--http-port"),
         (["serve", d("empty_dir"), "--http-port", "1", "--grpc-port", "1"], 2, "ports must differ|holds no model"),
+        (["serve", d("pyrepo"), "--log", d("empty_dir"), "--http-port", "0", "--grpc-port", "0", "--metrics-port",
+          "0"], 2, "cannot write the server log"),
         (["serve", d("empty_dir"), "--admin-key-file", d("missing.key")], 2, "admin key file not found"),
         (["serve", d("empty_dir"), "--admin-key-file", d("key")], 2, "must be 16-256 characters"),
         (["serve", d("empty_dir"), "--max-restarts", "-1"], 2, "--max-restarts"),
