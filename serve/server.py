@@ -506,8 +506,8 @@ class TritonServer:
                 now = time.monotonic()
                 self.restarts = [t for t in self.restarts if now - t < window_s]
                 if len(self.restarts) >= max_restarts:
-                    raise ServerError(f"{problem}; not restarting: {len(self.restarts)} restart(s) in the last "
-                                      f"{window_s:.0f} s already")
+                    raise ServerError(f"{problem}; not restarting ({len(self.restarts)} of at most {max_restarts} "
+                                      f"restart(s) in {window_s:.0f} s used)")
                 if notify:
                     notify(f"{problem}; restarting the server")
                 self.restarts.append(now)
