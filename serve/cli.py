@@ -8,12 +8,18 @@ repo:  writes a model repository: ensemble "mrcnn" (encoded image bytes in, mrcn
        per-image JSON out) = preprocess -> network -> postprocess. The network runs ONNX
        Runtime with the custom ops in the Python backend (.onnx, any CPU), Triton's
        onnxruntime backend (--backend onnxruntime) or a TensorRT plan (.plan, GPU servers).
-serve: runs tritonserver on 127.0.0.1 with that repository until Ctrl-C.
-infer: sends images over HTTP or gRPC and prints (or writes) the JSON of each.
+serve: runs tritonserver on 127.0.0.1 with that repository until Ctrl-C or SIGTERM (exit 0).
+       Open to local clients: health, metadata, inference, model config, statistics; the
+       shared-memory, model-repository, trace and logging endpoints are off unless
+       --admin-key-file gives a key. A dead Python-backend stub or a crashed server is
+       restarted (--max-restarts); /dev/shm is cleaned on every exit.
+infer: sends images over HTTP or gRPC and prints (or writes) the JSON of each. Exit codes:
+       0 all images done, 4 some failed (listed), 1 none done, 2 a user error.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -74,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=positive_int, default=300, metavar="S",
                    help="seconds to wait for the models to load (default 300)")
     s.add_argument("--verbose", action="store_true", help="verbose server log")
+    s.add_argument("--admin-key-file", metavar="FILE",
+                   help="enable the shared-memory, model-repository, trace and logging endpoints for requests with "
+                        "the header mrcnn-admin-key: <the first line of FILE> (only its owner may read FILE). Default: "
+                        "those endpoints are off. Other local users can read the key in tritonserver's command line")
+    s.add_argument("--max-restarts", type=nonnegative_int, default=3, metavar="N",
+                   help="restart a server whose Python-backend stub died or that crashed, up to N times in 10 "
+                        "minutes, then stop with an error (default 3; 0: stop at the first failure)")
 
     i = sub.add_parser("infer", help="send images to a server and print / write the JSON of each",
                        description="Send images to the mrcnn ensemble over HTTP or gRPC.")
@@ -81,10 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("images", nargs="+", metavar="IMAGE", help="image files and/or folders of images")
     add_output(i, what="folder", help="write NAME.json per image + summary.json here (default: print one JSON "
                                       "document per line)")
-    i.add_argument("--model", default="mrcnn", help="ensemble name (default mrcnn)")
+    i.add_argument("--model", default="mrcnn", type=model_name, help="ensemble name (default mrcnn)")
     i.add_argument("--protocol", choices=["http", "grpc"], help="when the URL has no scheme (default http)")
     i.add_argument("--batch", type=positive_int, default=1, metavar="N", help="images per request (default 1)")
     return p
+
+
+def model_name(text: str) -> str:
+    """A Triton model name as mrcnn-triton repo writes them (it becomes part of request URLs)."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '_', '-', '.'")
+    return text
 
 
 @run_main
@@ -100,30 +122,40 @@ def cmd_repo(args) -> int:
                           queue_delay_us=args.max_queue_delay_us, threads=args.threads, max_pixels=args.max_pixels,
                           arch=args.arch, tensorrt=args.tensorrt, plugins=args.plugins, mount=args.mount,
                           force=args.force)
+    with contextlib.suppress(ImportError):   # the load check's refusals are reported in one line, not logged
+        import onnxruntime
+
+        onnxruntime.set_default_logger_severity(3)
     summary = write_repository(args.model, args.out, options)
     print(describe(summary))
     return 0
 
 
 def cmd_serve(args) -> int:
-    from .server import TritonServer
+    from .access import AdminAccess, read_admin_key
+    from .server import TritonServer, describe_exit
 
+    access = AdminAccess(read_admin_key(args.admin_key_file)) if args.admin_key_file else AdminAccess()
     server = TritonServer(args.repo, http_port=args.http_port, grpc_port=args.grpc_port,
                           metrics_port=args.metrics_port, server=args.server, log_file=args.log,
-                          verbose=args.verbose)
+                          verbose=args.verbose, access=access)
     kind = "standalone (nvidia-pytriton, Python backend only)" if server.install.standalone else "full"
     print(f"starting {server.install.binary} ({kind}) with {len(server.models)} model(s) ...", file=sys.stderr)
     signal.signal(signal.SIGTERM, _interrupt)   # `kill` stops the server as Ctrl-C does
     try:
         server.start(timeout=args.timeout)
         print(f"ready: HTTP {server.http_url}, gRPC {server.grpc_url}, metrics {server.metrics_url}; models: "
-              f"{', '.join(server.models)}; Ctrl-C stops", flush=True)
-        code = server.wait()
-        raise UserError(f"tritonserver exited with code {code}: {server.log_errors()}")
+              f"{', '.join(server.models)}; {access.describe()}; Ctrl-C stops", flush=True)
+        code = server.supervise(timeout=args.timeout, max_restarts=args.max_restarts,
+                                notify=lambda line: print(f"warning: {line}", file=sys.stderr, flush=True))
+        raise UserError(f"tritonserver {describe_exit(code)} (stopped from outside): {server.log_errors()}")
     except KeyboardInterrupt:
         print("stopping ...", file=sys.stderr)
         return 0
     finally:
+        # a second Ctrl-C must not leave the server or its /dev/shm regions behind (stop() is bounded)
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
         server.stop()
 
 
@@ -133,45 +165,73 @@ def _interrupt(signum, frame):
 
 def cmd_infer(args) -> int:
     from ..data.base import ImageFolderDataset
-    from ..fileio import write_json_atomic
-    from .client import TritonClient, default_json_name
+    from ..errors import EXIT_INPUTS_SKIPPED, EXIT_NOTHING_DONE
+    from ..fileio import output_folder, write_json_atomic
+    from .client import TritonClient, json_names
 
     files = []
     for p in args.images:
         ds = ImageFolderDataset(p)
         files += [ds.image_path(k) for k in range(len(ds))]
+    names = json_names(files)
     client = TritonClient(args.url, protocol=args.protocol, model=args.model)
-    if not client.is_ready():
-        raise UserError(f"model {args.model} is not ready at {client.protocol}://{client.url} "
-                        f"(is mrcnn-triton serve running?)")
-    summary, ok = [], 0
-    chunks = range(0, len(files), args.batch)
-    for start in progress(chunks, total=len(chunks), desc="infer", unit="request"):
-        chunk = files[start:start + args.batch]
-        try:
-            datas = []
-            for f in chunk:
-                with open(f, "rb") as fh:
-                    datas.append(fh.read())
-            docs = client.detect(datas)
-        except (UserError, OSError) as e:
-            print(f"warning: {', '.join(chunk)}: {e}", file=sys.stderr)
-            summary += [{"image": f, "error": str(e)} for f in chunk]
-            continue
-        for f, doc in zip(chunk, docs):
-            doc["image"] = f
-            ok += 1
-            if args.out:
-                name = default_json_name(f)
-                write_json_atomic(os.path.join(args.out, name), doc)
-                summary.append({"image": f, "json": name, "detections": len(doc["detections"])})
-            else:
-                print(json.dumps(doc), flush=True)
-    client.close()
-    if args.out:
-        write_json_atomic(os.path.join(args.out, "summary.json"), {"processed": ok, "images": summary})
-        print(f"{ok}/{len(files)} images processed; results in {args.out}", file=sys.stderr)
-    return 0 if ok else 1
+    summary, ok, failed = [], 0, 0
+
+    def fail(f: str, why: str) -> None:
+        nonlocal failed
+        print(f"warning: {f}: {why}; skipped", file=sys.stderr)
+        summary.append({"image": f, "error": why})
+        failed += 1
+
+    try:
+        client.check_ready()
+        with output_folder(args.out) if args.out else contextlib.nullcontext():
+            try:
+                for start in progress(range(0, len(files), args.batch), total=-(-len(files) // args.batch),
+                                      desc="infer", unit="request"):
+                    chunk, datas = [], []
+                    for f in files[start:start + args.batch]:
+                        try:
+                            datas.append(_read_image_file(f))
+                            chunk.append(f)
+                        except UserError as e:
+                            fail(f, str(e))
+                    for f, doc in zip(chunk, client.detect_each(datas) if datas else []):
+                        if isinstance(doc, Exception):
+                            fail(f, str(doc))
+                            continue
+                        doc["image"] = f
+                        ok += 1
+                        if args.out:
+                            write_json_atomic(os.path.join(args.out, names[f]), doc)
+                            summary.append({"image": f, "json": names[f], "detections": len(doc["detections"])})
+                        else:
+                            print(json.dumps(doc), flush=True)
+            finally:   # also after Ctrl-C: what was done is listed
+                if args.out and summary:
+                    write_json_atomic(os.path.join(args.out, "summary.json"),
+                                      {"processed": ok, "failed": failed, "images": summary})
+    finally:
+        client.close()
+    where = f"; results in {args.out}" if args.out else ""
+    print(f"{ok}/{len(files)} images processed{where}", file=sys.stderr)
+    if not ok:
+        return EXIT_NOTHING_DONE
+    return EXIT_INPUTS_SKIPPED if failed else 0
+
+
+def _read_image_file(path: str) -> bytes:
+    """The bytes of a regular file (a FIFO or device named like an image would block or never end)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError("not a regular file")
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as e:
+        raise UserError(f"cannot read it: {e.strerror or e}") from None
 
 
 if __name__ == "__main__":

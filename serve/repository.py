@@ -49,12 +49,13 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from mrcnn_trt.errors import UserError
+
+from .model_py import model_py
 
 BACKENDS = ("python", "onnxruntime", "tensorrt")
 
@@ -137,16 +138,17 @@ def read_model(path: str) -> ModelFacts:
     if not path or not os.path.isfile(path):
         raise RepositoryError(f"model not found: {path}")
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".onnx":
-        try:
-            side = checks.check_onnx_sidecar(path)
-        except UserError as e:
-            raise RepositoryError(str(e)) from None
-        kind = "onnx"
-    elif ext in (".plan", ".engine"):
-        side = _check_plan_file(path)
-        kind = "plan"
-    else:
+    try:
+        if ext == ".onnx":
+            side, kind = checks.check_onnx_sidecar(path), "onnx"
+        elif ext in (".plan", ".engine"):
+            side, kind = _check_plan_file(path), "plan"
+    except UserError as e:
+        raise RepositoryError(str(e)) from None
+    except (ValueError, RecursionError) as e:   # a sidecar that is not UTF-8 or nested too deeply
+        raise RepositoryError(f"the sidecar of {path} is not readable JSON ({type(e).__name__}); re-export or "
+                              f"rebuild the model") from None
+    if ext not in (".onnx", ".plan", ".engine"):
         raise RepositoryError(f"{path}: expected an .onnx (mrcnn-export) or a .plan (mrcnn-build-engine)")
     config = side.get("config")
     if not isinstance(config, dict):
@@ -155,7 +157,7 @@ def read_model(path: str) -> ModelFacts:
         from mrcnn_trt.config import Config
 
         cfg = Config.from_dict(config)
-    except (UserError, TypeError, ValueError) as e:
+    except (UserError, TypeError, ValueError, KeyError, AttributeError) as e:
         raise RepositoryError(f"the sidecar of {path} holds an invalid config: {e}") from None
     batch = side.get("batch")
     if not isinstance(batch, int) or batch < 1:
@@ -360,51 +362,6 @@ def ensemble_config(name: str, pre: str, net: str, post: str, mb: int) -> str:
             + "ensemble_scheduling {\n  step [\n" + ",\n".join(steps) + "\n  ]\n}\n")
 
 
-# --------------------------------------------------------------------------- model.py of Python models
-def environment_site_dirs() -> List[str]:
-    """Folders that make this environment's packages importable (site-packages + user site)."""
-    import site
-
-    dirs = list(site.getsitepackages())
-    if site.ENABLE_USER_SITE:
-        dirs.append(site.getusersitepackages())
-    return [os.path.abspath(d) for d in dirs if os.path.isdir(d)]
-
-
-def model_py(class_name: str) -> str:
-    """The ``model.py`` of a Python-backend model: make this environment importable, then
-    import the model class from :mod:`mrcnn_trt.serve.python_models`."""
-    import mrcnn_trt
-
-    py = tuple(sys.version_info[:2])
-    return f'''"""Triton Python-backend model written by `mrcnn-triton repo` (mrcnn-trt {mrcnn_trt.__version__}).
-
-Triton's Python-backend stub starts an isolated interpreter (PYTHONPATH and virtual
-environments are ignored), so the environment that wrote this repository is added here.
-The model itself is mrcnn_trt.serve.python_models.{class_name}.
-"""
-import site
-import sys
-
-PYTHON = {py!r}
-SITE_DIRS = {environment_site_dirs()!r}
-
-if tuple(sys.version_info[:2]) != PYTHON:
-    raise RuntimeError("this model needs Python %d.%d (the environment that wrote the repository, %s) but the "
-                       "Triton Python backend runs %d.%d: rewrite the repository with mrcnn-triton repo from a "
-                       "Python %d.%d environment" % (PYTHON + (SITE_DIRS[0] if SITE_DIRS else "?",)
-                                                    + tuple(sys.version_info[:2]) * 2))
-# this environment's packages go right after the standard library, before the system's (as in a venv)
-_before = list(sys.path)
-_first = next((i for i, p in enumerate(_before) if p.endswith(("site-packages", "dist-packages"))), len(_before))
-for _d in SITE_DIRS:
-    site.addsitedir(_d)   # also runs the .pth files (editable installs)
-sys.path[:] = _before[:_first] + [p for p in sys.path if p not in _before] + _before[_first:]
-
-from mrcnn_trt.serve.python_models import {class_name} as TritonPythonModel  # noqa: E402,F401
-'''
-
-
 # --------------------------------------------------------------------------- writing
 @dataclass(frozen=True)
 class Plan:
@@ -478,6 +435,14 @@ def plan_repository(model: str, repo: str, options: RepoOptions = RepoOptions())
     if taken and not options.force:
         raise RepositoryError(f"{repo} already has model folder(s) {', '.join(taken)}: pass --force to replace "
                               f"them, or choose another --name")
+    if facts.kind == "onnx":   # last: the only check that reads the whole model
+        from .model_check import check_onnx_model
+
+        try:
+            check_onnx_model(facts.path, facts.sidecar, backend=backend, image_size=facts.image_size,
+                             max_instances=facts.max_instances, mask_shape=facts.mask_shape)
+        except UserError as e:
+            raise RepositoryError(str(e)) from None
     return Plan(facts, backend, mb, names, options, op_library, plugin_library, target)
 
 

@@ -1,8 +1,11 @@
 """mrcnn-triton repo: the written configs against Triton's own config schema, the ensemble
 wiring, and every refusal of inconsistent inputs (no server here: see test_triton_server.py).
 
-Models are stand-ins (random bytes) with sidecars in the exporter's / builder's format: the
-writer checks sidecars and hashes, it never parses the model.
+ONNX models are tiny generated graphs with the export's signature (inputs images, windows;
+outputs detections, count, masks, zeros of the right shapes) and sidecars in the exporter's
+format: the writer opens every ONNX model in ONNX Runtime (load check) and compares its
+signature with the configs. Plans are stand-ins (random bytes): without TensorRT the writer
+checks their sidecars and hashes only.
 """
 import json
 import os
@@ -22,10 +25,43 @@ from google.protobuf import text_format  # noqa: E402  (installed with tritoncli
 CFG = preset("shapes")
 
 
-def fake_onnx(folder, name="m.onnx", batch=1, dynamic=False, flavor="trt", **extra):
+def tiny_graph(batch=1, dynamic=False, *, image_size=None, max_instances=None, mask_shape=None, count_type=None,
+               input_names=("images", "windows"), opset=17):
+    """An onnx ModelProto with the signature of a mrcnn-export model whose outputs are zeros
+    (their batch follows the input's, so a dynamic batch works)."""
+    from onnx import TensorProto, helper
+
+    s = image_size or CFG.IMAGE_MAX_DIM
+    d = max_instances or CFG.DETECTION_MAX_INSTANCES
+    mh, mw = mask_shape or CFG.MASK_SHAPE
+    n = "N" if dynamic else batch
+    count_type = count_type or TensorProto.INT32
+    const = lambda name, values, dtype=TensorProto.INT64: helper.make_node(  # noqa: E731
+        "Constant", [], [name], value=helper.make_tensor(name, dtype, [len(values)], values))
+    nodes = [helper.make_node("Shape", [input_names[0]], ["shape"]),
+             helper.make_node("Slice", ["shape", "zero", "one"], ["n"]),
+             const("zero", [0]), const("one", [1]), const("det_rest", [d, 6]), const("mask_rest", [d, mh, mw]),
+             const("f0", [0.0], TensorProto.FLOAT), const("c0", [0], count_type),
+             helper.make_node("Concat", ["n", "det_rest"], ["det_shape"], axis=0),
+             helper.make_node("Concat", ["n", "mask_rest"], ["mask_shape"], axis=0),
+             helper.make_node("Expand", ["f0", "det_shape"], ["detections"]),
+             helper.make_node("Expand", ["f0", "mask_shape"], ["masks"]),
+             helper.make_node("Expand", ["c0", "n"], ["count"])]
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info(input_names[0], TensorProto.FLOAT, [n, 3, s, s]),
+         helper.make_tensor_value_info(input_names[1], TensorProto.FLOAT, [n, 4])],
+        [helper.make_tensor_value_info("detections", TensorProto.FLOAT, [n, d, 6]),
+         helper.make_tensor_value_info("count", count_type, [n]),
+         helper.make_tensor_value_info("masks", TensorProto.FLOAT, [n, d, mh, mw])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+
+
+def write_with_sidecar(folder, name, data, batch=1, dynamic=False, flavor="trt", **extra):
+    """Write model bytes and a matching sidecar in the exporter's format; returns the path."""
     path = os.path.join(folder, name)
     with open(path, "wb") as f:
-        f.write(os.urandom(256))
+        f.write(data)
     side = {"format": "mrcnn-trt-onnx/1", "flavor": flavor, "onnx_sha256": sha256_file(path), "batch": batch,
             "image_size": CFG.IMAGE_MAX_DIM, "num_classes": CFG.NUM_CLASSES, "class_names": list(CFG.CLASS_NAMES),
             "config": CFG.to_dict(), **extra}
@@ -34,6 +70,11 @@ def fake_onnx(folder, name="m.onnx", batch=1, dynamic=False, flavor="trt", **ext
     with open(path + ".json", "w") as f:
         json.dump(side, f)
     return path
+
+
+def fake_onnx(folder, name="m.onnx", batch=1, dynamic=False, flavor="trt", **extra):
+    data = tiny_graph(batch, dynamic).SerializeToString()
+    return write_with_sidecar(folder, name, data, batch=batch, dynamic=dynamic, flavor=flavor, **extra)
 
 
 def fake_plan(folder, name="m.plan", tensorrt="10.4.0", arch="sm_86", plugin=None, **extra):
@@ -234,3 +275,91 @@ def test_cli_repo_writes_and_errors_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:   # parser-level validation
         main(["repo", onnx, "-o", str(tmp_path / "r2"), "--instances", "0"])
     assert e.value.code == 2
+
+
+def _invalid_models(tmp):
+    """(description, path, expected words): files that are not a servable mrcnn-export model although
+    their sidecar describes them (sha256 matches). Generated here, a family per kind of damage."""
+    import io
+    import pickle
+    import zipfile
+
+    from onnx import TensorProto, helper
+
+    good = tiny_graph().SerializeToString()
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("model.onnx", good)
+
+    def graph_with(node, domain=None):
+        m = tiny_graph()
+        m.graph.node.append(node)
+        m.graph.output.append(helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, None))
+        if domain:
+            m.opset_import.append(helper.make_opsetid(domain, 1))
+        return m.SerializeToString()
+
+    def external(location):
+        m = tiny_graph()
+        t = helper.make_tensor("w", TensorProto.FLOAT, [4], [0.0] * 4)
+        t.ClearField("float_data")
+        t.data_location = TensorProto.EXTERNAL
+        t.external_data.add(key="location", value=location)
+        t.external_data.add(key="length", value="16")
+        m.graph.initializer.append(t)
+        return m.SerializeToString()
+
+    open(os.path.join(tmp, "weights.bin"), "wb").write(b"\0" * 16)
+    no_nodes = tiny_graph()
+    del no_nodes.graph.node[:]
+    cases = [
+        ("empty file", b"", "not an ONNX model|holds no ONNX graph"),
+        ("random bytes", os.urandom(4096), "not an ONNX model|holds no ONNX graph|ONNX Runtime cannot load"),
+        ("truncated", good[: len(good) // 2], "not an ONNX model|ONNX Runtime cannot load"),
+        ("zip named .onnx", zipped.getvalue(), "not an ONNX model|holds no ONNX graph"),
+        ("pickle named .onnx", pickle.dumps({"state_dict": [1.0, 2.0]}), "not an ONNX model|holds no ONNX graph"),
+        ("JSON text", b'{"graph": "none"}', "not an ONNX model|holds no ONNX graph"),
+        ("graph without nodes", no_nodes.SerializeToString(), "holds no ONNX graph"),
+        ("unknown standard op", graph_with(helper.make_node("NoSuchOp", ["windows"], ["x"])), "ONNX Runtime cannot load"),
+        ("unknown domain", graph_with(helper.make_node("Op", ["windows"], ["x"], domain="evil.ops"), "evil.ops"),
+         "ONNX Runtime cannot load"),
+        ("opset from the future", tiny_graph(opset=99).SerializeToString(), "ONNX Runtime cannot load"),
+        ("external data outside the folder", external("../../../../etc/passwd"), "external data"),
+        ("external data beside the model", external("weights.bin"), "external data"),
+        ("input names", tiny_graph(input_names=("image", "window")).SerializeToString(), "inputs \\['image', 'window'\\]"),
+        ("image size", tiny_graph(image_size=128).SerializeToString(), "images has shape \\[1, 3, 128, 128\\]"),
+        ("detection slots", tiny_graph(max_instances=7).SerializeToString(), "detections has shape \\[1, 7, 6\\]"),
+        ("mask size", tiny_graph(mask_shape=(14, 14)).SerializeToString(), "masks has shape"),
+        ("count type", tiny_graph(count_type=TensorProto.FLOAT).SerializeToString(), "count is tensor\\(float\\)"),
+        ("batch", tiny_graph(batch=2).SerializeToString(), "the graph's batch is 2, the sidecar says 1"),
+        ("dynamic graph, fixed sidecar", tiny_graph(dynamic=True).SerializeToString(), "batch is 'N', the sidecar says 1"),
+    ]
+    return [(what, write_with_sidecar(tmp, f"bad{i}.onnx", data), words) for i, (what, data, words) in enumerate(cases)]
+
+
+def test_models_that_do_not_load_are_refused_before_anything_is_written(tmp_path, capfd):
+    """The load check: every member of the family is refused in one line naming the problem,
+    in the API and in the CLI (exit 2, no traceback), and the repository stays empty."""
+    import re
+
+    from onnx import TensorProto
+
+    repo = tmp_path / "repo"
+    for what, path, words in _invalid_models(str(tmp_path)):
+        with pytest.raises(RepositoryError) as e:
+            write_repository(path, str(repo))
+        msg = str(e.value)
+        assert re.search(words, msg) and "\n" not in msg, (what, msg)
+        assert not repo.exists() or not os.listdir(repo), what
+        capfd.readouterr()
+        assert main(["repo", path, "-o", str(repo)]) == 2, what
+        err = capfd.readouterr().err
+        assert "Traceback" not in err and err.strip().splitlines() == [f"error: {msg}"], (what, err)
+    # the same graphs in a dynamic-batch export and Triton's onnxruntime form: the count must be int32 there
+    dyn = write_with_sidecar(str(tmp_path), "dyn.onnx", tiny_graph(4, dynamic=True).SerializeToString(), batch=4,
+                             dynamic=True)
+    write_repository(dyn, str(repo), RepoOptions(backend="onnxruntime", name="dyn"))
+    c64 = write_with_sidecar(str(tmp_path), "c64.onnx", tiny_graph(count_type=TensorProto.INT64).SerializeToString())
+    write_repository(c64, str(repo), RepoOptions(name="c64"))    # the Python form casts the count
+    with pytest.raises(RepositoryError, match="count is tensor\\(int64\\), expected tensor\\(int32\\)"):
+        write_repository(c64, str(repo), RepoOptions(name="c64ort", backend="onnxruntime"))

@@ -39,12 +39,8 @@ def workdir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def onnx_model(workdir):
-    from mrcnn_trt.export.cli import main as export_main
-
-    path = str(workdir / "shapes.onnx")
-    assert export_main(["-o", path]) == 0
-    return path
+def onnx_model(shipped_onnx):
+    return shipped_onnx   # the shipped model exported once per session (conftest)
 
 
 @pytest.fixture(scope="module")
@@ -238,8 +234,13 @@ def test_server_restarts_from_the_cli_and_serves_again(server, repo, images, exp
     """Last test of the module: stop the fixture's server, run `mrcnn-triton serve` on the same
     ports, serve, stop it with SIGTERM."""
     http_port, grpc_port, metrics_port = server.http_port, server.grpc_port, server.metrics_port
+    from mrcnn_trt.serve import shm
+
+    assert len(shm.regions(server.shm_prefix)) == 3   # one per Python model instance, private
+    assert all(os.stat(r).st_mode & 0o077 == 0 for r in shm.regions(server.shm_prefix))
     assert server.stop() == 0
     assert not server.ready()
+    assert shm.regions(server.shm_prefix) == []
     cmd = [sys.executable, "-m", "mrcnn_trt.serve.cli", "serve", repo, "--http-port", str(http_port),
            "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -258,3 +259,4 @@ def test_server_restarts_from_the_cli_and_serves_again(server, repo, images, exp
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
     assert not triton_server._port_in_use(http_port)
+    assert shm.regions(f"{shm.PREFIX}{proc.pid}_") == []
