@@ -154,7 +154,21 @@ def test_pipelined_evaluation_equals_serial(shipped, tmp_path):
     assert vis[0] == vis[1] and len(vis[0]) == 3
     for name in vis[0]:
         assert (tmp_path / "0" / "vis" / name).read_bytes() == (tmp_path / "2" / "vis" / name).read_bytes()
-    assert 0 < m2["pipeline_efficiency"] and m2["throughput_ips"] > 0
+    for m in (m0, m2):   # the share of the wall time inside network calls: never above 1
+        assert 0 < m["pipeline_efficiency"] <= 1 and m["throughput_ips"] > 0
+        mean_ms = m["latency_per_image_ms"]["mean"]
+        assert m["pipeline_efficiency"] == pytest.approx(m["throughput_ips"] * mean_ms / 1000, rel=0.02, abs=2e-3)
+
+
+def test_pipeline_efficiency_uses_the_mean():
+    """Hand-computed: 4 calls of 10, 10, 10 and 50 ms in 0.1 s -> 0.8 (the median, 10 ms, would give 0.4;
+    with calls of 30, 30, 30, 10 ms in 0.1 s the median gave 1.2 > 1, the mean gives 1.0)."""
+    from mrcnn_trt.eval.evaluate import pipeline_efficiency
+
+    assert pipeline_efficiency([10, 10, 10, 50], 4, 0.1) == 0.8
+    assert pipeline_efficiency([30, 30, 30, 10], 4, 0.1) == 1.0
+    assert pipeline_efficiency([20, 20], 4, 0.1) == 0.4          # batches of 2: 20 ms per call, 10 per image
+    assert pipeline_efficiency([], 0, 0.0) is None
 
 
 def _peak_rss_mb(onnx_path, coco, limit):
