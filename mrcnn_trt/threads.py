@@ -18,7 +18,8 @@ process per core. So:
   is kept. In a process that imported torch already it changes nothing
   (:func:`prepare_process` returns ``False`` then).
 * **ONNX Runtime** (its own thread pool): intra-op threads do not spin between
-  ops (``session.intra_op.allow_spinning = 0``, :func:`mrcnn_trt.plugins.ort.session_options`).
+  ops (``session.intra_op.allow_spinning = 0``, the default of
+  :func:`mrcnn_trt.plugins.ort.session_options` and so of every command).
 * **How many**: :func:`default_threads`, the cores this process may run on
   (``sched_getaffinity``: a ``taskset`` or a container's cpuset counts), at most
   :data:`MAX_DEFAULT_THREADS`; ``--threads N`` overrides it. Inter-op threads: 1

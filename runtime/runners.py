@@ -138,7 +138,7 @@ class OnnxRunner(Runner):
     backend = "onnxruntime"
 
     def __init__(self, path: str, threads: int = 2, providers=None, check_sidecar: bool = True,
-                 spinning: bool = True):
+                 spinning: bool = False):
         if not os.path.isfile(path):
             raise UserError(f"ONNX file not found: {path}")
         side = read_sidecar(path)

@@ -195,10 +195,12 @@ def test_evaluation_memory_is_flat_in_the_number_of_images(shipped):
     assert large - small < 30, (small, large)   # 5x the images: the same memory (+ the evaluator's few KB/image)
 
 
-def test_pipelined_evaluation_runs_onnxruntime_without_spinning(shipped, tmp_path, monkeypatch):
-    """mrcnn-eval's pipelined loop (the default) opens ONNX Runtime with its threads not
-    busy-waiting between ops (they would take the cores from the reading/scoring threads);
-    --pipeline 0 keeps ONNX Runtime's default."""
+def test_evaluation_runs_onnxruntime_without_spinning(shipped, tmp_path, monkeypatch):
+    """mrcnn-eval opens ONNX Runtime with its threads not busy-waiting between ops (they
+    would take the cores from the reading/scoring threads and from other processes),
+    pipelined or not; OnnxRunner(spinning=True) still gives ONNX Runtime's default."""
+    from mrcnn_trt.runtime.runners import OnnxRunner
+
     from mrcnn_trt.eval import cli, runners
 
     onnx_path, coco = shipped
@@ -211,7 +213,8 @@ def test_pipelined_evaluation_runs_onnxruntime_without_spinning(shipped, tmp_pat
             return "default"
 
     assert spinning(runners.open_runner(onnx_path, pipelined=True)) == "0"
-    assert spinning(runners.open_runner(onnx_path)) == "default"
+    assert spinning(runners.open_runner(onnx_path)) == "0"
+    assert spinning(OnnxRunner(onnx_path, spinning=True)) == "default"
     seen = []
     real = runners.open_runner
 
@@ -224,4 +227,4 @@ def test_pipelined_evaluation_runs_onnxruntime_without_spinning(shipped, tmp_pat
     for pipeline in ("2", "0"):
         assert cli.main(["--model", onnx_path, "--dataset", "coco", "--data-root", coco, "--limit", "2",
                          "--pipeline", pipeline, "-o", str(tmp_path / pipeline)]) == 0
-    assert seen == ["0", "default"]
+    assert seen == ["0", "0"]
