@@ -135,17 +135,33 @@ def run_worker(job: dict, busy: bool, timeout: float) -> dict:
     if busy:
         competitors = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(available_cores())]
         time.sleep(0.5)   # let them start spinning
+    t0 = time.perf_counter()
     try:
         r = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(job)], env=env,
                            capture_output=True, text=True, timeout=timeout)
     finally:
+        competitor_cpu = sum(cpu_seconds(p.pid) for p in competitors)
         for p in competitors:
             p.kill()
         for p in competitors:
             p.wait()
     if r.returncode != 0:
         raise SystemExit(f"worker {job} failed:\n{r.stderr[-3000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    # CPU seconds the competitors got while the worker ran (they did compete: the busy mode works)
+    out.update(competitors=len(competitors), competitor_cpu_s=round(competitor_cpu, 2),
+               worker_wall_s=round(time.perf_counter() - t0, 2))
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc; 0.0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def export_models(models, tmp: str) -> dict:
