@@ -240,6 +240,7 @@ def main(argv=None) -> int:
           f"medians over {args.rounds} rounds ({args.images} shapes / {args.r101_images} R-101 images each); "
           f"load average {load_avg()} (end)")
     if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump({"runs": runs, "cores": available_cores()}, f, indent=1)
     return 0

@@ -3,11 +3,9 @@
 Every ``mrcnn-*`` command runs on machines that other work shares. Thread pools
 that *busy-wait* (spin) for the next parallel region keep a core while they wait;
 when every core also runs another process, the thread they wait for is
-descheduled and each parallel region costs whole scheduler time slices. The
-shipped model's ``model.detect`` went from ~60 ms per image to 0.9-1.6 s that way
-with PyTorch's default OpenMP settings; idle threads that sleep instead bring it
-back to about twice the quiet time, the fair share of a CPU shared with one other
-process per core. So:
+descheduled and each parallel region costs whole scheduler time slices: on a busy
+2-core machine the shipped model's ``model.detect`` took 0.9-1.6 s per image with
+PyTorch's default OpenMP settings and about 0.14 s with idle threads that sleep. So:
 
 * **PyTorch** (GNU OpenMP, ``libgomp``; oneDNN uses the same pool):
   :func:`prepare_process` puts ``OMP_WAIT_POLICY=PASSIVE`` (and
@@ -90,12 +88,3 @@ def worker_init(_worker_id: int = 0) -> None:
     import torch
 
     torch.set_num_threads(1)
-
-
-def describe() -> str:
-    """One line for logs: threads, inter-op threads, the wait policy in the environment."""
-    import torch
-
-    policy = os.environ.get("OMP_WAIT_POLICY", "default")
-    return (f"torch threads {torch.get_num_threads()} (inter-op {torch.get_num_interop_threads()}), "
-            f"OMP_WAIT_POLICY {policy}, {available_cores()} cores available")
