@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="custom-op implementation: native (default; torch.ops.mrcnn.*: C++ kernels on the CPU, CUDA "
                         "kernels on a GPU), torch (PyTorch reference) or cpu (C++ kernels)")
     options.add_device(p)
+    options.add_threads(p, default=None)
     return p
 
 
@@ -91,8 +92,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mrcnn_trt.model.molding import load_image
     from mrcnn_trt.runtime.pipeline import run_pipelined
     from mrcnn_trt.runtime.results import result_to_json
+    from mrcnn_trt.threads import configure_torch
     from mrcnn_trt.visualize import draw_detections
 
+    configure_torch(args.threads)   # --threads, else one per available core (mrcnn_trt.threads)
     model, cfg, _ = load_model(args.weights, args.config, ops_backend=args.ops, device=args.device)
     if args.min_confidence is not None:
         cfg = cfg.replace(DETECTION_MIN_CONFIDENCE=args.min_confidence)

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_limit(p)
     options.add_batch(p, help="images per network call (default 1; at most the model's batch, or the top of a "
                               "dynamic batch's range)")
-    options.add_output(p, default="eval_out")
+    options.add_output(p, default="runs/eval")
     p.add_argument("--backend", choices=["auto", "tensorrt", "onnxruntime", "torch"], default="auto",
                    help="auto (default): from the model file's extension")
     options.add_config(p)

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="all (default; TensorRT and ONNX Runtime): the mask head runs on every detection slot "
                         "(static shapes); valid: only on the slots with a detection (data-dependent shapes: "
                         "ONNX Runtime only, faster on the CPU; trt flavor)")
-    options.add_output(p, default="model.onnx", what="file")
+    options.add_output(p, default="runs/model.onnx", what="file")
     return p
 
 

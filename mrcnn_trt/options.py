@@ -8,7 +8,7 @@ argparse's usual one-line ``error:`` message and exit code 2.
 
     p = argparse.ArgumentParser(prog="mrcnn-eval")
     add_model(p, required=False)           # --model (alias --engine) / --weights
-    add_output(p, default="eval_out", what="folder")
+    add_output(p, default="runs/eval", what="folder")
     add_threads(p)
     add_device(p)
 
@@ -118,8 +118,10 @@ def add_split(p: argparse.ArgumentParser, default: str = "val") -> None:
 
 
 def add_threads(p: argparse.ArgumentParser, default: Optional[int] = 2) -> None:
+    """``--threads N``; ``default=None``: one per available core (:mod:`mrcnn_trt.threads`)."""
     p.add_argument("--threads", type=positive_int, default=default, metavar="N",
-                   help=f"CPU threads (ONNX Runtime / PyTorch){f'; default {default}' if default else ''}")
+                   help="CPU threads (ONNX Runtime / PyTorch); default "
+                        + (str(default) if default else "one per available core"))
 
 
 def add_device(p: argparse.ArgumentParser, default: str = "cpu") -> None:

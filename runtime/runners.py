@@ -63,12 +63,10 @@ class TorchRunner(Runner):
 
     def __init__(self, weights: Optional[str], config=None, ops: str = "native", device: str = "cpu",
                  threads: Optional[int] = None):
-        import torch
-
         from mrcnn_trt.model.checkpoint import load_model
+        from mrcnn_trt.threads import configure_torch
 
-        if threads:
-            torch.set_num_threads(threads)
+        configure_torch(threads)   # threads, else one per available core; see mrcnn_trt.threads
         self.model, self.config, _ = load_model(weights, config, ops_backend=ops, device=device)
         self.device = device
         self.name = weights or "shipped shapes model"
@@ -140,7 +138,7 @@ class OnnxRunner(Runner):
     backend = "onnxruntime"
 
     def __init__(self, path: str, threads: int = 2, providers=None, check_sidecar: bool = True,
-                 spinning: bool = True):
+                 spinning: bool = False):
         if not os.path.isfile(path):
             raise UserError(f"ONNX file not found: {path}")
         side = read_sidecar(path)

@@ -242,10 +242,9 @@ def main(argv=None) -> int:
         raise UserError("--weights imagenet needs --imagenet-weights FILE (ResNet weights with fpn.C* names)")
     if args.imagenet_weights and not os.path.isfile(args.imagenet_weights):
         raise UserError(f"ImageNet weights file not found: {args.imagenet_weights}")
-    import torch
-
     from mrcnn_trt.fileio import output_folder
     from mrcnn_trt.model.checkpoint import check_device
+    from mrcnn_trt.threads import configure_torch
     from mrcnn_trt.train.loop import LAYER_REGEX, TrainOptions, train
 
     check_device(args.device)
@@ -253,8 +252,7 @@ def main(argv=None) -> int:
         print(f"warning: --weights none starts from random weights, and --layers {args.layers} keeps the rest of "
               f"the network (the backbone included) frozen at them; use --layers all, or start from "
               f"--weights imagenet / a checkpoint", file=sys.stderr)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    configure_torch(args.threads)   # --threads, else one per available core (mrcnn_trt.threads)
     if args.layers not in LAYER_REGEX:
         print(f"note: --layers {args.layers!r} is used as a regex")
     train_ds, val_ds = open_datasets(args)

@@ -189,8 +189,13 @@ def _collate(batch):
 
 
 def make_loader(data: PreparedData, items: Sequence, batch_size: int, workers: int):
+    """Batches of ``items``; ``workers`` loader processes compute with one thread each
+    (:func:`mrcnn_trt.threads.worker_init`), so they do not oversubscribe the cores."""
+    from mrcnn_trt.threads import worker_init
+
     return torch.utils.data.DataLoader(data, batch_size=batch_size, sampler=_KeySampler(items),
                                        num_workers=workers, collate_fn=_collate,
+                                       worker_init_fn=worker_init if workers else None,
                                        persistent_workers=False, prefetch_factor=4 if workers else None)
 
 
