@@ -62,23 +62,28 @@ def read_instance_ids(path: str, expect_hw: Optional[Tuple[int, int]] = None) ->
                                     f"(16-bit label id x 1000 + instance)")
                 if expect_hw is not None and (h, w) != tuple(expect_hw):
                     raise UserError(f"{path} is {w}x{h} but its image is {expect_hw[1]}x{expect_hw[0]}")
-                ids = np.array(im).astype(np.int32)
+                raw = np.array(im)
     except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise UserError(f"{path} is not a usable instanceIds image: {e}") from None
     except Exception as e:  # noqa: BLE001 - any decoder failure of a damaged file
         raise UserError(f"{path} is not a readable instanceIds image ({type(e).__name__}: {e})") from None
-    if ids.ndim != 2:
-        raise UserError(f"{path} holds {ids.ndim}-dimensional data: an instanceIds file holds one channel")
-    bad = ((ids > MAX_LABEL_ID) & (ids < 1000)) | (ids >= (MAX_LABEL_ID + 1) * 1000) | (ids < 0)
-    if bad.any():
-        y, x = np.argwhere(bad)[0]
-        v = int(ids[y, x])
+    if raw.ndim != 2:
+        raise UserError(f"{path} holds {raw.ndim}-dimensional data: an instanceIds file holds one channel")
+    if raw.dtype.kind == "u" and raw.dtype.itemsize <= 2:    # the ids present, from a histogram (fast)
+        present = np.flatnonzero(np.bincount(raw.ravel(), minlength=1))
+    else:
+        present = np.unique(raw)
+    bad = present[((present > MAX_LABEL_ID) & (present < 1000)) | (present >= (MAX_LABEL_ID + 1) * 1000)
+                  | (present < 0)]
+    if bad.size:
+        v = int(bad[0])
+        y, x = np.argwhere(raw == v)[0]
         raise UserError(f"{path} has the id {v} at pixel (x={x}, y={y}): its label id {v // 1000 if v >= 1000 else v} "
                         f"is not a Cityscapes label (0..{MAX_LABEL_ID}; ids are label id or label id x 1000 + "
                         f"instance)")
-    return ids
+    return raw.astype(np.int32)
 
 
 def _image_hw(path: str) -> Optional[Tuple[int, int]]:
@@ -174,14 +179,24 @@ class CityscapesDataset(Dataset):
         channel, the size of its image, only known ids; the first bad one is one
         :class:`UserError` line. Done when the dataset is opened, before any inference.
         Files of images that cannot be read are not compared (those images are skipped)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from mrcnn_trt.cli import progress
 
-        pairs = [(img, gt) for img, gt in zip(self._images, self._gts) if os.path.isfile(gt)]
-        for img, gt in progress(pairs, total=len(pairs), desc="checking gtFine", unit="file") \
-                if len(pairs) >= 50 else pairs:
-            hw = _image_hw(img)
+        def check(pair):
+            hw = _image_hw(pair[0])
             if hw is not None:
-                read_instance_ids(gt, hw)
+                read_instance_ids(pair[1], hw)
+
+        pairs = [(img, gt) for img, gt in zip(self._images, self._gts) if os.path.isfile(gt)]
+        pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))   # PNG decoding frees the GIL
+        try:
+            done = pool.map(check, pairs)
+            for _ in progress(done, total=len(pairs), desc="checking gtFine", unit="file") if len(pairs) >= 50 \
+                    else done:
+                pass    # the first bad file (in dataset order) raises here
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def __len__(self) -> int:
         return len(self._images)

@@ -159,36 +159,96 @@ def _image_problem(img) -> Optional[str]:
     return None
 
 
-def _polygon_problem(segm: list, h: int, w: int) -> Optional[str]:
-    mx, my = POLYGON_MARGIN * w, POLYGON_MARGIN * h
-    outline = 0.0
+def _polygon_shape_problem(segm: list) -> Optional[str]:
+    """The per-polygon checks that need Python: lists of >= 3 (x, y) pairs of numbers."""
     for poly in segm:
-        if not (isinstance(poly, list) and all(map(_is_number, poly))):
+        if not (isinstance(poly, list) and {type(v) for v in poly} <= {int, float}):
             return "has a polygon that is not a list of numbers"
         if len(poly) < 6 or len(poly) % 2:
             return (f"has a polygon with {len(poly)} coordinates: a polygon needs at least 3 points "
                     f"(x, y pairs)")
-        a = np.asarray(poly, dtype=np.float64)
-        x, y = a[0::2], a[1::2]
-        if x.min() < -mx or x.max() > w + mx or y.min() < -my or y.max() > h + my:
-            i = int(np.argmax((x < -mx) | (x > w + mx) | (y < -my) | (y > h + my)))
-            return (f"has a polygon vertex ({x[i]:g}, {y[i]:g}) far outside its {w}x{h} image "
-                    f"(at most {POLYGON_MARGIN:g} of the image's size outside)")
-        dx = np.abs(np.diff(x, append=x[:1]))
-        dy = np.abs(np.diff(y, append=y[:1]))
-        outline += float(np.maximum(dx, dy).sum())
-    perimeters = outline / (2.0 * (h + w))
-    if perimeters > MAX_OUTLINE:
-        return (f"has polygons whose outline is {perimeters:.0f} times its image's perimeter "
-                f"(at most {MAX_OUTLINE})")
     return None
 
 
-def rle_problem(segm: dict, h: int, w: int, deferred: Optional[list] = None) -> Optional[str]:
+class Batch:
+    """Checks of many entries (annotations, results) collected and run at once with
+    numpy: compressed RLE strings (:func:`rle_string_problems`) and polygon geometry
+    (finite vertices within :data:`POLYGON_MARGIN` of the image, outline at most
+    :data:`MAX_OUTLINE` perimeters). Set :attr:`owner` (what an error names) before
+    each entry; :meth:`first_problem` gives the earliest entry's problem."""
+
+    def __init__(self):
+        self.owner = None
+        self._rle: list = []        # (entry, string, area)
+        self._polys: list = []      # (entry, polygons, h, w)
+        self._n = -1
+        self._last = object()
+
+    def _entry(self) -> int:
+        if self.owner is not self._last:
+            self._n, self._last = self._n + 1, self.owner
+        return self._n
+
+    def add_rle(self, counts: str, area: int) -> None:
+        self._rle.append((self._entry(), self.owner, counts, area))
+
+    def add_polygons(self, segm: list, h: int, w: int) -> None:
+        self._polys.append((self._entry(), self.owner, segm, h, w))
+
+    def first_problem(self) -> Optional[Tuple[object, str]]:
+        """``(owner, reason)`` of the earliest entry with a problem, or None."""
+        found = []
+        if self._rle:
+            bad = rle_string_problems([r[2] for r in self._rle], [r[3] for r in self._rle])
+            found += [(self._rle[i][0], self._rle[i][1], f"has a compressed RLE string that {why}")
+                      for i, why in bad.items()]
+        if self._polys:
+            found += self._polygon_problems()
+        if not found:
+            return None
+        _, owner, why = min(found, key=lambda t: t[0])
+        return owner, why
+
+    def _polygon_problems(self) -> list:
+        import itertools
+
+        polys = [poly for _, _, segm, _, _ in self._polys for poly in segm]
+        ann_of_poly = np.repeat(np.arange(len(self._polys)), [len(p[2]) for p in self._polys])
+        lens = np.fromiter(map(len, polys), dtype=np.int64, count=len(polys)) // 2
+        xy = np.fromiter(itertools.chain.from_iterable(polys), dtype=np.float64).reshape(-1, 2)
+        ann = np.repeat(ann_of_poly, lens)                       # annotation of each vertex
+        hw = np.array([(h, w) for _, _, _, h, w in self._polys], dtype=np.float64).reshape(-1, 2)
+        h, w = hw[ann, 0], hw[ann, 1]
+        x, y = xy[:, 0], xy[:, 1]
+        out = []
+        finite = np.isfinite(x) & np.isfinite(y)
+        for k in np.unique(ann[~finite]):
+            out.append((k, "has a polygon that is not a list of numbers"))
+        x, y = np.where(finite, x, 0.0), np.where(finite, y, 0.0)
+        mx, my = POLYGON_MARGIN * w, POLYGON_MARGIN * h
+        far = (x < -mx) | (x > w + mx) | (y < -my) | (y > h + my)
+        if far.any():
+            first = {}
+            for i in np.flatnonzero(far):
+                first.setdefault(int(ann[i]), int(i))
+            for k, i in first.items():
+                out.append((k, f"has a polygon vertex ({x[i]:g}, {y[i]:g}) far outside its {int(w[i])}x{int(h[i])} "
+                               f"image (at most {POLYGON_MARGIN:g} of the image's size outside)"))
+        start = np.cumsum(lens) - lens
+        nxt = np.arange(x.size) + 1
+        nxt[start + lens - 1] = start                            # each polygon closes on its first vertex
+        edge = np.maximum(np.abs(x[nxt] - x), np.abs(y[nxt] - y))
+        perimeters = np.bincount(ann, weights=edge, minlength=len(self._polys)) / (2.0 * hw.sum(axis=1))
+        for k in np.flatnonzero(perimeters > MAX_OUTLINE):
+            out.append((k, f"has polygons whose outline is {perimeters[k]:.0f} times its image's perimeter "
+                           f"(at most {MAX_OUTLINE})"))
+        return [(self._polys[k][0], self._polys[k][1], why) for k, why in out]
+
+
+def rle_problem(segm: dict, h: int, w: int, batch: Optional[Batch] = None) -> Optional[str]:
     """What is wrong with an RLE segmentation of an ``h`` x ``w`` image, or None.
-    A compressed ``counts`` string is appended to ``deferred`` as ``(string, h * w)``
-    when a list is given (to check many at once with :func:`rle_string_problems`),
-    else checked here."""
+    A compressed ``counts`` string is left to ``batch`` when one is given (checked
+    with many others at once), else checked here."""
     size = segm.get("size")
     if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) and v >= 0 for v in size)):
         return f"has an RLE segmentation with size {_short(size)}: expected [height, width]"
@@ -203,17 +263,18 @@ def rle_problem(segm: dict, h: int, w: int, deferred: Optional[list] = None) -> 
             return f"has RLE counts adding up to {total}, not height x width = {h * w}"
         return None
     if isinstance(counts, str):
-        if deferred is not None:
-            deferred.append((counts, h * w))
+        if batch is not None:
+            batch.add_rle(counts, h * w)
             return None
         why = rle_string_problems([counts], [h * w]).get(0)
         return f"has a compressed RLE string that {why}" if why else None
     return "has an RLE segmentation without 'counts'"
 
 
-def annotation_problem(ann, images: Dict[int, dict], category_ids, deferred: Optional[list] = None) -> Optional[str]:
+def annotation_problem(ann, images: Dict[int, dict], category_ids, batch: Optional[Batch] = None) -> Optional[str]:
     """What is wrong with one instance annotation, or None. ``images``: image id ->
-    image entry (already checked); ``deferred``: see :func:`rle_problem`."""
+    image entry (already checked). With a :class:`Batch`, the numeric checks of its
+    segmentation are left to it; without, they are made here."""
     if not isinstance(ann, dict):
         return "is not a JSON object"
     img = images.get(ann.get("image_id")) if _is_int(ann.get("image_id")) else None
@@ -235,9 +296,18 @@ def annotation_problem(ann, images: Dict[int, dict], category_ids, deferred: Opt
     if segm is None:
         return "has no segmentation"
     if isinstance(segm, list):
-        return _polygon_problem(segm, h, w)
+        why = _polygon_shape_problem(segm)
+        if why or not segm:
+            return why
+        if batch is not None:
+            batch.add_polygons(segm, h, w)
+            return None
+        one = Batch()
+        one.add_polygons(segm, h, w)
+        found = one.first_problem()
+        return found[1] if found else None
     if isinstance(segm, dict):
-        return rle_problem(segm, h, w, deferred)
+        return rle_problem(segm, h, w, batch)
     return f"has segmentation of type {type(segm).__name__}: expected polygons or RLE"
 
 
@@ -283,26 +353,23 @@ def check_coco_dict(data, annotation_file: str) -> None:
         name = f"category id {_short(cid)}" if _is_int(cid) else f"category entry {n}"
         raise UserError(f"{where}: {name} {why}")
     ann_ids = set()
-    deferred: list = []          # compressed RLE strings, checked together
-    owners: List[int] = []
+    batch = Batch()          # RLE strings and polygon geometry, checked together
     for n, ann in enumerate(anns):
         aid = ann.get("id") if isinstance(ann, dict) else None
+        name = f"annotation id {_short(aid)}" if _is_int(aid) else f"annotation entry {n}"
+        batch.owner = name
         if isinstance(ann, dict) and not _is_int(aid):
             why = f"has id {_short(aid)}: annotation ids must be integers"
         elif aid in ann_ids:
             why = "appears twice in 'annotations'"
         else:
-            why = annotation_problem(ann, images, category_ids, deferred)
+            why = annotation_problem(ann, images, category_ids, batch)
         if why:
-            name = f"annotation id {_short(aid)}" if _is_int(aid) else f"annotation entry {n}"
             raise UserError(f"{where}: {name} {why}")
         ann_ids.add(aid)
-        owners.extend([aid] * (len(deferred) - len(owners)))
-    if deferred:
-        bad = rle_string_problems([s for s, _ in deferred], [a for _, a in deferred])
-        if bad:
-            i = min(bad)
-            raise UserError(f"{where}: annotation id {owners[i]} has a compressed RLE string that {bad[i]}")
+    found = batch.first_problem()
+    if found:
+        raise UserError(f"{where}: {found[0]} {found[1]}")
 
 
 def check_image_sizes(images: Iterable[dict], image_dir: str, annotation_file: str) -> None:

@@ -86,10 +86,9 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def result_problem(r, images: Mapping[Any, dict], category_ids, segm: bool,
-                   deferred: Optional[list] = None) -> Optional[str]:
+def result_problem(r, images: Mapping[Any, dict], category_ids, segm: bool, batch=None) -> Optional[str]:
     """What is wrong with one COCO result dict, or None. ``images``: image id ->
-    ``{"height", "width"}``; ``deferred``: see :func:`mrcnn_trt.data.coco_checks.rle_problem`."""
+    ``{"height", "width"}``; ``batch``: see :func:`mrcnn_trt.data.coco_checks.rle_problem`."""
     from mrcnn_trt.data.coco_checks import rle_problem
 
     if not isinstance(r, dict):
@@ -109,24 +108,21 @@ def result_problem(r, images: Mapping[Any, dict], category_ids, segm: bool,
         seg = r.get("segmentation")
         if not isinstance(seg, dict):
             return "has no RLE segmentation"
-        return rle_problem(seg, img["height"], img["width"], deferred)
+        return rle_problem(seg, img["height"], img["width"], batch)
     return None
 
 
 def check_results(results: List, images: Mapping[Any, dict], category_ids, segm: bool, where: str) -> None:
     """One :class:`UserError` line for the first bad result of ``results`` (see
     :func:`result_problem`; compressed RLE strings are checked all at once)."""
-    from mrcnn_trt.data.coco_checks import rle_string_problems
+    from mrcnn_trt.data.coco_checks import Batch
 
-    deferred: list = []
-    owners: List[int] = []
+    batch = Batch()
     for n, r in enumerate(results):
-        why = result_problem(r, images, category_ids, segm, deferred)
+        batch.owner = f"result {n}"
+        why = result_problem(r, images, category_ids, segm, batch)
         if why:
             raise UserError(f"{where}: result {n} {why}")
-        owners.extend([n] * (len(deferred) - len(owners)))
-    if deferred:
-        bad = rle_string_problems([s for s, _ in deferred], [a for _, a in deferred])
-        if bad:
-            i = min(bad)
-            raise UserError(f"{where}: result {owners[i]} has a compressed RLE string that {bad[i]}")
+    found = batch.first_problem()
+    if found:
+        raise UserError(f"{where}: {found[0]} {found[1]}")
