@@ -187,12 +187,12 @@ def rescore_main(args, dataset) -> int:
         write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
         table = per_class_table(metrics)
         write_bytes_atomic(os.path.join(args.out, "per_class.txt"), (table + "\n").encode())
-    print(table)
-    print(summary_line(metrics))
-    if args.report:
-        from .report import write_report
+        print(table)
+        print(summary_line(metrics))
+        if args.report:
+            from .report import write_report
 
-        print(f"report: {write_report(args.out, dataset).html}")
+            print(f"report: {write_report(args.out, dataset).html}")
     return 0
 
 
@@ -254,12 +254,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
         table = per_class_table(metrics)
         write_bytes_atomic(os.path.join(args.out, "per_class.txt"), (table + "\n").encode())
-    print(table)
-    print(summary_line(metrics))
-    if args.report and metrics.get("num_images"):
-        from .report import write_report
+        print(table)
+        print(summary_line(metrics))
+        if args.report and metrics.get("num_images"):   # still under the folder's lock
+            from .report import write_report
 
-        print(f"report: {write_report(args.out, dataset, config=runner.config).html}")
+            print(f"report: {write_report(args.out, dataset, config=runner.config).html}")
     if warning:
         print(warning, file=sys.stderr)
     if metrics.get("interrupted"):
