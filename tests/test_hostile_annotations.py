@@ -509,6 +509,10 @@ def test_unreadable_sidecars_are_one_line(tmp_path, content, expect):
         read_sidecar(str(p))
     with pytest.raises(UserError):
         fileio.read_json_object(str(tmp_path / "m.onnx.json"))
+    from mrcnn_trt.config import Config   # --config FILE.json: the same reader
+
+    with pytest.raises(UserError, match=expect.replace("(", r"\(").replace(")", r"\)")):
+        Config.from_json(str(tmp_path / "m.onnx.json"))
 
 
 def test_read_json_of_a_folder_is_one_line(tmp_path):
