@@ -45,8 +45,8 @@ def check_onnx_sidecar(onnx_path: str, sidecar: Optional[dict] = None, *, onnx_s
                                   f"(image size, classes, preprocessing) next to the .onnx")
         try:
             sidecar = read_json(sp)
-        except UserError as e:
-            raise SidecarMismatch(str(e)) from None
+        except UserError as e:   # missing, not UTF-8, not JSON, nested too deeply
+            raise SidecarMismatch(f"the sidecar of {onnx_path} is unusable ({e}); re-export the model") from None
     if not isinstance(sidecar, dict):
         raise SidecarMismatch(f"sidecar of {onnx_path} is not a JSON object")
     try:
@@ -101,7 +101,10 @@ def read_plan_sidecar(plan_path: str) -> dict:
     if not os.path.isfile(sp):
         raise PlanMismatch(f"{plan_path} has no sidecar {sp}: build plans with mrcnn-build-engine, which records the "
                            f"TensorRT release and GPU architectures they need")
-    side = read_json(sp)
+    try:
+        side = read_json(sp)
+    except UserError as e:
+        raise PlanMismatch(f"the sidecar of {plan_path} is unusable ({e}); rebuild it with mrcnn-build-engine") from None
     if not isinstance(side, dict) or side.get("format") != PLAN_FORMAT:
         raise PlanMismatch(f"{plan_path}: sidecar is not a {PLAN_FORMAT} description; rebuild with mrcnn-build-engine")
     return side

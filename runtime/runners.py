@@ -98,7 +98,10 @@ def read_sidecar(path: str) -> dict:
     sp = sidecar_path(path)
     if not os.path.isfile(sp):
         raise UserError(f"{path} has no sidecar {sp}; export it with mrcnn-export")
-    return read_json_object(sp, "sidecar")
+    try:
+        return read_json_object(sp, "sidecar")
+    except UserError as e:
+        raise UserError(f"the sidecar of {path} is unusable ({e}); re-export the model") from None
 
 
 def sidecar_problems(side: dict, inputs: Dict[str, Sequence], outputs: Dict[str, Sequence]) -> List[str]:
