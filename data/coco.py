@@ -10,7 +10,11 @@ Follows the original ``CocoDataset.load_coco`` (docs/model.md §5) and ``load_ma
 - segmentations may be polygons, uncompressed or compressed RLE; they are decoded with
   pycocotools (``frPyObjects`` + ``decode``, i.e. ``COCO.annToMask``);
 - ``iscrowd`` annotations get the negative class id ``-class_id``;
-- instances whose mask is empty (or smaller than 1 pixel after decoding) are skipped.
+- instances whose mask is empty (or smaller than 1 pixel after decoding) are skipped;
+- the file is checked when it is opened, before any inference (:mod:`.coco_checks`): a
+  malformed entry (ids, file names, polygons far outside the image, RLE of another size
+  or not adding up, undecodable compressed RLE, image files of another size) is one
+  :class:`~mrcnn_trt.errors.UserError` line naming it.
 
 Usage::
 
@@ -29,7 +33,7 @@ import numpy as np
 from mrcnn_trt.errors import UserError
 
 from .base import Dataset, ImageId
-from .coco_checks import annotation_problem, check_coco_dict, check_image_sizes  # noqa: F401 (re-exported)
+from .coco_checks import annotation_problem, check_coco_dict, check_image_sizes  # noqa: F401 (annotation_problem re-exported)
 
 
 def _quiet_coco(annotation_file: str):

@@ -24,8 +24,12 @@ A "sample" is anything with an ``image_id`` (a :class:`mrcnn_trt.data.Sample`, a
 the protocol leaves undefined (no ground truth for that class / area range) is ``nan``.
 
 - :class:`COCOEvaluator`: pycocotools ``COCOeval`` for ``bbox`` and ``segm``.
-- :class:`CityscapesEvaluator`: the official ``cityscapesscripts`` instance-level evaluation
-  (through :mod:`.cityscapes_shim`), plus COCO-style AP on the same predictions.
+- :class:`~.cityscapes_eval.CityscapesEvaluator` (:mod:`.cityscapes_eval`, importable from
+  here too): the official ``cityscapesscripts`` instance-level evaluation (through
+  :mod:`.cityscapes_shim`), plus COCO-style AP on the same predictions.
+
+Both save their predictions before scoring (``save_predictions``, :mod:`.predictions`) and
+can score saved ones instead of processed ones (``load_predictions``).
 """
 from __future__ import annotations
 
@@ -34,7 +38,6 @@ import copy
 import io
 import json
 import os
-import tempfile
 import warnings
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
