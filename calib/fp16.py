@@ -243,7 +243,7 @@ def convert_model(onnx_path: str, out_path: str, keep_nodes: Sequence[str] = ())
     import onnx
 
     from mrcnn_trt.runtime.runners import read_sidecar
-    from mrcnn_trt.fileio import atomic_path, sha256_file, write_derived_sidecar
+    from mrcnn_trt.fileio import atomic_path, verify_model_digest, write_derived_sidecar
 
     from .qdq import check_float_model
 
@@ -252,9 +252,7 @@ def convert_model(onnx_path: str, out_path: str, keep_nodes: Sequence[str] = ())
     if os.path.abspath(out_path) == os.path.abspath(onnx_path):
         raise UserError("the output must not overwrite the float32 model")
     side = read_sidecar(onnx_path)
-    src_sha = sha256_file(onnx_path)
-    if side.get("onnx_sha256") and side["onnx_sha256"] != src_sha:
-        raise UserError(f"{onnx_path} does not match its sidecar (sha256 differs): re-export it")
+    src_sha = verify_model_digest(onnx_path, side)
     t0 = time.time()
     model = onnx.load(onnx_path)
     check_float_model(model, onnx_path)

@@ -481,7 +481,7 @@ def quantize_model(onnx_path: str, out_path: str, images, *, count: int = DEFAUL
 
     from mrcnn_trt.runtime.batcher import ImageBatcher
     from mrcnn_trt.config import Config
-    from mrcnn_trt.fileio import atomic_path, sha256_file, write_derived_sidecar
+    from mrcnn_trt.fileio import atomic_path, verify_model_digest, write_derived_sidecar
     from mrcnn_trt.runtime.runners import read_sidecar
 
     if count < 1:
@@ -489,9 +489,7 @@ def quantize_model(onnx_path: str, out_path: str, images, *, count: int = DEFAUL
     if not os.path.isfile(onnx_path):
         raise UserError(f"ONNX model not found: {onnx_path}")
     side = read_sidecar(onnx_path)
-    src_sha = sha256_file(onnx_path)
-    if side.get("onnx_sha256") and side["onnx_sha256"] != src_sha:
-        raise UserError(f"{onnx_path} does not match its sidecar (sha256 differs): re-export it")
+    src_sha = verify_model_digest(onnx_path, side)
     if os.path.abspath(out_path) == os.path.abspath(onnx_path):
         raise UserError("the output must not overwrite the float model")
     check_float_model(onnx.load(onnx_path, load_external_data=False), onnx_path)

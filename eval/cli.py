@@ -13,7 +13,11 @@ COCO AP counts every detection: evaluate a model exported with
 ``mrcnn-export --min-confidence 0`` (a .pth takes ``--min-confidence 0`` here).
 
 Writes to -o/--out: metrics.json, per_class.txt, COCO-format predictions, the
-official Cityscapes result files, and --save-vis K pictures. Reading and
+official Cityscapes result files, and --save-vis K pictures. The predictions are
+written before scoring (with predictions.json): if scoring fails or is stopped,
+``mrcnn-eval --from-predictions OUT --dataset ... --data-root ...`` scores them
+again without inference. One run at a time writes into a folder (a second one
+is refused). Reading and
 molding the next images and unmolding/scoring the last ones overlap the
 network call (--pipeline); a dynamic-batch model (mrcnn-export --batch dynamic)
 takes any --batch up to its maximum.
@@ -25,6 +29,7 @@ and written, with "interrupted": true), 2 a user error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import Optional, Sequence
@@ -63,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline", type=options.nonnegative_int, default=2, metavar="N",
                    help="batches read/molded ahead and post-processed behind the network call, overlapped "
                         "with it (default 2; 0: one step after the other)")
+    p.add_argument("--from-predictions", metavar="DIR_OR_FILE",
+                   help="score saved predictions instead of running a model: the -o folder of an earlier run "
+                        "(its predictions.json, written before scoring), or a COCO results .json")
     p.add_argument("--report", action="store_true",
                    help="also write report.html + report.md: the paper's numbers side by side, TIDE errors, "
                         "AP by size, confusion matrix, PR curves, worst false positives / missed objects "
@@ -108,11 +116,84 @@ def summary_line(metrics: dict) -> str:
     if "cityscapes" in metrics:
         parts.append(f"cityscapes AP {_pct(metrics['cityscapes'].get('AP'))} %, "
                      f"AP50 {_pct(metrics['cityscapes'].get('AP50'))} %")
-    lat = metrics.get("latency_ms", {})
+    lat = metrics.get("latency_ms")
     eff = metrics.get("pipeline_efficiency")
-    parts.append(f"latency p50 {lat.get('p50')} ms/call, {metrics.get('throughput_ips')} img/s end-to-end"
-                 + (f" ({100 * eff:.0f} % of the network's rate)" if eff else ""))
+    if lat is not None:
+        parts.append(f"latency p50 {lat.get('p50')} ms/call, {metrics.get('throughput_ips')} img/s end-to-end"
+                     + (f" ({100 * eff:.0f} % of the network's rate)" if eff else ""))
     return " | ".join(parts)
+
+
+#: the lock file of an output folder while an mrcnn-eval writes into it
+LOCK_NAME = ".mrcnn-eval.lock"
+
+
+@contextlib.contextmanager
+def locked_output(folder: str):
+    """Hold an exclusive lock on an output folder while results are written into it
+    (``flock`` on ``folder/.mrcnn-eval.lock``, released even when the process is
+    killed): a second mrcnn-eval into the same folder is refused with one line
+    instead of both mixing their files. The lock file is removed on exit."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock on this platform
+        yield folder
+        return
+    path = os.path.join(folder, LOCK_NAME)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            raise UserError(f"output folder {folder} is in use by another mrcnn-eval"
+                            f"{f' (pid {holder})' if holder.isdigit() else ''}: wait for it to finish or "
+                            f"pass another -o/--out") from None
+        try:   # the file may have been removed by its previous holder between open and flock
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield folder
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def rescore_main(args, dataset) -> int:
+    """``--from-predictions``: score saved predictions on the same ground truth, write
+    metrics.json and per_class.txt to --out, print the table (no model, no inference)."""
+    from ..fileio import output_folder, write_bytes_atomic, write_json_atomic
+    from .evaluate import rescore
+
+    with output_folder(args.out), locked_output(args.out):
+        if args.dataset == "coco":
+            from .evaluators import COCOEvaluator
+
+            evaluator = COCOEvaluator(dataset, output_dir=args.out)
+        else:
+            from .cityscapes_eval import CityscapesEvaluator
+
+            evaluator = CityscapesEvaluator(dataset, output_dir=os.path.join(args.out, "cityscapes"))
+        metrics = rescore(evaluator, args.from_predictions)
+        metrics.update(dataset=args.dataset, data_root=os.path.abspath(args.data_root), split=args.split)
+        write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
+        table = per_class_table(metrics)
+        write_bytes_atomic(os.path.join(args.out, "per_class.txt"), (table + "\n").encode())
+        print(table)
+        print(summary_line(metrics))
+        if args.report:
+            from .report import write_report
+
+            print(f"report: {write_report(args.out, dataset).html}")
+    return 0
 
 
 @run_main
@@ -122,6 +203,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise UserError(f"model file not found: {args.model}")
     if not os.path.exists(args.data_root):
         raise UserError(f"data root not found: {args.data_root}")
+    if args.from_predictions is not None and args.model is not None:
+        raise UserError("--from-predictions scores saved predictions: --model is not used with it")
     if args.report:
         from .error_analysis import require_tidecv
 
@@ -138,6 +221,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     dataset = open_dataset(args.data_root, split=args.split, fmt=args.dataset, **kw)
     if len(dataset) == 0:
         raise UserError(f"no images in {args.data_root} (split {args.split})")
+    if args.from_predictions is not None:
+        return rescore_main(args, dataset)
     runner = open_runner(args.model, args.backend, threads=args.threads, config=args.config,
                          pipelined=args.pipeline > 0)
     if args.min_confidence is not None:
@@ -159,7 +244,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not is_synthetic_image(dataset.image_path(0)):
             print("note: no --model given: this is the small shipped shapes model, which only knows circles, "
                   "squares and triangles; pass real weights with --model mask_rcnn_coco.pth", file=sys.stderr)
-    with output_folder(args.out):
+    with output_folder(args.out), locked_output(args.out):
         evaluator = make_evaluator(args.dataset, dataset, runner.config.CLASS_NAMES, args.class_map, args.out)
         metrics = evaluate(runner, dataset, evaluator, batch_size=args.batch, limit=args.limit, out_dir=args.out,
                            save_vis=args.save_vis, warmup=args.warmup, pipeline=args.pipeline)
@@ -169,12 +254,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
         table = per_class_table(metrics)
         write_bytes_atomic(os.path.join(args.out, "per_class.txt"), (table + "\n").encode())
-    print(table)
-    print(summary_line(metrics))
-    if args.report and metrics.get("num_images"):
-        from .report import write_report
+        print(table)
+        print(summary_line(metrics))
+        if args.report and metrics.get("num_images"):   # still under the folder's lock
+            from .report import write_report
 
-        print(f"report: {write_report(args.out, dataset, config=runner.config).html}")
+            print(f"report: {write_report(args.out, dataset, config=runner.config).html}")
     if warning:
         print(warning, file=sys.stderr)
     if metrics.get("interrupted"):

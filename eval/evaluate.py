@@ -16,6 +16,11 @@ time per image): the share of the wall time spent in network calls, at most 1.
 
 Ctrl-C stops the loop: the images processed so far are evaluated and every
 file is still written atomically, with ``"interrupted": true`` in metrics.json.
+
+Scoring (:func:`score`) comes last: the evaluator first saves the predictions
+(:mod:`.predictions`), so a scoring step that fails (bad ground truth found late)
+or is interrupted (Ctrl-C / SIGTERM stop it at once) can be rerun without
+inference: :func:`rescore`, ``mrcnn-eval --from-predictions OUT``.
 """
 from __future__ import annotations
 
@@ -26,8 +31,13 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..errors import UserError
 from ..fileio import atomic_path
 from ..runtime.batcher import ImageBatcher
+
+#: what a failing scoring step may raise on bad ground truth or predictions (pycocotools
+#: asserts, cityscapesscripts' errors are RuntimeErrors): one error line, not a traceback
+SCORING_ERRORS = (UserError, ValueError, KeyError, TypeError, IndexError, AssertionError, RuntimeError)
 
 
 def latency_stats(values_ms: Sequence[float]) -> Dict[str, float]:
@@ -137,7 +147,7 @@ def evaluate(runner, dataset, evaluator, batch_size: int = 1, limit: Optional[in
         bar.close()
     elapsed = time.perf_counter() - t_start[0]
     done = state["done"]
-    metrics: Dict = dict(evaluator.evaluate()) if done else {}
+    metrics: Dict = score(evaluator, done) if done else {}
     lat = latency_stats(per_image_ms)
     ips = round(done / elapsed, 3) if elapsed > 0 and done else 0.0
     metrics.update({
@@ -153,3 +163,45 @@ def evaluate(runner, dataset, evaluator, batch_size: int = 1, limit: Optional[in
         "AP_unit": "fraction (0.559 = 55.9 %)",
     })
     return metrics
+
+
+def score(evaluator, num_images: int) -> Dict:
+    """``evaluator.evaluate()``, said on stderr. The evaluator saves its predictions
+    before scoring; if scoring then fails, the error is one :class:`UserError` line
+    saying where they are and how to rescore them; on Ctrl-C / SIGTERM the same is
+    said and the interrupt goes on (exit 130 / 143)."""
+    print(f"scoring {num_images} image(s)", file=sys.stderr)
+    try:
+        return dict(evaluator.evaluate())
+    except KeyboardInterrupt:
+        saved = getattr(evaluator, "predictions_path", None)
+        if saved:
+            print(f"scoring stopped: the predictions are saved in {saved}; rescore them with "
+                  f"mrcnn-eval --from-predictions {saved}", file=sys.stderr)
+        raise
+    except SCORING_ERRORS as e:
+        saved = getattr(evaluator, "predictions_path", None)
+        hint = (f"; the predictions are saved in {saved}: rescore them with mrcnn-eval --from-predictions {saved}"
+                if saved else "")
+        what = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+        raise UserError(f"scoring failed ({what}){hint}") from None
+
+
+def rescore(evaluator, predictions: str) -> Dict:
+    """Score saved predictions (a run's output folder, its ``predictions.json``, or a
+    COCO results file: :func:`mrcnn_trt.eval.predictions.find_predictions`) with
+    ``evaluator`` (a :class:`~.evaluators.COCOEvaluator` or
+    :class:`~.cityscapes_eval.CityscapesEvaluator` of the same ground truth): the same
+    metrics as the run that saved them, without inference."""
+    from .predictions import find_predictions
+
+    kind = "cityscapes" if hasattr(evaluator, "gt_root") else "coco"
+    path = find_predictions(predictions, kind)
+    evaluator.load_predictions(path)
+    n = len(evaluator.image_ids)
+    if not n:
+        raise UserError(f"{path} lists no images")
+    metrics = score(evaluator, n)
+    metrics.update(num_images=n, from_predictions=os.path.abspath(path))
+    return metrics
+

@@ -13,8 +13,8 @@ defaults are the original values.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
+import os
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -197,14 +197,11 @@ class Config:
 
     @classmethod
     def from_json(cls, path: str) -> "Config":
-        try:
-            with open(path) as f:
-                d = json.load(f)
-        except FileNotFoundError:
-            raise UserError(f"config file not found: {path}") from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"config file is not valid JSON: {path}: {e}") from None
-        return cls.from_overrides(d)
+        from .fileio import read_json_object   # one line for every unreadable file (not UTF-8, too deep, ...)
+
+        if not os.path.isfile(path):
+            raise UserError(f"config file not found: {path}")
+        return cls.from_overrides(read_json_object(path, "config file"))
 
     @classmethod
     def from_overrides(cls, d: dict) -> "Config":

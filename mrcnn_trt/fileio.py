@@ -196,13 +196,34 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file; every way it can fail is one :class:`UserError` naming
+    the file: missing or unreadable, not UTF-8 text, not JSON, nested too deeply."""
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open(path, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         raise UserError(f"file not found: {path}") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"not valid JSON: {path}: not UTF-8 text (byte {e.start})") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"not valid JSON: {path}: {e}") from None
+    except RecursionError:
+        raise UserError(f"not valid JSON: {path}: nested too deeply") from None
+
+
+def read_json_object(path: str | os.PathLike, what: str = "file") -> dict:
+    """:func:`read_json` of a file that must hold a JSON object (a sidecar, a
+    manifest); ``what`` names it in the error."""
+    obj = read_json(path)
+    if not isinstance(obj, dict):
+        raise UserError(f"{what} {path} is not a JSON object (found a {type(obj).__name__})")
+    return obj
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -219,6 +240,30 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 def sidecar_path(path: str | os.PathLike) -> str:
     """``model.onnx`` -> ``model.onnx.json``."""
     return os.fspath(path) + ".json"
+
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def verify_model_digest(model_path: str | os.PathLike, sidecar: Any, digest: str | None = None,
+                        field: str = "onnx_sha256") -> str:
+    """The one integrity rule for a model and its sidecar, applied by every command
+    that runs, converts, builds or serves a model: the sidecar must record the
+    model's sha256 in ``field`` (64 lowercase hex digits) and it must equal the
+    file's (``digest`` if already computed). A sidecar without it vouches for
+    nothing, so it is refused like a wrong one. Returns the digest; raises one
+    :class:`UserError` line otherwise."""
+    model_path = os.fspath(model_path)
+    want = sidecar.get(field) if isinstance(sidecar, dict) else None
+    if not isinstance(want, str) or not SHA256_RE.match(want):
+        found = "no" if want is None else f"an invalid ({str(want)[:20]!r})"
+        raise UserError(f"{sidecar_path(model_path)} records {found} {field}, so nothing vouches for "
+                        f"{model_path}: re-export the model (its sidecar is written with it)")
+    digest = digest or sha256_file(model_path)
+    if want != digest:
+        raise UserError(f"{model_path} does not match its sidecar (sha256 {digest[:12]}... vs {want[:12]}...): "
+                        f"the file was changed or the sidecar belongs to another export; re-export the model")
+    return digest
 
 
 def write_derived_sidecar(out_path: str, source_sidecar: dict, **fields) -> dict:

@@ -93,12 +93,15 @@ class TorchRunner(Runner):
 
 
 def read_sidecar(path: str) -> dict:
-    from mrcnn_trt.fileio import read_json, sidecar_path
+    from mrcnn_trt.fileio import read_json_object, sidecar_path
 
     sp = sidecar_path(path)
     if not os.path.isfile(sp):
         raise UserError(f"{path} has no sidecar {sp}; export it with mrcnn-export")
-    return read_json(sp)
+    try:
+        return read_json_object(sp, "sidecar")
+    except UserError as e:
+        raise UserError(f"the sidecar of {path} is unusable ({e}); re-export the model") from None
 
 
 def sidecar_problems(side: dict, inputs: Dict[str, Sequence], outputs: Dict[str, Sequence]) -> List[str]:
@@ -143,10 +146,9 @@ class OnnxRunner(Runner):
             raise UserError(f"ONNX file not found: {path}")
         side = read_sidecar(path)
         if check_sidecar:
-            from mrcnn_trt.fileio import sha256_file
+            from mrcnn_trt.fileio import verify_model_digest
 
-            if side.get("onnx_sha256") and side["onnx_sha256"] != sha256_file(path):
-                raise UserError(f"{path} does not match its sidecar (sha256 differs): re-export it")
+            verify_model_digest(path, side)
         from mrcnn_trt.plugins.ort import make_session
 
         self.session = make_session(path, threads=threads, providers=providers, spinning=spinning)
