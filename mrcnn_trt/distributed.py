@@ -36,6 +36,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Iterator, List, Optional, Sequence
 
+from .cli import Terminated
 from .errors import EXIT_PEER_LOST, UserError
 
 #: environment variables torchrun sets for every worker
@@ -113,8 +114,10 @@ def init(device: str = "cpu", timeout_s: Optional[float] = None, quiet_others: b
     cuda = str(device).startswith("cuda")
     if pin_gpu and not cuda:
         visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-        if int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1 or visible:
-            os.environ["CUDA_VISIBLE_DEVICES"] = visible[local_rank] if local_rank < len(visible) else str(local_rank)
+        if visible and local_rank < len(visible):
+            os.environ["CUDA_VISIBLE_DEVICES"] = visible[local_rank]
+        elif not visible and int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1:
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(local_rank)
     if cuda:
         if not torch.cuda.is_available():
             raise UserError(f"--device {device}: no CUDA device on this machine")
@@ -263,6 +266,6 @@ def relaunch(module: str, argv: Sequence[str], nproc: int) -> int:
         try:
             return child.wait()
         except KeyboardInterrupt as e:   # run_main turned SIGINT/SIGTERM into this: pass it on, wait
-            sig = signal.SIGTERM if type(e).__name__ == "Terminated" else signal.SIGINT
+            sig = signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT
             with contextlib.suppress(ProcessLookupError):
                 child.send_signal(sig)

@@ -206,8 +206,11 @@ def test_two_ranks_evaluate_exactly_like_one_process(odd_coco, tmp_path):
     common = ["--dataset", "coco", "--data-root", str(odd_coco), "--threads", "1", "--warmup", "0"]
     one, two = tmp_path / "one", tmp_path / "two"
     assert eval_main([*common, "--out", str(one)]) == 0
-    res = _torchrun(2, "eval", *common, "--out", str(two))
+    # mrcnn-eval --nproc 2: torchrun --standalone --nproc_per_node 2 -m mrcnn_trt.eval ...
+    res = subprocess.run([sys.executable, "-m", "mrcnn_trt.eval", "--nproc", "2", *common, "--out", str(two)],
+                         cwd=REPO, env=_env(), capture_output=True, text=True, timeout=240)
     _ok(res)
+    assert "torch.distributed.run --standalone --nproc_per_node=2 -m mrcnn_trt.eval" in res.stderr
     m1 = json.loads((one / "metrics.json").read_text())
     m2 = json.loads((two / "metrics.json").read_text())
     assert m1["num_images"] == m2["num_images"] == 7 and m1["segm"]["AP"] > 0.2

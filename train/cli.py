@@ -18,8 +18,9 @@ Examples::
 
 Several processes (DistributedDataParallel; see :mod:`mrcnn_trt.train.distributed`)::
 
-    torchrun --nproc_per_node 8 -m mrcnn_trt.train --device cuda --batch 2 ...   # 8 GPUs, global batch 16
-    mrcnn-train --nproc 2 ...                                                     # the same through torchrun
+    # 8 GPUs, global batch 16 (torchrun --standalone --nproc_per_node 8 -m mrcnn_trt.train ... is the same)
+    mrcnn-train --nproc 8 --device cuda --batch 2 --dataset cityscapes --data-root cityscapes \\
+        --weights mask_rcnn_coco.pth --layers heads --epochs 10 --out runs/cs
 
 ``--batch`` is per process; rank 0 reads the weights, writes every file and
 prints; the others follow.

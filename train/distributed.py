@@ -165,39 +165,42 @@ def all_reduce_tensor(ctx: DistContext, t: torch.Tensor, what: str) -> torch.Ten
     return t.cpu()
 
 
-def fingerprint(model, optimizer, epoch: int, global_step: int) -> torch.Tensor:
-    """float64 sums of every parameter, buffer and momentum buffer, with the epoch and step."""
-    vals: List[float] = [float(epoch), float(global_step)]
-    for _, p in model.named_parameters():
-        vals.append(float(p.detach().double().sum()))
+def fingerprint(model, optimizer, epoch: int, global_step: int) -> str:
+    """SHA-256 of every parameter, buffer and momentum buffer (their bytes, in name order),
+    the epoch and the step: equal on two ranks exactly when their states are bit-identical."""
+    import hashlib
+
+    h = hashlib.sha256(f"{int(epoch)}:{int(global_step)}".encode())
+
+    def add(name, t):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+
+    for name, p in model.named_parameters():
+        add(name, p)
         st = optimizer.state.get(p)
         if st and st.get("momentum_buffer") is not None:
-            vals.append(float(st["momentum_buffer"].double().sum()))
-    for _, b in model.named_buffers():
-        if b.is_floating_point():
-            vals.append(float(b.detach().double().sum()))
-    return torch.tensor(vals, dtype=torch.float64)
+            add(name + "#momentum", st["momentum_buffer"])
+    for name, b in model.named_buffers():
+        add(name, b)
+    return h.hexdigest()
 
 
 def check_in_sync(ctx: DistContext, model, optimizer, epoch: int, global_step: int) -> None:
-    """Fail unless every rank holds bit-identical weights, buffers, momentum
-    buffers, epoch and step (compared as float64 sums against rank 0's)."""
-    import torch.distributed as dist
+    """Fail on every rank unless all ranks hold bit-identical weights, buffers,
+    momentum buffers, epoch and step (their :func:`fingerprint` against rank 0's)."""
+    from ..distributed import broadcast_object
 
     if not ctx.enabled:
         return
     mine = fingerprint(model, optimizer, epoch, global_step)
-    ref = mine.clone()
-    dev = torch.device("cuda", torch.cuda.current_device()) if ctx.backend == "nccl" else torch.device("cpu")
-    ref = ref.to(dev)
-    with collective(ctx, "checking that the ranks agree"):
-        dist.broadcast(ref, src=0)
-    ref = ref.cpu()
-    bad = torch.tensor([0.0 if (ref.shape == mine.shape and torch.equal(ref, mine)) else 1.0], dtype=torch.float64)
-    bad = all_reduce_tensor(ctx, bad, "checking that the ranks agree")
+    ref = broadcast_object(ctx, mine, "checking that the ranks agree")
+    bad = all_reduce_tensor(ctx, torch.tensor([float(mine != ref)], dtype=torch.float64),
+                            "checking that the ranks agree")
     if float(bad[0]):
-        raise UserError(f"rank {ctx.rank}: the ranks do not start from the same weights / optimizer state / step "
-                       f"({int(bad[0])} differ from rank 0)")
+        raise UserError(f"rank {ctx.rank}: the ranks do not hold the same weights / optimizer state / step "
+                        f"({int(bad[0])} of {ctx.world_size} differ from rank 0)")
 
 
 def rank_seeds(seed: int, world_size: int) -> List[int]:

@@ -19,7 +19,13 @@
   parameters whose names ``re.fullmatch`` the regex of the chosen option (spec
   §4.6 table) and False for the others, so a later stage *can* re-enable
   layers (the original only ever cleared the flag). BN stays frozen.
-* Training images get the horizontal flip, validation images do not.
+* Training images get the horizontal flip, validation images do not. Every
+  random draw of an image (flip, RPN anchor subsampling, ROI sampling) is
+  seeded by ``--seed`` and the image's key (its place in the run), so it is
+  the same whichever batch or process the image lands in.
+* Several processes (``ctx``, :mod:`mrcnn_trt.train.distributed`): DDP over a
+  global batch of ``batch x world_size``, losses pooled over the global batch,
+  rank 0 writes.
 * Checkpoints: ``OUT/epoch_0001.pth`` ... and ``OUT/last.pth`` after every
   epoch (atomic), our format with the config, epoch, global step, loss
   history and the optimizer state (momentum buffers keyed by parameter name,
@@ -573,9 +579,10 @@ def train(model, train_data, val_data, opts: TrainOptions, state: Optional[Train
                 save_checkpoint(os.path.join(opts.out_dir, "last.pth"), model, cfg, epoch=epoch,
                                 global_step=state.global_step, layers=opts.layers, history=state.history,
                                 optimizer=state.optimizer)
+            saved_epoch = epoch
+            if main:
                 write_json_atomic(os.path.join(opts.out_dir, "losses.json"), state.history)
                 plot_losses(state.history, os.path.join(opts.out_dir, "losses.png"))
-            saved_epoch = epoch
             fmt = lambda d: " ".join(f"{k}={d[k]:.4f}" for k in ("loss",) + LOSS_NAMES if k in d)  # noqa: E731
             _log(opts, f"epoch {epoch}/{opts.epochs} ({elapsed:.0f}s, {n_done} steps): train {fmt(train_mean)}"
                        + (f" | val {fmt(val_mean)}" if val_mean else "") + f" -> {ckpt}")
