@@ -135,10 +135,37 @@ def init(device: str = "cpu", timeout_s: Optional[float] = None, quiet_others: b
         raise PeerLost(f"rank {rank}: could not join the job ({_reason(e)})") from None
     ctx = DistContext(rank=rank, world_size=world, local_rank=local_rank, backend=backend, timeout_s=timeout_s)
     _context.append(ctx)
+    _first_signal_only()
     if quiet_others and rank != 0:
         os.environ["MRCNN_PROGRESS"] = "0"
         sys.stdout = open(os.devnull, "w")
     return ctx
+
+
+def _first_signal_only() -> None:
+    """Let only the first SIGINT/SIGTERM interrupt this rank. A Ctrl-C reaches
+    the workers and torchrun at once, and torchrun then sends SIGTERM to the
+    workers: that second signal must not cut short the clean-up the first one
+    started (saying which epoch is kept, scoring the images done). torchrun
+    kills a worker that is still running 30 s later; ``run_main`` restores the
+    handlers when the command returns."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    fired: List[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum, frame, previous=previous):
+            if fired:
+                return
+            fired.append(signum)
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
 
 
 def shutdown() -> None:

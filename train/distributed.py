@@ -74,7 +74,6 @@ class DistributedStep:
 
         self.ctx = ctx
         self.model = model
-        dev = model.anchors.device
         # parameters and buffers are broadcast from rank 0 when DDP starts; the buffers (frozen
         # BatchNorm statistics, anchors) never change in training, so not at every step after that
         sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DDP).parameters
@@ -84,7 +83,9 @@ class DistributedStep:
                 for b in model.buffers():
                     dist.broadcast(b.data, src=0)
                 sync = {"broadcast_buffers": False}
-            self.ddp = DDP(_LossModule(model), device_ids=[dev.index] if dev.type == "cuda" else None, **sync)
+            # device_ids None: the module lives on one device (the rank's GPU, or the CPU) and moves
+            # its own inputs there (forward_losses), so DDP need not walk the samples
+            self.ddp = DDP(_LossModule(model), device_ids=None, **sync)
 
     def __call__(self, model, optimizer, samples, rngs, clip_norm: float) -> Optional[Dict[str, float]]:
         ctx = self.ctx
