@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 from typing import Optional, Sequence
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-vis", type=options.nonnegative_int, default=0, metavar="K",
                    help="save K pictures of detections (default 0)")
     options.add_threads(p)
+    options.add_distributed(p, "images")
     p.add_argument("--warmup", type=options.nonnegative_int, default=1, metavar="N",
                    help="untimed warm-up calls (default 1)")
     p.add_argument("--pipeline", type=options.nonnegative_int, default=2, metavar="N",
@@ -198,13 +200,28 @@ def rescore_main(args, dataset) -> int:
 
 @run_main
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    from .. import distributed
+
+    if args.nproc > 1 and not distributed.launched():   # several processes: torchrun runs this module
+        return distributed.relaunch("mrcnn_trt.eval", argv, args.nproc)
+    try:
+        # gloo (results travel as Python objects); a GPU model uses the rank's GPU: cuda:LOCAL_RANK
+        return _main(args, distributed.init("cpu", args.dist_timeout, pin_gpu=True))
+    finally:
+        distributed.shutdown()
+
+
+def _main(args, ctx) -> int:
     if args.model and not os.path.exists(args.model):
         raise UserError(f"model file not found: {args.model}")
     if not os.path.exists(args.data_root):
         raise UserError(f"data root not found: {args.data_root}")
     if args.from_predictions is not None and args.model is not None:
         raise UserError("--from-predictions scores saved predictions: --model is not used with it")
+    if args.from_predictions is not None and ctx.enabled:
+        raise UserError("--from-predictions scores in one process: run it without --nproc / torchrun")
     if args.report:
         from .error_analysis import require_tidecv
 
@@ -244,6 +261,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not is_synthetic_image(dataset.image_path(0)):
             print("note: no --model given: this is the small shipped shapes model, which only knows circles, "
                   "squares and triangles; pass real weights with --model mask_rcnn_coco.pth", file=sys.stderr)
+    if ctx.enabled:   # one rank of several: evaluate a shard, rank 0 scores everything (eval/distributed.py)
+        from .distributed import evaluate_sharded as evaluate  # noqa: F811
+        evaluate = functools.partial(evaluate, ctx)
+        if not ctx.is_main:
+            done = evaluate(runner, dataset, None, batch_size=args.batch, limit=args.limit, warmup=args.warmup,
+                            pipeline=args.pipeline)
+            return interrupt_exit_code() if done.get("interrupted") else 0
     with output_folder(args.out), locked_output(args.out):
         evaluator = make_evaluator(args.dataset, dataset, runner.config.CLASS_NAMES, args.class_map, args.out)
         metrics = evaluate(runner, dataset, evaluator, batch_size=args.batch, limit=args.limit, out_dir=args.out,

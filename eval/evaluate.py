@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -76,7 +76,8 @@ def pipeline_efficiency(latencies_ms: Sequence[float], images: int, elapsed_s: f
 
 
 def evaluate(runner, dataset, evaluator, batch_size: int = 1, limit: Optional[int] = None,
-             out_dir: Optional[str] = None, save_vis: int = 0, warmup: int = 1, pipeline: int = 2) -> Dict:
+             out_dir: Optional[str] = None, save_vis: int = 0, warmup: int = 1, pipeline: int = 2,
+             shard: Optional[Tuple[int, int]] = None) -> Dict:
     """Run ``runner`` over the first ``limit`` images of ``dataset`` (all by default)
     and feed ``evaluator``; returns its metrics.json sections (see
     :mod:`mrcnn_trt.eval.evaluators`) with latency, throughput and counts.
@@ -88,13 +89,18 @@ def evaluate(runner, dataset, evaluator, batch_size: int = 1, limit: Optional[in
     unmolding + evaluator work of the previous ones overlap the network call
     (:func:`mrcnn_trt.runtime.pipeline.run_pipelined`, at most ``pipeline``
     batches queued on each side); the evaluator still sees the batches in
-    order, so the metrics are those of the serial loop (``pipeline=0``)."""
+    order, so the metrics are those of the serial loop (``pipeline=0``).
+
+    ``shard=(rank, world_size)``: only every ``world_size``-th of those images,
+    from position ``rank`` (one rank of a job: :mod:`mrcnn_trt.eval.distributed`)."""
     from ..cli import progress as progress_bar
     from ..runtime.pipeline import run_pipelined
     from ..runtime.runners import unmold_outputs
 
     evaluator.reset()
     batcher = ImageBatcher(dataset, runner.config, batch_size=batch_size, limit=limit)
+    if shard is not None:
+        batcher.indices = batcher.indices[shard[0]::shard[1]]
     count = batcher.num_images
     latencies: List[float] = []
     per_image_ms: List[float] = []

@@ -154,3 +154,15 @@ def add_calibration(p: argparse.ArgumentParser, required: bool = False, default_
                    help=f"calibration images (default {default_count}; a fixed-seed random subset when there "
                         f"are more)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the calibration subset (default 0)")
+
+
+def add_distributed(p: argparse.ArgumentParser, what: str = "work") -> None:
+    """``--nproc`` (start that many processes on this machine through torchrun) and
+    ``--dist-timeout`` (how long a rank waits for the others); see ``mrcnn_trt.distributed``."""
+    p.add_argument("--nproc", type=positive_int, default=1, metavar="N",
+                   help=f"share the {what} between N processes on this machine (torchrun --standalone "
+                        f"--nproc_per_node N; one GPU each with --device cuda); for several machines run "
+                        f"torchrun yourself (README, 'Training and evaluation on several GPUs or machines')")
+    p.add_argument("--dist-timeout", type=positive_float, default=1800.0, metavar="S",
+                   help="with several processes: seconds a rank waits for the others before it stops with "
+                        "one line, exit code 5 (default 1800; a killed process is noticed at once)")
