@@ -78,10 +78,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     batch = (args.max_batch or 8) if dynamic else args.batch
     if dynamic and batch < 2:
         raise UserError("--batch dynamic needs --max-batch >= 2 (for one image export --batch 1)")
-    from ..fileio import check_regular_file, refuse_overwriting_inputs, sidecar_path
+    from ..fileio import refuse_overwriting_inputs, sidecar_path
 
-    if args.weights:
-        check_regular_file(args.weights, what="weights file")
+    if args.weights and not os.path.exists(args.weights):
+        raise UserError(f"weights file not found: {args.weights}")
     if os.path.isdir(args.out):
         raise UserError(f"-o {args.out} is a folder; give the model file, e.g. {os.path.join(args.out, 'model.onnx')}")
     refuse_overwriting_inputs([args.out, sidecar_path(args.out)], [args.weights],
