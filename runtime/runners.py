@@ -134,7 +134,7 @@ def sidecar_problems(side: dict, inputs: Dict[str, Sequence], outputs: Dict[str,
         if not isinstance(img[0], int) and not dynamic:
             problems.append("the graph has a dynamic batch but the sidecar says a fixed one")
     det = list(outputs.get("detections") or [])
-    if "detections" in outputs and (len(det) != 3 or det[2] not in (6, None) and not isinstance(det[2], str)):
+    if det and (len(det) != 3 or det[2] not in (6, None) and not isinstance(det[2], str)):
         problems.append(f"graph output 'detections' has shape {det}, expected [N, D, 6]")
     if len(det) == 3 and isinstance(det[1], int) and det[1] != cfg.DETECTION_MAX_INSTANCES:
         problems.append(f"config DETECTION_MAX_INSTANCES {cfg.DETECTION_MAX_INSTANCES} but the graph gives "
