@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from typing import Any, Iterator, List
@@ -138,6 +139,48 @@ def output_folder(path: str | os.PathLike) -> Iterator[str]:
             with contextlib.suppress(OSError):
                 os.rmdir(d)       # only succeeds while empty
         raise
+
+
+def check_regular_file(path: str | os.PathLike, what: str = "file") -> str:
+    """Raise one :class:`UserError` unless ``path`` is an existing regular file
+    (or a link to one). A FIFO, socket or device named like an input would make
+    ``open()`` block or read forever; a folder is not a file. Returns the path."""
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    except OSError as e:
+        raise UserError(f"cannot read {what} {path}: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UserError(f"{what} {path} is a folder, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise UserError(f"{what} {path} is not a regular file (a FIFO, socket or device): not read")
+    return path
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)   # hard links
+    except OSError:
+        return False
+
+
+def refuse_overwriting_inputs(outputs, inputs, hint: str = "choose another output") -> None:
+    """The one "never overwrite an input" rule of every command: raise one
+    :class:`UserError` if any path in ``outputs`` (files a command is about to
+    write, sidecars included) is one of ``inputs`` (same path after resolving
+    links, or the same file through a hard link). Call it before any work."""
+    ins = [os.fspath(i) for i in inputs if i]
+    for out in outputs:
+        if not out:
+            continue
+        out = os.fspath(out)
+        for i in ins:
+            if _same_file(out, i):
+                raise UserError(f"{out} would overwrite the input {i}: {hint}")
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

@@ -42,8 +42,17 @@ def _number(kind: Callable, low: Optional[float], high: Optional[float], low_ope
     return parse
 
 
+#: Upper bounds of resource-sized options: beyond them a run only grows memory without
+#: progress (100000 threads) or fails late; the parser refuses them at once.
+MAX_THREADS = 256        # --threads
+MAX_BATCH = 256          # --batch, --max-batch: images per network call
+MAX_WORKERS = 64         # --workers: data loader processes
+
 #: ``type=`` callables for argparse.
 positive_int = _number(int, 1, None, what="an integer >= 1")
+thread_count = _number(int, 1, MAX_THREADS, what=f"a thread count in 1..{MAX_THREADS}")
+batch_count = _number(int, 1, MAX_BATCH, what=f"a batch size in 1..{MAX_BATCH}")
+worker_count = _number(int, 0, MAX_WORKERS, what=f"a worker count in 0..{MAX_WORKERS}")
 nonnegative_int = _number(int, 0, None, what="an integer >= 0")
 positive_float = _number(float, 0.0, None, low_open=True, what="a number > 0")
 nonnegative_float = _number(float, 0.0, None, what="a number >= 0")
@@ -118,9 +127,10 @@ def add_split(p: argparse.ArgumentParser, default: str = "val") -> None:
 
 
 def add_threads(p: argparse.ArgumentParser, default: Optional[int] = 2) -> None:
-    """``--threads N``; ``default=None``: one per available core (:mod:`mrcnn_trt.threads`)."""
-    p.add_argument("--threads", type=positive_int, default=default, metavar="N",
-                   help="CPU threads (ONNX Runtime / PyTorch); default "
+    """``--threads N`` (at most :data:`MAX_THREADS`); ``default=None``: one per available core
+    (:mod:`mrcnn_trt.threads`)."""
+    p.add_argument("--threads", type=thread_count, default=default, metavar="N",
+                   help=f"CPU threads (ONNX Runtime / PyTorch; at most {MAX_THREADS}); default "
                         + (str(default) if default else "one per available core"))
 
 
@@ -130,8 +140,8 @@ def add_device(p: argparse.ArgumentParser, default: str = "cpu") -> None:
 
 
 def add_batch(p: argparse.ArgumentParser, default: Optional[int] = 1, help: Optional[str] = None) -> None:
-    p.add_argument("--batch", type=positive_int, default=default, metavar="N",
-                   help=help or f"images per network call (default {default})")
+    p.add_argument("--batch", type=batch_count, default=default, metavar="N",
+                   help=help or f"images per network call (default {default}; at most {MAX_BATCH})")
 
 
 def add_limit(p: argparse.ArgumentParser) -> None:

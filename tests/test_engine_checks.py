@@ -188,8 +188,15 @@ def test_library_device_code_with_cuobjdump(tmp_path):
 
 # ----------------------------------------------------------------------- ONNX sidecar
 def _model(tmp_path, **over):
+    import onnx
+    from onnx import TensorProto, helper
+
     onnx_path = tmp_path / "model.onnx"
-    onnx_path.write_bytes(b"not really onnx, only hashed")
+    # a real (tiny) ONNX graph: mrcnn-build-engine loads the file before it looks for TensorRT
+    g = helper.make_graph([helper.make_node("Relu", ["images"], ["detections"])], "stand-in",
+                          [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 256, 256])],
+                          [helper.make_tensor_value_info("detections", TensorProto.FLOAT, [1, 3, 256, 256])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(onnx_path))
     side = {"onnx_sha256": sha256_file(onnx_path), "flavor": "trt", "image_size": 256, "batch": 1,
             "num_classes": 4, "class_names": ["BG", "a", "b", "c"], "mean_pixel": [123.7, 116.8, 103.9],
             "opset": 17, "op_versions": {"mrcnn": 1}, "config": {"IMAGE_MIN_DIM": 256}}

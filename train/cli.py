@@ -39,8 +39,10 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 import time
+from typing import Optional
 
 from mrcnn_trt import options
 from mrcnn_trt.cli import run_main
@@ -95,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the final weights (config, no optimizer state) to this file")
     p.add_argument("--seed", type=options.nonnegative_int, default=0,
                    help="random seed: initialisation, sampling, augmentation (default 0)")
-    p.add_argument("--workers", type=options.nonnegative_int, default=1,
+    p.add_argument("--workers", type=options.worker_count, default=1,
                    help="data loader processes (0 = in the main process; default 1)")
     options.add_threads(p, default=None)
     options.add_device(p)
@@ -275,6 +277,36 @@ def load_on_rank0(args, ctx, dataset_class_names):
     return build_model(cfg), cfg, state
 
 
+#: files mrcnn-train writes into OUT (``--export`` must not be one of them)
+TRAINING_FILES = re.compile(r"^(last\.pth|epoch_\d+\.pth|losses\.json|losses\.png)$")
+
+
+def check_export(export: Optional[str], out: str, weights: Optional[str]) -> None:
+    """``--export`` before any training: a file (not a folder) in a folder that
+    can be written, neither one of the files training keeps in OUT (``last.pth``
+    holds the optimizer state and loss history needed to resume) nor the input
+    checkpoint."""
+    from mrcnn_trt.fileio import refuse_overwriting_inputs
+
+    if not export:
+        return
+    if os.path.isdir(export) or export.endswith(os.sep):
+        raise UserError(f"--export {export} is a folder; give a file, e.g. {os.path.join(export, 'final.pth')}")
+    folder = os.path.dirname(os.path.abspath(export))
+    if os.path.realpath(folder) == os.path.realpath(out) and TRAINING_FILES.match(os.path.basename(export)):
+        raise UserError(f"--export {export} would replace a file training keeps in {out} (last.pth, epoch_NNNN.pth, "
+                        f"losses.*); choose another name, e.g. {os.path.join(out, 'final.pth')}")
+    p = folder
+    while not os.path.exists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    if not os.path.isdir(p):
+        raise UserError(f"--export {export}: {p} is a file, not a folder")
+    if not os.access(p, os.W_OK):
+        raise UserError(f"--export {export}: folder {p} is not writable")
+    if weights not in (None, "none", "imagenet", "last"):
+        refuse_overwriting_inputs([export], [weights], hint="--export must not replace the --weights checkpoint")
+
+
 @run_main
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -287,6 +319,7 @@ def main(argv=None) -> int:
         raise UserError("--weights imagenet needs --imagenet-weights FILE (ResNet weights with fpn.C* names)")
     if args.imagenet_weights and not os.path.isfile(args.imagenet_weights):
         raise UserError(f"ImageNet weights file not found: {args.imagenet_weights}")
+    check_export(args.export, args.out, args.weights)
     from mrcnn_trt.model.checkpoint import check_device
 
     check_device(args.device)

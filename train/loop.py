@@ -327,6 +327,36 @@ def forward_losses(model, samples: List[TrainSample], rng, return_counts: bool =
     return (losses, loss_counts(samples, targets)) if return_counts else losses
 
 
+#: largest magnitude a trained weight may reach before the run counts as diverged (a network of this
+#: kind keeps its weights within a few units; a too-high --lr pushes them to 1e10 and beyond)
+WEIGHT_LIMIT = 1e4
+
+
+def check_divergence(model, epoch: int, val_losses: Dict[str, float], saved_epoch: int, out_dir: str) -> None:
+    """Before an epoch is saved: its validation losses must be finite and every
+    trainable weight finite and below :data:`WEIGHT_LIMIT`; otherwise
+    :class:`UserError` (nothing of this epoch is written, ``last.pth`` stays
+    the last good epoch). The per-step check covers the training losses."""
+    bad = [f"validation {k} is {v}" for k, v in val_losses.items() if not math.isfinite(v)]
+    if not bad:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if not p.requires_grad:
+                    continue
+                if not torch.isfinite(p).all():
+                    bad.append(f"weight {name} is not finite")
+                    break
+                top = float(p.abs().max()) if p.numel() else 0.0
+                if top > WEIGHT_LIMIT:
+                    bad.append(f"weight {name} reaches {top:.3g} (limit {WEIGHT_LIMIT:g})")
+                    break
+    if bad:
+        kept = (f"the last complete epoch is {saved_epoch} ({os.path.join(out_dir, 'last.pth')})" if saved_epoch
+                else "nothing was saved")
+        raise UserError(f"training diverged in epoch {epoch}: {bad[0]}; epoch {epoch} is not saved, {kept}; "
+                        f"lower --lr")
+
+
 def train_step(model, optimizer, samples: List[TrainSample], rng,
                clip_norm: float) -> Dict[str, float]:
     """One optimizer step on a batch; returns the float losses (plus ``loss``, ``grad_norm``)."""
@@ -565,6 +595,7 @@ def train(model, train_data, val_data, opts: TrainOptions, state: Optional[Train
                 val_mean = validation_losses_sharded(ctx, model, val_prep, n_val, batch, opts.seed)
             else:
                 val_mean = validation_losses(model, val_loader, opts.seed) if val_loader is not None else {}
+            check_divergence(model, epoch, val_mean, saved_epoch, opts.out_dir)
             elapsed = time.time() - t0
             state.epoch = epoch
             state.history["epochs"].append({"epoch": epoch, "steps": n_done, "global_step": state.global_step,
