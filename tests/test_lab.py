@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARK = "# try it now: synthetic stand-in"
 
@@ -25,6 +27,7 @@ def test_lab_covers_the_four_tasks_and_the_readme_links_it():
         assert "(LAB.md)" in f.read()
 
 
+@pytest.mark.slow
 def test_try_it_now_blocks_run(tmp_path):
     blocks = [b for b in bash_blocks() if b.startswith(MARK)]
     script = "set -euo pipefail\n" + "\n".join(blocks)
