@@ -62,6 +62,47 @@ def output_stems(files: Sequence[str]) -> Dict[str, str]:
     return stems
 
 
+#: PNG "Software" text of every drawing, so a rerun replaces its own drawings and nothing else
+DRAWING_MARK = "mrcnn-demo"
+
+
+def drawing_mark():
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", DRAWING_MARK)
+    return info
+
+
+def is_drawing(path: str) -> bool:
+    """True for a PNG written by mrcnn-demo (reads the header only)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.info.get("Software") == DRAWING_MARK
+    except Exception:  # noqa: BLE001 - unreadable: not ours
+        return False
+
+
+def check_outputs(files: Sequence[str], stems: Dict[str, str], out: str) -> None:
+    """Before any work: no result may replace an input (``mrcnn-demo photos -o
+    photos`` with ``x.png`` among the photos), and an existing ``.png`` is only
+    replaced when it is a drawing of an earlier run."""
+    from mrcnn_trt.fileio import check_regular_file, refuse_overwriting_inputs
+
+    outputs = [os.path.join(out, "summary.json")]
+    for f in files:
+        outputs += [os.path.join(out, stems[f] + ".json"), os.path.join(out, stems[f] + ".png")]
+    refuse_overwriting_inputs(outputs, files, hint="choose another output folder (-o)")
+    for o in outputs[2::2]:
+        if os.path.lexists(o):
+            check_regular_file(o, what="existing output")
+            if not is_drawing(o):
+                raise UserError(f"{o} exists and is not a drawing of mrcnn-demo: not replaced; choose another "
+                                f"output folder (-o)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrcnn-demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="custom-op implementation: native (default; torch.ops.mrcnn.*: C++ kernels on the CPU, CUDA "
                         "kernels on a GPU), torch (PyTorch reference) or cpu (C++ kernels)")
     options.add_device(p)
+    options.add_threads(p, default=None)
     return p
 
 
@@ -91,8 +133,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mrcnn_trt.model.molding import load_image
     from mrcnn_trt.runtime.pipeline import run_pipelined
     from mrcnn_trt.runtime.results import result_to_json
+    from mrcnn_trt.threads import configure_torch
     from mrcnn_trt.visualize import draw_detections
 
+    configure_torch(args.threads)   # --threads, else one per available core (mrcnn_trt.threads)
     model, cfg, _ = load_model(args.weights, args.config, ops_backend=args.ops, device=args.device)
     if args.min_confidence is not None:
         cfg = cfg.replace(DETECTION_MIN_CONFIDENCE=args.min_confidence)
@@ -104,6 +148,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print("note: this is the small shipped shapes model: it only knows circles, squares and triangles; "
                   "pass real weights with --weights mask_rcnn_coco.pth", file=sys.stderr)
     stems = output_stems(files)
+    check_outputs(files, stems, args.out)
     summary, counts = [], {"ok": 0, "failed": 0}
 
     def read(start):   # stage 1 (a reader thread): decode the next batch
@@ -132,7 +177,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             js = result_to_json(r, cfg.CLASS_NAMES, f)
             write_json_atomic(os.path.join(args.out, stem + ".json"), js)
             with atomic_path(os.path.join(args.out, stem + ".png")) as tmp:
-                draw_detections(im, r, cfg.CLASS_NAMES).save(tmp, format="PNG")
+                draw_detections(im, r, cfg.CLASS_NAMES).save(tmp, format="PNG", pnginfo=drawing_mark())
             summary.append({"image": f, "json": stem + ".json", "png": stem + ".png",
                             "detections": len(js["detections"])})
             counts["ok"] += 1

@@ -81,15 +81,19 @@ def default_output(onnx_path: str, fp16: bool) -> str:
 @run_main
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from mrcnn_trt.runtime.modelfile import check_model_file
+
     out = args.out or default_output(args.onnx, args.fp16)
-    if not os.path.isfile(args.onnx):
-        raise UserError(f"ONNX model not found: {args.onnx}")
+    check_model_file(args.onnx)
     out_dir = os.path.dirname(os.path.abspath(out))
     if os.path.isdir(out_dir) and not os.access(out_dir, os.W_OK):
         raise UserError(f"output folder is not writable: {out_dir}")
     if args.fp16:
+        from mrcnn_trt.runtime.modelfile import onnx_session
+
         from .fp16 import convert_model
 
+        onnx_session(args.onnx, threads=args.threads)   # a model ONNX Runtime refuses is not converted
         side = convert_model(args.onnx, out)
         f = side["fp16"]
         print(f"wrote {out} (float16: {f['float16_nodes']} nodes, float32: {f['float32_nodes']} geometry/cast "

@@ -242,21 +242,18 @@ def convert_model(onnx_path: str, out_path: str, keep_nodes: Sequence[str] = ())
     ``fp16`` section). Returns the sidecar."""
     import onnx
 
-    from mrcnn_trt.runtime.runners import read_sidecar
-    from mrcnn_trt.fileio import atomic_path, sha256_file, write_derived_sidecar
+    from mrcnn_trt.fileio import atomic_path, refuse_overwriting_inputs, sidecar_path, write_derived_sidecar
+    from mrcnn_trt.runtime.modelfile import open_onnx
 
     from .qdq import check_float_model
 
-    if not os.path.isfile(onnx_path):
-        raise UserError(f"ONNX model not found: {onnx_path}")
-    if os.path.abspath(out_path) == os.path.abspath(onnx_path):
-        raise UserError("the output must not overwrite the float32 model")
-    side = read_sidecar(onnx_path)
-    src_sha = sha256_file(onnx_path)
-    if side.get("onnx_sha256") and side["onnx_sha256"] != src_sha:
-        raise UserError(f"{onnx_path} does not match its sidecar (sha256 differs): re-export it")
+    refuse_overwriting_inputs([out_path, sidecar_path(out_path)], [onnx_path, sidecar_path(onnx_path)],
+                              hint="the output must not overwrite the float32 model")
     t0 = time.time()
-    model = onnx.load(onnx_path)
+    # one line for any unloadable model; the sidecar must name and describe this graph (a sidecar copied
+    # from another model is not carried over to the float16 one)
+    source = open_onnx(onnx_path, external_data=True)
+    side, src_sha, model = source.sidecar, source.sha256, source.proto
     check_float_model(model, onnx_path)
     out, plan = convert_to_fp16(model, keep_nodes)
     with atomic_path(out_path) as tmp:

@@ -244,8 +244,10 @@ def calibrate_ranges(onnx_path: str, batches: Iterable, *, batch: Optional[int],
 
     if method not in METHODS:
         raise UserError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}")
+    from mrcnn_trt.runtime.modelfile import load_onnx, session_errors
+
     t0 = time.perf_counter()
-    model = onnx.load(onnx_path)
+    model = load_onnx(onnx_path, external_data=True)
     ensure_node_names(model)
     tensors = calibration_tensors(model, quantized_nodes(model, exclude, exclude_nodes))
     if not tensors:
@@ -254,7 +256,8 @@ def calibrate_ranges(onnx_path: str, batches: Iterable, *, batch: Optional[int],
     for t in tensors:
         if t not in outputs:
             model.graph.output.append(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
-    session = _calibration_session(model, threads)
+    with session_errors(onnx_path):
+        session = _calibration_session(model, threads)
     del model
     stats = make_collector(method, threads=threads, percentile=percentile)
     rows = _rows_per_image(batch or 1)
@@ -481,20 +484,18 @@ def quantize_model(onnx_path: str, out_path: str, images, *, count: int = DEFAUL
 
     from mrcnn_trt.runtime.batcher import ImageBatcher
     from mrcnn_trt.config import Config
-    from mrcnn_trt.fileio import atomic_path, sha256_file, write_derived_sidecar
-    from mrcnn_trt.runtime.runners import read_sidecar
+    from mrcnn_trt.fileio import atomic_path, refuse_overwriting_inputs, sidecar_path, write_derived_sidecar
+    from mrcnn_trt.runtime.modelfile import custom_node_types, open_onnx
 
     if count < 1:
         raise UserError("--calib-count must be >= 1")
-    if not os.path.isfile(onnx_path):
-        raise UserError(f"ONNX model not found: {onnx_path}")
-    side = read_sidecar(onnx_path)
-    src_sha = sha256_file(onnx_path)
-    if side.get("onnx_sha256") and side["onnx_sha256"] != src_sha:
-        raise UserError(f"{onnx_path} does not match its sidecar (sha256 differs): re-export it")
-    if os.path.abspath(out_path) == os.path.abspath(onnx_path):
-        raise UserError("the output must not overwrite the float model")
-    check_float_model(onnx.load(onnx_path, load_external_data=False), onnx_path)
+    refuse_overwriting_inputs([out_path, sidecar_path(out_path)], [onnx_path, sidecar_path(onnx_path)],
+                              hint="the output must not overwrite the float model")
+    source = open_onnx(onnx_path)     # one line for any unloadable model, a sidecar that is not its own
+    side, src_sha = source.sidecar, source.sha256
+    check_float_model(source.proto, onnx_path)
+    src_custom = custom_node_types(source.proto)
+    del source
     cfg = Config.from_dict(side["config"])
     batch = int(side.get("batch", 1))
     dynamic = bool(side.get("dynamic_batch"))
@@ -521,8 +522,7 @@ def quantize_model(onnx_path: str, out_path: str, images, *, count: int = DEFAUL
         register_schemas()
         onnx.checker.check_model(out_model, full_check=True)
         custom = [n.op_type for n in out_model.graph.node if n.domain == "mrcnn"]
-        src_custom = [n.op_type for n in onnx.load(onnx_path).graph.node if n.domain == "mrcnn"]
-        if sorted(custom) != sorted(src_custom):
+        if sorted(custom) != src_custom:
             raise UserError(f"quantization changed the custom nodes ({src_custom} -> {custom})")
         if target == "tensorrt":
             problems = tensorrt_qdq_problems(out_model)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -35,15 +35,71 @@ LABEL_SUFFIX = "_gtFine_labelIds.png"
 POLYGON_SUFFIX = "_gtFine_polygons.json"
 
 
-def read_instance_ids(path: str) -> np.ndarray:
-    """A ``*_gtFine_instanceIds.png`` as ``[H, W] int32``."""
+#: PIL modes an instanceIds image may have: 16-bit grey as distributed, or 8-bit grey
+INSTANCE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "L")
+#: the label ids of cityscapesscripts' ``labels.py`` (0..33; -1, the license plate, cannot be stored)
+MAX_LABEL_ID = 33
+
+
+def read_instance_ids(path: str, expect_hw: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """A ``*_gtFine_instanceIds.png`` as ``[H, W] int32``, checked: a readable
+    single-channel image (no decompression bomb), of size ``expect_hw`` if given,
+    every pixel a known id (a label id 0..33, or label id x 1000 + instance).
+    Anything else is one :class:`UserError` line naming the file."""
+    import warnings
+
+    from PIL import Image
+
+    if not os.path.isfile(path):
+        raise UserError(f"Cityscapes annotation not found: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                mode, (w, h) = im.mode, im.size
+                if mode not in INSTANCE_MODES:
+                    raise UserError(f"{path} is a {mode} image: an instanceIds file holds one channel "
+                                    f"(16-bit label id x 1000 + instance)")
+                if expect_hw is not None and (h, w) != tuple(expect_hw):
+                    raise UserError(f"{path} is {w}x{h} but its image is {expect_hw[1]}x{expect_hw[0]}")
+                raw = np.array(im)
+    except UserError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise UserError(f"{path} is not a usable instanceIds image: {e}") from None
+    except Exception as e:  # noqa: BLE001 - any decoder failure of a damaged file
+        raise UserError(f"{path} is not a readable instanceIds image ({type(e).__name__}: {e})") from None
+    if raw.ndim != 2:
+        raise UserError(f"{path} holds {raw.ndim}-dimensional data: an instanceIds file holds one channel")
+    if raw.dtype.kind == "u" and raw.dtype.itemsize <= 2:    # the ids present, from a histogram (fast)
+        present = np.flatnonzero(np.bincount(raw.ravel(), minlength=1))
+    else:
+        present = np.unique(raw)
+    bad = present[((present > MAX_LABEL_ID) & (present < 1000)) | (present >= (MAX_LABEL_ID + 1) * 1000)
+                  | (present < 0)]
+    if bad.size:
+        v = int(bad[0])
+        y, x = np.argwhere(raw == v)[0]
+        raise UserError(f"{path} has the id {v} at pixel (x={x}, y={y}): its label id {v // 1000 if v >= 1000 else v} "
+                        f"is not a Cityscapes label (0..{MAX_LABEL_ID}; ids are label id or label id x 1000 + "
+                        f"instance)")
+    return raw.astype(np.int32)
+
+
+def _image_hw(path: str) -> Optional[Tuple[int, int]]:
+    """(h, w) of an image from its header; None if it cannot be read (it is then
+    skipped and listed like any unreadable image when it is read)."""
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            return np.array(im).astype(np.int32)
-    except FileNotFoundError:
-        raise UserError(f"Cityscapes annotation not found: {path}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                return im.size[1], im.size[0]
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def instances_from_ids(ids: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -79,11 +135,14 @@ class CityscapesDataset(Dataset):
         split: the split folder name.
         require_annotations: if False, images without an instanceIds file are kept
             (with no instances), e.g. for the test split.
+        check_annotations: read every instanceIds file when opening
+            (:meth:`check_annotations`; default True).
     """
 
     name = "cityscapes"
 
-    def __init__(self, root: str, split: str = "val", require_annotations: bool = True):
+    def __init__(self, root: str, split: str = "val", require_annotations: bool = True,
+                 check_annotations: bool = True):
         self.root = os.fspath(root)
         self.split = split
         img_root = os.path.join(self.root, "leftImg8bit", split)
@@ -112,6 +171,32 @@ class CityscapesDataset(Dataset):
             raise UserError(f"{len(missing)} image(s) of {img_root} have no gtFine annotation, "
                             f"e.g. {missing[0]}")
         super().__init__(CITYSCAPES_CLASS_NAMES, CITYSCAPES_INTERNAL_TO_LABEL)
+        if check_annotations:
+            self.check_annotations()
+
+    def check_annotations(self) -> None:
+        """Read every instanceIds file once (:func:`read_instance_ids`): readable, one
+        channel, the size of its image, only known ids; the first bad one is one
+        :class:`UserError` line. Done when the dataset is opened, before any inference.
+        Files of images that cannot be read are not compared (those images are skipped)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from mrcnn_trt.cli import progress
+
+        def check(pair):
+            hw = _image_hw(pair[0])
+            if hw is not None:
+                read_instance_ids(pair[1], hw)
+
+        pairs = [(img, gt) for img, gt in zip(self._images, self._gts) if os.path.isfile(gt)]
+        pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))   # PNG decoding frees the GIL
+        try:
+            done = pool.map(check, pairs)
+            for _ in progress(done, total=len(pairs), desc="checking gtFine", unit="file") if len(pairs) >= 50 \
+                    else done:
+                pass    # the first bad file (in dataset order) raises here
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def __len__(self) -> int:
         return len(self._images)
@@ -133,7 +218,4 @@ class CityscapesDataset(Dataset):
         gt = self._gts[i]
         if not os.path.isfile(gt):
             return np.zeros((height, width, 0), dtype=bool), np.zeros((0,), dtype=np.int32)
-        ids = read_instance_ids(gt)
-        if ids.shape != (height, width):
-            raise UserError(f"{gt} is {ids.shape[1]}x{ids.shape[0]} but its image is {width}x{height}")
-        return instances_from_ids(ids)
+        return instances_from_ids(read_instance_ids(gt, (height, width)))

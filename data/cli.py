@@ -17,6 +17,10 @@ from mrcnn_trt.cli import run_main
 from mrcnn_trt.errors import UserError
 
 
+MAX_SIDE = 8192            # --size: a generated image stays below 200 MB
+MAX_INSTANCES = 100        # --max-instances: shapes per image (placing more only retries)
+
+
 def _size(text: str):
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -24,6 +28,8 @@ def _size(text: str):
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 320x240, got {text!r}") from None
     if w <= 0 or h <= 0:
         raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    if w > MAX_SIDE or h > MAX_SIDE:
+        raise argparse.ArgumentTypeError(f"each side must be <= {MAX_SIDE}, got {text!r}")
     return w, h
 
 
@@ -44,9 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random seed; image i depends only on seed, split, i (default 0)")
     options.add_split(p)
     p.add_argument("--size", type=_size, default="320x240", metavar="WxH", help="image size (default 320x240)")
-    p.add_argument("--max-instances", type=options.positive_int, default=8,
-                   help="at most this many shapes per image (default 8)")
-    p.add_argument("--min-instances", type=options.positive_int, default=1,
+    instances = options._number(int, 1, MAX_INSTANCES, what=f"an integer in 1..{MAX_INSTANCES}")
+    p.add_argument("--max-instances", type=instances, default=8,
+                   help=f"at most this many shapes per image (default 8; at most {MAX_INSTANCES})")
+    p.add_argument("--min-instances", type=instances, default=1,
                    help="at least this many shapes per image (default 1)")
     p.add_argument("--crowd-prob", type=options.probability, default=0.0,
                    help="probability that an instance is marked crowd: COCO iscrowd=1, Cityscapes group region "
@@ -59,6 +66,60 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: how every COCO annotation file of mrcnn-make-dataset begins (``write_dataset``)
+COCO_MARK = b'{"info":{"description":"mrcnn-trt synthetic shapes"'
+
+
+def check_out_is_ours(out: str, fmt: str, split: str) -> None:
+    """Before anything is written: every file a run would replace or remove in
+    ``out`` must be one of ours (an annotation file we wrote, images carrying the
+    synthetic mark, our Cityscapes file names), so ``--out`` pointing at a real
+    dataset is refused in one line instead of losing its files."""
+    import os
+    import re
+
+    from .synthetic import CITIES, is_synthetic_image
+
+    def refuse(path: str, why: str):
+        raise UserError(f"--out {out} holds {path}, {why}: not replaced; mrcnn-make-dataset only replaces the files "
+                        f"of its own earlier runs; choose another --out")
+
+    if fmt == "coco":
+        ann = os.path.join(out, "annotations", f"instances_{split}.json")
+        if os.path.lexists(ann):
+            try:
+                with open(ann, "rb") as f:
+                    head = f.read(len(COCO_MARK)) if os.path.isfile(ann) else b""
+            except OSError:
+                head = b""
+            if head != COCO_MARK:
+                refuse(ann, "an annotation file not written by mrcnn-make-dataset")
+        img_dir = os.path.join(out, "images")
+        if os.path.isdir(img_dir):
+            pat = re.compile(re.escape(split) + r"_\d{6}\.(png|jpg)$")
+            for name in sorted(os.listdir(img_dir)):
+                path = os.path.join(img_dir, name)
+                if pat.match(name) and not (os.path.isfile(path) and is_synthetic_image(path)):
+                    refuse(path, "an image without the synthetic mark")
+        return
+    for city in CITIES:
+        names = {"leftImg8bit": re.compile(re.escape(city) + r"_\d{6}_000019_leftImg8bit\.png$"),
+                 "gtFine": re.compile(re.escape(city) + r"_\d{6}_000019_gtFine_(instanceIds\.png|labelIds\.png|"
+                                                         r"polygons\.json)$")}
+        for top, pat in names.items():
+            d = os.path.join(out, top, split, city)
+            if not os.path.lexists(d):
+                continue
+            if not os.path.isdir(d) or os.path.islink(d):
+                refuse(d, "not a folder of ours")
+            for name in sorted(os.listdir(d)):
+                path = os.path.join(d, name)
+                if not pat.match(name) or not os.path.isfile(path) or os.path.islink(path):
+                    refuse(path, "a file mrcnn-make-dataset does not write")
+                if top == "leftImg8bit" and not is_synthetic_image(path):
+                    refuse(path, "an image without the synthetic mark")
+
+
 @run_main
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
@@ -68,6 +129,7 @@ def main(argv=None) -> int:
 
     from .synthetic import write_dataset
 
+    check_out_is_ours(args.out, args.fmt, args.split)
     t0 = time.time()
     with output_folder(args.out):
         info = write_dataset(args.out, fmt=args.fmt, num_images=args.num_images, seed=args.seed, split=args.split,

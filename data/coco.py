@@ -10,7 +10,11 @@ Follows the original ``CocoDataset.load_coco`` (docs/model.md §5) and ``load_ma
 - segmentations may be polygons, uncompressed or compressed RLE; they are decoded with
   pycocotools (``frPyObjects`` + ``decode``, i.e. ``COCO.annToMask``);
 - ``iscrowd`` annotations get the negative class id ``-class_id``;
-- instances whose mask is empty (or smaller than 1 pixel after decoding) are skipped.
+- instances whose mask is empty (or smaller than 1 pixel after decoding) are skipped;
+- the file is checked when it is opened, before any inference (:mod:`.coco_checks`): a
+  malformed entry (ids, file names, polygons far outside the image, RLE of another size
+  or not adding up, undecodable compressed RLE, image files of another size) is one
+  :class:`~mrcnn_trt.errors.UserError` line naming it.
 
 Usage::
 
@@ -29,19 +33,26 @@ import numpy as np
 from mrcnn_trt.errors import UserError
 
 from .base import Dataset, ImageId
+from .coco_checks import annotation_problem, check_coco_dict, check_image_sizes  # noqa: F401 (annotation_problem re-exported)
 
 
 def _quiet_coco(annotation_file: str):
-    """``pycocotools.coco.COCO(annotation_file)`` without its progress prints."""
+    """A checked ``pycocotools.coco.COCO`` of ``annotation_file`` (without its progress
+    prints): the file is read with :func:`mrcnn_trt.fileio.read_json` and refused with
+    one line unless it passes :func:`.coco_checks.check_coco_dict`."""
     from pycocotools.coco import COCO
+
+    from mrcnn_trt.fileio import read_json
 
     if not os.path.isfile(annotation_file):
         raise UserError(f"COCO annotation file not found: {annotation_file}")
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            return COCO(annotation_file)
-    except (ValueError, KeyError, TypeError, AssertionError) as e:
-        raise UserError(f"not a COCO instances file: {annotation_file}: {e}") from None
+    data = read_json(annotation_file)
+    check_coco_dict(data, annotation_file)
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
 
 
 def ann_to_mask(ann: dict, height: int, width: int) -> np.ndarray:
@@ -67,62 +78,10 @@ def ann_to_mask(ann: dict, height: int, width: int) -> np.ndarray:
     return m.astype(bool)
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-
-
-def annotation_problem(ann, image_ids, category_ids) -> Optional[str]:
-    """What is wrong with one instance annotation, or None (checked when a file is
-    opened, so a bad file fails at once instead of after a whole inference run)."""
-    if not isinstance(ann, dict):
-        return "is not a JSON object"
-    if ann.get("image_id") not in image_ids:
-        return f"refers to image_id {ann.get('image_id')!r}, which is not in 'images'"
-    if ann.get("category_id") not in category_ids:
-        return f"refers to category_id {ann.get('category_id')!r}, which is not in 'categories'"
-    bbox = ann.get("bbox")
-    if bbox is not None and not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))
-                                 and bbox[2] >= 0 and bbox[3] >= 0):
-        return f"has bbox {bbox!r}: expected [x, y, width, height] with width, height >= 0"
-    if "area" in ann and not _is_number(ann["area"]):
-        return f"has area {ann['area']!r}: expected a number"
-    if ann.get("iscrowd", 0) not in (0, 1):
-        return f"has iscrowd {ann.get('iscrowd')!r}: expected 0 or 1"
-    segm = ann.get("segmentation")
-    if segm is None:
-        return "has no segmentation"
-    if isinstance(segm, list):
-        for poly in segm:
-            if not (isinstance(poly, list) and all(map(_is_number, poly))):
-                return "has a polygon that is not a list of numbers"
-            if len(poly) < 6 or len(poly) % 2:
-                return (f"has a polygon with {len(poly)} coordinates: a polygon needs at least 3 points "
-                        f"(x, y pairs)")
-    elif isinstance(segm, dict):
-        size = segm.get("size")
-        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v >= 0 for v in size)):
-            return f"has an RLE segmentation with size {size!r}: expected [height, width]"
-        if not isinstance(segm.get("counts"), (str, list)):
-            return "has an RLE segmentation without 'counts'"
-    else:
-        return f"has segmentation of type {type(segm).__name__}: expected polygons or RLE"
-    return None
-
-
 def validate_coco(coco, annotation_file: str) -> None:
-    """One :class:`UserError` line naming the first malformed annotation (by id), or
-    saying the file has no annotations."""
-    anns = coco.dataset.get("annotations")
-    if not anns:
-        raise UserError(f"{annotation_file} has no annotations: evaluation and training need instance "
-                        f"annotations (for unlabeled images pass their folder instead)")
-    image_ids = {img.get("id") for img in coco.dataset.get("images", []) if isinstance(img, dict)}
-    category_ids = {c.get("id") for c in coco.dataset.get("categories", []) if isinstance(c, dict)}
-    for ann in anns:
-        why = annotation_problem(ann, image_ids, category_ids)
-        if why:
-            aid = ann.get("id", "?") if isinstance(ann, dict) else "?"
-            raise UserError(f"{annotation_file}: annotation id {aid} {why}")
+    """One :class:`UserError` line naming the first malformed entry of a loaded COCO
+    object's dataset (:func:`.coco_checks.check_coco_dict`)."""
+    check_coco_dict(coco.dataset, annotation_file)
 
 
 class CocoDataset(Dataset):
@@ -134,17 +93,21 @@ class CocoDataset(Dataset):
         class_ids: optional subset of COCO category ids to load (default: all).
         all_images: include images without annotations (default: the original's union
             over categories, which leaves them out).
+        check_files: compare each image file's size with the annotation file's
+            ``height``/``width`` when opening (reads the headers only; default True).
+
+    The annotation file is checked when it is opened (:mod:`.coco_checks`): a malformed
+    entry is refused with one :class:`~mrcnn_trt.errors.UserError` line naming it.
     """
 
     name = "coco"
 
     def __init__(self, annotation_file: str, image_dir: Optional[str] = None,
                  class_ids: Optional[Sequence[int]] = None, all_images: bool = False,
-                 split: Optional[str] = None):
+                 split: Optional[str] = None, check_files: bool = True):
         self.annotation_file = os.fspath(annotation_file)
-        self.coco = _quiet_coco(self.annotation_file)
+        self.coco = _quiet_coco(self.annotation_file)   # checked: one line naming a bad entry
         coco = self.coco
-        validate_coco(coco, self.annotation_file)
         if image_dir is None:
             image_dir = self._find_image_dir(split)
         self.image_dir = os.fspath(image_dir)
@@ -172,6 +135,8 @@ class CocoDataset(Dataset):
                 ids.extend(coco.getImgIds(catIds=[c]))
             ids = list(set(ids))  # original order: list(set(...))
         self._ids: List[int] = ids
+        if check_files:
+            check_image_sizes((coco.imgs[i] for i in ids), self.image_dir, self.annotation_file)
 
     @classmethod
     def from_root(cls, root: str, split: str = "val", image_dir: Optional[str] = None, **kw) -> "CocoDataset":

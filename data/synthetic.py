@@ -283,10 +283,12 @@ def is_synthetic_image(path: str) -> bool:
     """True for an image written by ``mrcnn-make-dataset`` (reads the header only)."""
     from PIL import Image
 
+    if not os.path.isfile(path):   # a FIFO would block the open
+        return False
     try:
         with Image.open(path) as im:
             mark = im.info.get("Software") or im.info.get("comment") or b""
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - any unreadable file is not ours
         return False
     if isinstance(mark, bytes):
         mark = mark.decode("latin-1")
@@ -348,7 +350,7 @@ def _remove_previous(out: str, fmt: str, split: str) -> None:
         if os.path.isdir(img_dir):
             pat = re.compile(re.escape(split) + r"_\d{6}\.(png|jpg)$")
             for f in os.listdir(img_dir):
-                if pat.match(f):
+                if pat.match(f) and is_synthetic_image(os.path.join(img_dir, f)):   # never a real image
                     os.remove(os.path.join(img_dir, f))
     else:
         for top in ("leftImg8bit", "gtFine"):

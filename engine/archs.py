@@ -33,29 +33,50 @@ FAMILIES = (TENSORRT, RTX)
 FAMILY_NAMES = {TENSORRT: "TensorRT", RTX: "TensorRT for RTX"}
 
 # --------------------------------------------------------------------------- parsing
-_ARCH_RE = re.compile(r"^sm_(\d{2,3})$")
+#: One GPU architecture, in any of the spellings people copy from NVIDIA's tools: ``sm_86`` (nvcc,
+#: TensorRT), ``86`` (CMake's CUDA_ARCHITECTURES), ``8.6`` (nvidia-smi's compute_cap), ``compute_86``.
+_ARCH_RE = re.compile(r"^(?:sm_?|compute_)?(\d{2,3})$|^(\d{1,2})\.(\d)$", re.I)
+ARCH_GRAMMAR = "sm_86, 86 or 8.6 (the GPU's compute capability); several separated by commas: sm_86,sm_89"
 
 
-def parse_arch(arch: str) -> int:
-    """``"sm_61"`` -> 61, ``"sm_120"`` -> 120 (major = value // 10). Raises
-    :class:`UserError` for anything else."""
+def parse_arch(arch: str, option: str = "--arch") -> int:
+    """One GPU architecture -> its compute capability as an integer: ``"sm_61"``, ``"61"``,
+    ``"6.1"`` and ``"compute_61"`` -> 61, ``"sm_120"`` / ``"12.0"`` -> 120 (major = value // 10).
+    Raises :class:`UserError` (naming ``option``) for anything else."""
     m = _ARCH_RE.match(str(arch).strip())
     if not m:
-        raise UserError(f"--arch must look like sm_61, sm_86 or sm_120 (the GPU's compute capability), got {arch!r}")
-    return int(m.group(1))
+        raise UserError(f"{option}: {str(arch).strip()!r} is not a GPU architecture; write {ARCH_GRAMMAR}")
+    return int(m.group(1)) if m.group(1) else int(m.group(2)) * 10 + int(m.group(3))
 
 
-def parse_arch_list(text: str) -> List[int]:
-    """``"sm_86,sm_89, sm_120"`` -> [86, 89, 120] (order kept, duplicates dropped)."""
+def parse_arch_list(text: str, option: str = "--arch") -> List[int]:
+    """``"sm_86,89 8.6;sm_120"`` -> [86, 89, 120]: the one grammar of ``--arch``
+    (``mrcnn-build-engine``, ``mrcnn-build-plugins``, ``mrcnn-triton``): architectures in
+    any spelling of :func:`parse_arch`, separated by commas, semicolons or spaces; order
+    kept, duplicates dropped."""
     out: List[int] = []
-    parts = [p for p in str(text).split(",") if p.strip()]
+    parts = [p for p in re.split(r"[,;\s]+", str(text)) if p]
     if not parts:
-        raise UserError("--arch needs at least one GPU architecture, e.g. sm_86 or sm_86,sm_89")
+        raise UserError(f"{option} needs at least one GPU architecture; write {ARCH_GRAMMAR}")
     for part in parts:
-        cc = parse_arch(part)
+        cc = parse_arch(part, option)
         if cc not in out:
             out.append(cc)
     return out
+
+
+def arch_list_type(text: str) -> str:
+    """argparse ``type=`` of ``--arch``: checks the grammar when the command line is read
+    (one ``error:`` line, exit 2) and returns the canonical spelling, ``"sm_86,sm_89"``."""
+    import argparse
+
+    try:
+        return ",".join(arch_name(cc) for cc in parse_arch_list(text))
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("--arch: ", "").replace("--arch ", "")) from None
+
+
+arch_list_type.__name__ = "GPU architecture list"
 
 
 def arch_name(cc: int) -> str:

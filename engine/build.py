@@ -131,9 +131,14 @@ def _one_line(text: str, limit: int = 600) -> str:
 
 
 def graph_op_types(path: str) -> set:
-    import onnx
+    """Operator types of an ONNX file; a file onnx cannot load is :class:`BuildFailed`
+    (18: TensorRT could not parse it either), in one line (``mrcnn_trt.runtime.modelfile``)."""
+    from mrcnn_trt.runtime.modelfile import ModelFileError, load_onnx
 
-    m = onnx.load(path, load_external_data=False)
+    try:
+        m = load_onnx(path)
+    except ModelFileError as e:
+        raise BuildFailed(str(e)) from None
     ops = {n.op_type for n in m.graph.node}
     for f in m.functions:
         ops |= {n.op_type for n in f.node}
@@ -164,8 +169,10 @@ class EngineBuild:
     def check_request(self) -> None:
         """Argument checks that need nothing installed (the file comes first)."""
         r = self.req
-        if not os.path.isfile(r.onnx):
-            raise UserError(f"ONNX model not found: {r.onnx}")
+        from mrcnn_trt.fileio import refuse_overwriting_inputs, sidecar_path
+        from mrcnn_trt.runtime.modelfile import check_model_file
+
+        check_model_file(r.onnx)
         self.fp16, self.int8 = parse_precision(r.precision)
         self.target_ccs = archs.parse_arch_list(r.arch) if r.arch else None
         for cc in self.target_ccs or ():
@@ -188,8 +195,8 @@ class EngineBuild:
         out_dir = os.path.dirname(os.path.abspath(self.output))
         if os.path.isdir(out_dir) and not os.access(out_dir, os.W_OK):
             raise UserError(f"output folder is not writable: {out_dir}")
-        if os.path.abspath(self.output) == os.path.abspath(r.onnx):
-            raise UserError("the plan must not overwrite the ONNX model")
+        refuse_overwriting_inputs([self.output, sidecar_path(self.output)], [r.onnx, sidecar_path(r.onnx)],
+                                  hint="the plan must not overwrite the ONNX model")
 
     def preflight(self) -> None:
         from mrcnn_trt.fileio import sha256_file
@@ -208,10 +215,11 @@ class EngineBuild:
             raise ModelUnsupported(
                 f"{r.onnx} was exported with --mask-head {self.sidecar['mask_head']} (data-dependent shapes, for "
                 f"ONNX Runtime); TensorRT builds the static graph: re-export with mrcnn-export --mask-head all")
+        self.op_types = graph_op_types(r.onnx)   # a file onnx cannot load: 18, before TensorRT is looked for
         self.device_index = cuda_index(r.device) if r.device.startswith("cuda") else 0
         fam = self.family = import_family(r.family, r.arch)
         self.targets = self._targets(fam)
-        if not fam.has_nms and "NonMaxSuppression" in graph_op_types(r.onnx):
+        if not fam.has_nms and "NonMaxSuppression" in self.op_types:
             raise ModelUnsupported(
                 f"{fam.label} has no NonMaxSuppression implementation (upstream request NVIDIA/TensorRT-RTX#5), which "
                 f"this {self.sidecar.get('flavor', '')} ONNX uses: export the plugin flavor (mrcnn-export --flavor trt, "
@@ -296,13 +304,14 @@ class EngineBuild:
 
     # ---------------------------------------------------------------- build
     def run(self) -> dict:
+        t_start = time.perf_counter()   # build_seconds: everything the user waits for, checks included
         self.preflight()
         with tempfile.TemporaryDirectory(prefix="mrcnn-build-engine-") as tmp:
             graph = self._prepare_graph(tmp)
-            t0 = time.time()
+            t0 = time.perf_counter()
             data, config_facts = self._build(graph)
-            seconds = time.time() - t0
-        side = self._write(data, graph, config_facts, seconds)
+            builder_seconds = time.perf_counter() - t0
+        side = self._write(data, graph, config_facts, builder_seconds, time.perf_counter() - t_start)
         for note in self.notes:
             print(note, file=sys.stderr)
         return side
@@ -457,7 +466,10 @@ class EngineBuild:
         return cache
 
     # ---------------------------------------------------------------- write
-    def _write(self, data: bytes, graph: _Graph, facts: dict, seconds: float) -> dict:
+    def _write(self, data: bytes, graph: _Graph, facts: dict, builder_seconds: float, seconds: float) -> dict:
+        """Write the plan and its sidecar. ``seconds``: the whole build as the user waited for it
+        (``build_seconds``, what ``mrcnn-build-engine`` prints); ``builder_seconds``: the TensorRT
+        builder's part of it."""
         import mrcnn_trt
         from mrcnn_trt.fileio import sha256_file, sidecar_path, write_bytes_atomic, write_json_atomic
 
@@ -471,7 +483,7 @@ class EngineBuild:
             "family": fam.name,
             "family_version": fam.version,
             "targets": targets,
-            "arch": targets[0],
+            "arch": ",".join(targets),    # every target, as --arch takes them ("sm_86,sm_89,sm_120")
             "tensorrt": fam.version if fam.name == archs.TENSORRT else None,
             "cuda_runtime": _cuda_runtime_version(),
             **gpu.cuda_driver_info(self.device_index),
@@ -493,6 +505,7 @@ class EngineBuild:
             "workspace_mb": r.workspace_mb,
             "timing_cache": os.path.abspath(r.timing_cache) if r.timing_cache and fam.timing_cache else None,
             "build_seconds": round(seconds, 2),
+            "builder_seconds": round(builder_seconds, 2),
             "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "mrcnn_trt_version": mrcnn_trt.__version__,
         }

@@ -27,20 +27,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Optional, Sequence
 
 from mrcnn_trt.cli import run_main
 from mrcnn_trt.options import add_batch, add_calibration, add_device, add_output, add_threads, positive_int
+
+from .archs import arch_list_type
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrcnn-build-engine", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("onnx", help="model.onnx from mrcnn-export (with model.onnx.json beside it)")
-    p.add_argument("--arch", metavar="sm_XY[,sm_XY...]",
-                   help="GPU architecture(s) the plan is for, e.g. sm_86; several (sm_86,sm_89,sm_120) with "
-                        "TensorRT for RTX; default: the visible GPU")
+    p.add_argument("--arch", metavar="ARCH[,ARCH...]", type=arch_list_type,
+                   help="GPU architecture(s) the plan is for: sm_86, 86 or 8.6 (compute capability); several "
+                        "(sm_86,sm_89,sm_120) with TensorRT for RTX; default: the visible GPU")
     p.add_argument("--family", choices=["auto", "tensorrt", "rtx"], default="auto",
                    help="TensorRT family (default auto: TensorRT if installed, else TensorRT for RTX)")
     p.add_argument("--fp16", action="store_true",
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrator", choices=["entropy2", "minmax"], default="entropy2",
                    help="TensorRT <= 10 INT8 calibrator (default entropy2)")
     p.add_argument("--plugins", metavar="LIB", help="libmrcnn_trt_plugins.so (default: MRCNN_TRT_PLUGINS, "
-                                                    "mrcnn_trt/plugins/lib/<family>/ from mrcnn-build-plugins, "
+                                                    "plugins/lib/<family>/ from mrcnn-build-plugins, "
                                                     "the package folder, build*/)")
     p.add_argument("--workspace", type=positive_int, default=2048, metavar="MB",
                    help="builder workspace limit (default 2048)")
@@ -79,12 +80,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        timing_cache=args.timing_cache, calib_images=args.calib_images, calib_count=args.calib_count,
                        calib_cache=args.calib_cache, calibrator=args.calibrator, seed=args.seed, threads=args.threads,
                        device=args.device, verbose=args.verbose)
-    t0 = time.time()
     build = EngineBuild(req)
     side = build.run()
     fam = "TensorRT for RTX" if side["family"] == "rtx" else "TensorRT"
-    print(f"wrote {build.output} ({side['precision']['label']}, {','.join(side['targets'])}, {fam} "
-          f"{side['family_version']}, {side['plan_bytes'] / 1e6:.1f} MB) in {time.time() - t0:.1f} s",
+    # the time printed is the sidecar's build_seconds (the whole build, checks included)
+    print(f"wrote {build.output} ({side['precision']['label']}, {side['arch']}, {fam} "
+          f"{side['family_version']}, {side['plan_bytes'] / 1e6:.1f} MB) in {side['build_seconds']:.1f} s",
           file=sys.stderr)
     return 0
 

@@ -4,7 +4,7 @@ messages of its creators.
 
 Search order (first hit wins): ``--plugins`` (file or folder), the
 ``MRCNN_TRT_PLUGINS`` environment variable, the family's folder
-``mrcnn_trt/plugins/lib/<family>/`` (where ``mrcnn-build-plugins`` puts it),
+``plugins/lib/<family>/`` of the package (where ``mrcnn-build-plugins`` puts it),
 then the generic places of :func:`mrcnn_trt.plugins.loader.find_library`
 (the package folder, ``build*/`` of a checkout).
 

@@ -1,6 +1,6 @@
 """``mrcnn-build-plugins``: build ``libmrcnn_trt_plugins.so`` for the installed TensorRT.
 
-    mrcnn-build-plugins --tensorrt-include ../shared/third_party/tensorrt-include/11.1.0   # TensorRT for RTX
+    mrcnn-build-plugins --tensorrt-include TensorRT/include   # TensorRT for RTX: NVIDIA/TensorRT's include/ at 11.x
     mrcnn-build-plugins --family tensorrt --tensorrt-include /opt/TensorRT-10.4.0/include --cuda-archs 86
     mrcnn-build-plugins --cuda-archs sm_86,sm_89 --nvcc /usr/local/cuda-12.8/bin/nvcc
 
@@ -16,8 +16,8 @@ highest; default: every target of TensorRT for RTX that this nvcc knows, or
 the visible GPU for TensorRT) and the CUDA runtime is linked statically when
 the toolkit has ``libcudart_static.a``.
 
-The library goes to ``mrcnn_trt/plugins/lib/<family>/`` (where
-``mrcnn-build-engine`` looks first) or ``-o DIR``, with
+The library goes to ``plugins/lib/<family>/`` of the checkout (the folder of the
+``mrcnn_trt.plugins`` package, where ``mrcnn-build-engine`` looks first) or ``-o DIR``, with
 ``libmrcnn_trt_plugins.so.json`` beside it. For TensorRT for RTX a small
 ``libtensorrt_rtx.so`` is built beside it: the RTX ONNX parser dlopens that
 name, which the pip wheel does not ship; the plugin library depends on it, so
@@ -44,7 +44,7 @@ from typing import List, Optional, Sequence, Tuple
 from mrcnn_trt.cli import run_main
 from mrcnn_trt.errors import UserError
 
-from .archs import FAMILY_NAMES, RTX, TENSORRT, arch_name, parse_trt_version
+from .archs import FAMILY_NAMES, RTX, TENSORRT, arch_list_type, arch_name, parse_arch_list, parse_trt_version
 
 OPS = ("PyramidROIAlign", "ProposalLayer", "DetectionLayer")
 PLUGIN_FORMAT = "mrcnn-trt-plugins/1"
@@ -86,6 +86,8 @@ def header_version(include_dir: str) -> str:
     except OSError:
         raise UserError(f"{include_dir} has no NvInferVersion.h: not a TensorRT include folder") from None
     defines = dict(re.findall(r"^\s*#\s*define\s+(\w+)\s+(\w+)", text, re.M))
+    if "TRT_MAJOR_RTX" in defines:   # the TensorRT for RTX SDK's own headers: "rtx-1.7.1"
+        return "rtx-" + ".".join(defines.get(f"TRT_{p}_RTX", "0") for p in ("MAJOR", "MINOR", "PATCH"))
 
     def value(name: str) -> str:
         v = defines.get(name, "")
@@ -98,6 +100,18 @@ def header_version(include_dir: str) -> str:
         return v
 
     return ".".join(value(f"NV_TENSORRT_{p}") for p in ("MAJOR", "MINOR", "PATCH"))
+
+
+#: where a user gets the headers (also in README "TensorRT headers")
+HEADERS_HELP = {
+    RTX: ("a folder with TensorRT 11's NvInfer.h and NvInferVersion.h: the include/ folder of NVIDIA's public "
+          "TensorRT repository (github.com/NVIDIA/TensorRT) at an 11.x release tag, e.g. `git clone --depth 1 "
+          "--branch <11.x tag> https://github.com/NVIDIA/TensorRT` then --tensorrt-include TensorRT/include, or "
+          "the include/ folder of the TensorRT for RTX SDK"),
+    TENSORRT: ("the include/ folder of the TensorRT SDK of the installed release (NVIDIA's tar/zip, or "
+               "/usr/include/<arch>-linux-gnu from the libnvinfer-dev package), or NVIDIA/TensorRT's include/ at "
+               "that release's tag"),
+}
 
 
 def find_tensorrt_include(family: str, given: Optional[str]) -> str:
@@ -118,10 +132,8 @@ def find_tensorrt_include(family: str, given: Optional[str]) -> str:
     for c in cands:
         if os.path.isfile(os.path.join(c, "NvInfer.h")) and os.path.isfile(os.path.join(c, "NvInferVersion.h")):
             return c
-    what = ("TensorRT 11 headers (NVIDIA/TensorRT's include/ at 11.x; TensorRT for RTX uses their plugin registry "
-            "layout)" if family == RTX else "the TensorRT SDK's include/ folder")
-    raise UserError(f"TensorRT headers not found (TENSORRT_ROOT unset, none installed): pass --tensorrt-include DIR "
-                    f"with {what}")
+    raise UserError(f"TensorRT headers not found (TENSORRT_ROOT unset, none installed): pass --tensorrt-include DIR, "
+                    f"{HEADERS_HELP[RTX if family == RTX else TENSORRT]}")
 
 
 def check_headers(family, headers: str, include_dir: str) -> None:
@@ -129,6 +141,11 @@ def check_headers(family, headers: str, include_dir: str) -> None:
     layout; TensorRT needs its own major release (and minor before 10)."""
     from .errors import PluginLibraryMismatch
 
+    if headers.startswith("rtx-"):   # the TensorRT for RTX SDK's headers: for that family only
+        if family.name != RTX:
+            raise PluginLibraryMismatch(f"{include_dir} holds TensorRT for RTX headers ({headers[4:]}); the "
+                                        f"installed family is TensorRT {family.version}: use its own headers")
+        return
     h = parse_trt_version(headers)
     if family.name == RTX:
         if h[0] < 11:
@@ -237,19 +254,9 @@ def cuda_toolchain(nvcc: str) -> CudaToolchain:
 
 
 def parse_cuda_archs(text: str) -> List[int]:
-    """``"75,86"`` / ``"sm_75,sm_86"`` / ``"75;86"`` -> [75, 86]."""
-    out = []
-    for part in re.split(r"[,;\s]+", str(text).strip()):
-        if not part:
-            continue
-        m = re.fullmatch(r"(?:sm_|compute_)?(\d{2,3})", part)
-        if not m:
-            raise UserError(f"--cuda-archs: {part!r} is not an architecture like 86 or sm_86")
-        if int(m.group(1)) not in out:
-            out.append(int(m.group(1)))
-    if not out:
-        raise UserError("--cuda-archs is empty")
-    return sorted(out)
+    """``"75,86"`` / ``"sm_75,sm_86"`` / ``"7.5 8.6"`` -> [75, 86]: the ``--arch`` grammar of
+    ``mrcnn-build-engine`` (:func:`mrcnn_trt.engine.archs.parse_arch_list`), sorted."""
+    return sorted(parse_arch_list(text, option="--cuda-archs"))
 
 
 def choose_archs(family, toolchain: CudaToolchain, given: Optional[str]) -> List[int]:
@@ -455,17 +462,20 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--family", choices=["auto", TENSORRT, RTX], default="auto",
                    help="TensorRT family to build for (default auto: TensorRT if it imports, else TensorRT for RTX)")
-    p.add_argument("--tensorrt-include", metavar="DIR", help="TensorRT include folder (NvInfer.h); default "
-                                                             "$TENSORRT_ROOT/include or the installed SDK")
+    p.add_argument("--tensorrt-include", metavar="DIR",
+                   help="TensorRT include folder (NvInfer.h, NvInferVersion.h): for TensorRT for RTX the include/ of "
+                        "NVIDIA/TensorRT at an 11.x tag, or of the TensorRT for RTX SDK (README \"TensorRT "
+                        "headers\"); default $TENSORRT_ROOT/include or the installed SDK")
     p.add_argument("--tensorrt-lib", metavar="DIR", help="folder of libnvinfer.so.N / libtensorrt_rtx.so.N (default: "
                                                          "the one the Python bindings load)")
-    p.add_argument("--cuda-archs", metavar="LIST", help="GPU architectures of the CUDA kernels, e.g. 86,89 or "
-                                                        "sm_86,sm_89 (default: the family's targets that nvcc "
-                                                        "knows, or the visible GPU)")
+    p.add_argument("--cuda-archs", "--arch", dest="cuda_archs", metavar="ARCH[,ARCH...]", type=arch_list_type,
+                   help="GPU architectures of the CUDA kernels, as mrcnn-build-engine's --arch: sm_86,sm_89, 86,89 "
+                        "or 8.6,8.9 (default: the family's targets that nvcc knows, or the visible GPU)")
     p.add_argument("--nvcc", metavar="PATH", help="CUDA compiler (default $CUDACXX, nvcc on the PATH, $CUDA_HOME)")
     p.add_argument("--host-cxx", metavar="PATH", help="host compiler for nvcc (default $CUDAHOSTCXX or nvcc's own)")
     p.add_argument("-o", "--out", "--output", dest="out", metavar="DIR",
-                   help="output folder (default: mrcnn_trt/plugins/lib/<family>, where mrcnn-build-engine looks)")
+                   help="output folder (default: plugins/lib/<family>/ of the checkout, the folder of the "
+                        "mrcnn_trt.plugins package, where mrcnn-build-engine looks)")
     p.add_argument("--jobs", type=positive_int, default=2, metavar="N", help="parallel compiles (default 2)")
     p.add_argument("--verbose", action="store_true", help="print the compiler commands")
     return p

@@ -85,12 +85,13 @@ class TensorRTRunner(Runner):
         import hashlib
 
         from mrcnn_trt.config import Config
-        from mrcnn_trt.fileio import sha256_file
+        from mrcnn_trt.fileio import check_regular_file, sha256_file
 
         from .families import import_family
 
-        if not plan_path or not os.path.isfile(plan_path):
-            raise UserError(f"TensorRT plan not found: {plan_path}")
+        if not plan_path:
+            raise UserError("no TensorRT plan given")
+        check_regular_file(plan_path, what="TensorRT plan")
         self.name = plan_path
         side = read_plan_sidecar(plan_path)
         family_name, _ = sidecars.plan_family(side)

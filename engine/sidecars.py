@@ -20,7 +20,7 @@ import os
 from typing import Iterable, List, Optional, Tuple
 
 from mrcnn_trt.errors import UserError
-from mrcnn_trt.fileio import read_json, sha256_file, sidecar_path
+from mrcnn_trt.fileio import read_json, sidecar_path, verify_model_digest
 
 from .archs import FAMILY_NAMES, TENSORRT, arch_name, parse_arch, parse_trt_version
 from .errors import GpuMismatch, PlanMismatch, SidecarMismatch
@@ -45,18 +45,17 @@ def check_onnx_sidecar(onnx_path: str, sidecar: Optional[dict] = None, *, onnx_s
                                   f"(image size, classes, preprocessing) next to the .onnx")
         try:
             sidecar = read_json(sp)
-        except UserError as e:
-            raise SidecarMismatch(str(e)) from None
+        except UserError as e:   # missing, not UTF-8, not JSON, nested too deeply
+            raise SidecarMismatch(f"the sidecar of {onnx_path} is unusable ({e}); re-export the model") from None
     if not isinstance(sidecar, dict):
         raise SidecarMismatch(f"sidecar of {onnx_path} is not a JSON object")
+    try:
+        verify_model_digest(onnx_path, sidecar, onnx_sha256)   # the rule every command applies
+    except UserError as e:
+        raise SidecarMismatch(str(e)) from None
     missing = [k for k in REQUIRED_SIDECAR_FIELDS if k not in sidecar]
     if missing:
         raise SidecarMismatch(f"sidecar of {onnx_path} lacks field(s) {', '.join(missing)}; re-export the model")
-    digest = onnx_sha256 or sha256_file(onnx_path)
-    if sidecar["onnx_sha256"] != digest:
-        raise SidecarMismatch(f"{onnx_path} does not match its sidecar (sha256 {digest[:12]}... vs "
-                              f"{str(sidecar['onnx_sha256'])[:12]}...): the file was changed or the sidecar "
-                              f"belongs to another export; re-export the model")
     if sidecar["flavor"] not in ("trt", "standard"):
         raise SidecarMismatch(f"sidecar of {onnx_path}: unknown flavor {sidecar['flavor']!r} (expected 'trt' or 'standard')")
     versions = sidecar.get("op_versions") or {}
@@ -102,7 +101,10 @@ def read_plan_sidecar(plan_path: str) -> dict:
     if not os.path.isfile(sp):
         raise PlanMismatch(f"{plan_path} has no sidecar {sp}: build plans with mrcnn-build-engine, which records the "
                            f"TensorRT release and GPU architectures they need")
-    side = read_json(sp)
+    try:
+        side = read_json(sp)
+    except UserError as e:
+        raise PlanMismatch(f"the sidecar of {plan_path} is unusable ({e}); rebuild it with mrcnn-build-engine") from None
     if not isinstance(side, dict) or side.get("format") != PLAN_FORMAT:
         raise PlanMismatch(f"{plan_path}: sidecar is not a {PLAN_FORMAT} description; rebuild with mrcnn-build-engine")
     return side

@@ -24,8 +24,12 @@ A "sample" is anything with an ``image_id`` (a :class:`mrcnn_trt.data.Sample`, a
 the protocol leaves undefined (no ground truth for that class / area range) is ``nan``.
 
 - :class:`COCOEvaluator`: pycocotools ``COCOeval`` for ``bbox`` and ``segm``.
-- :class:`CityscapesEvaluator`: the official ``cityscapesscripts`` instance-level evaluation
-  (through :mod:`.cityscapes_shim`), plus COCO-style AP on the same predictions.
+- :class:`~.cityscapes_eval.CityscapesEvaluator` (:mod:`.cityscapes_eval`, importable from
+  here too): the official ``cityscapesscripts`` instance-level evaluation (through
+  :mod:`.cityscapes_shim`), plus COCO-style AP on the same predictions.
+
+Both save their predictions before scoring (``save_predictions``, :mod:`.predictions`) and
+can score saved ones instead of processed ones (``load_predictions``).
 """
 from __future__ import annotations
 
@@ -34,7 +38,6 @@ import copy
 import io
 import json
 import os
-import tempfile
 import warnings
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -268,11 +271,9 @@ def _load_coco(obj):
     if hasattr(obj, "coco") and isinstance(obj.coco, COCO):
         return obj.coco
     if isinstance(obj, (str, os.PathLike)):
-        path = os.fspath(obj)
-        if not os.path.isfile(path):
-            raise UserError(f"COCO annotation file not found: {path}")
-        with contextlib.redirect_stdout(io.StringIO()):
-            return COCO(path)
+        from mrcnn_trt.data.coco import _quiet_coco
+
+        return _quiet_coco(os.fspath(obj))   # checked like a dataset's file
     raise TypeError(f"expected a CocoDataset, a pycocotools COCO or a json path, got {type(obj).__name__}")
 
 
@@ -307,6 +308,10 @@ class COCOEvaluator(DatasetEvaluator):
                  output_dir: Optional[str] = None, iou_types: Sequence[str] = ("bbox", "segm"),
                  segm_box_area: bool = False, class_names: Optional[Sequence[str]] = None):
         self.coco = _load_coco(dataset_or_coco_json)
+        af = getattr(dataset_or_coco_json, "annotation_file", None) or (
+            dataset_or_coco_json if isinstance(dataset_or_coco_json, (str, os.PathLike)) else None)
+        self.annotation_file = os.path.abspath(af) if af else None
+        self.predictions_path: Optional[str] = None
         if class_map is None and class_names is not None:
             class_map = class_map_by_name(class_names, self.coco)
             if not class_map:
@@ -345,14 +350,72 @@ class COCOEvaluator(DatasetEvaluator):
             self._dropped += dropped
 
     @property
+    def image_ids(self) -> List[int]:
+        """The ids of the images processed (or loaded) so far, sorted."""
+        return sorted(set(self._img_ids))
+
+    @property
     def results(self) -> List[dict]:
         """The COCO result dicts collected so far."""
         return self._results
+
+    def save_predictions(self) -> Optional[str]:
+        """Write ``coco_instances_results.json`` and then the manifest ``predictions.json``
+        (:mod:`.predictions`) into ``output_dir``; returns the manifest's path (None
+        without ``output_dir``). :meth:`evaluate` does this before scoring."""
+        from mrcnn_trt.fileio import write_bytes_atomic
+
+        from . import predictions
+
+        if not self.output_dir:
+            return None
+        write_bytes_atomic(os.path.join(self.output_dir, predictions.COCO_RESULTS),
+                           json.dumps(_jsonable_results(self._results)).encode())
+        self.predictions_path = predictions.write_manifest(
+            self.output_dir, "coco", sorted(set(self._img_ids)), results_file=predictions.COCO_RESULTS,
+            num_detections=len(self._results), num_dropped_detections=self._dropped, iou_types=list(self.iou_types),
+            segm_box_area=self.segm_box_area, annotation_file=self.annotation_file)
+        return self.predictions_path
+
+    def load_predictions(self, path: str) -> None:
+        """Take the predictions saved by :meth:`save_predictions` (``path``: the manifest)
+        or a plain COCO results list (then every image of the ground truth is scored)
+        instead of :meth:`process` calls; everything is checked against the ground truth."""
+        from mrcnn_trt.fileio import read_json
+
+        from . import predictions
+
+        man = predictions.read_predictions(path, "coco")
+        if man.get("plain"):
+            results, img_ids, where = man["results"], sorted(self.coco.getImgIds()), path
+        else:
+            where = os.path.join(os.path.dirname(path), str(man.get("results_file") or predictions.COCO_RESULTS))
+            results, img_ids = read_json(where), man["image_ids"]
+            if not isinstance(results, list):
+                raise UserError(f"{where} is not a COCO results list")
+            unknown = [i for i in img_ids if not isinstance(i, int) or i not in self.coco.imgs]
+            if unknown:
+                raise UserError(f"{path}: image id {unknown[0]!r} is not an image of the ground truth")
+            self.segm_box_area = bool(man.get("segm_box_area", self.segm_box_area))
+        segm = "segm" in self.iou_types and all(isinstance(r, dict) and "segmentation" in r for r in results)
+        if not segm and not man.get("plain") and "segm" in self.iou_types:
+            raise UserError(f"{where}: results without 'segmentation' cannot be scored for masks")
+        if not segm:
+            self.iou_types = tuple(t for t in self.iou_types if t != "segm")
+        predictions.check_results(results, self.coco.imgs, set(self.coco.getCatIds()), segm, where)
+        listed = set(img_ids)
+        stray = next((r["image_id"] for r in results if r["image_id"] not in listed), None)
+        if stray is not None:
+            raise UserError(f"{where}: a result for image {stray!r}, which {path} does not list")
+        self.reset()
+        self._results, self._img_ids = list(results), list(img_ids)
+        self._dropped = int(man.get("num_dropped_detections") or 0)
 
     def evaluate(self) -> dict:
         if not self._img_ids:
             warnings.warn("COCOEvaluator.evaluate() called without processed images")
             return {}
+        self.save_predictions()   # first: a failed or interrupted scoring step loses nothing
         metrics, self.summaries = coco_evaluate(self.coco, self._results, self._img_ids, self.iou_types,
                                                 self.segm_box_area)
         metrics["num_images"] = len(set(self._img_ids))
@@ -361,201 +424,20 @@ class COCOEvaluator(DatasetEvaluator):
         if self.output_dir:
             from mrcnn_trt.fileio import write_bytes_atomic
 
-            os.makedirs(self.output_dir, exist_ok=True)
-            write_bytes_atomic(os.path.join(self.output_dir, "coco_instances_results.json"),
-                               json.dumps(_jsonable_results(self._results)).encode())
             text = "".join(f"== {t} ==\n{s}\n" for t, s in self.summaries.items())
             write_bytes_atomic(os.path.join(self.output_dir, "coco_eval_summary.txt"), text.encode())
         return metrics
 
 
 # ---------------------------------------------------------------------------- Cityscapes
-def cityscapes_gt_to_coco(gt_files: Sequence[str], image_ids: Sequence[str]) -> dict:
-    """A COCO instances dict from Cityscapes ``*_gtFine_instanceIds.png`` files.
+def __getattr__(name: str):
+    """:class:`~.cityscapes_eval.CityscapesEvaluator` and ``cityscapes_gt_to_coco`` live
+    in :mod:`.cityscapes_eval`; importing them from here still works."""
+    if name in ("CityscapesEvaluator", "cityscapes_gt_to_coco"):
+        from . import cityscapes_eval
 
-    Images get ids 1..N (``file_name`` = the Cityscapes id); categories are the 8 instance
-    classes with their label ids as category ids; instances (id >= 1000) become
-    ``iscrowd=0`` RLE annotations, group regions (plain instance-class label id) ``iscrowd=1``.
-    """
-    from pycocotools import mask as mask_utils
-
-    from mrcnn_trt.data.cityscapes import read_instance_ids
-    from mrcnn_trt.data.classmap import CITYSCAPES_LABEL_IDS
-
-    label_ids = set(CITYSCAPES_LABEL_IDS.values())
-    images, anns = [], []
-    for n, (path, iid) in enumerate(zip(gt_files, image_ids), start=1):
-        ids = read_instance_ids(path)
-        h, w = ids.shape
-        images.append({"id": n, "file_name": str(iid), "height": h, "width": w})
-        for v in np.unique(ids):
-            v = int(v)
-            lid, crowd = (v // 1000, 0) if v >= 1000 else (v, 1)
-            if lid not in label_ids:
-                continue
-            rle = mask_utils.encode(np.asfortranarray((ids == v).astype(np.uint8)))
-            x, y, bw, bh = (float(t) for t in mask_utils.toBbox(rle))
-            anns.append({"id": len(anns) + 1, "image_id": n, "category_id": lid,
-                         "segmentation": {"size": [h, w], "counts": rle["counts"].decode("ascii")},
-                         "area": float(mask_utils.area(rle)), "bbox": [x, y, bw, bh], "iscrowd": crowd})
-    cats = [{"id": lid, "name": name, "supercategory": "cityscapes"}
-            for name, lid in sorted(CITYSCAPES_LABEL_IDS.items(), key=lambda t: t[1])]
-    return {"info": {"description": "Cityscapes gtFine instances as COCO"}, "images": images,
-            "annotations": anns, "categories": cats}
-
-
-class CityscapesEvaluator(DatasetEvaluator):
-    """The official Cityscapes instance-level evaluation (``cityscapesscripts`` 2.3.0:
-    AP over overlaps 0.50:0.95 and AP at 0.5, GT instances < 100 px and group / void
-    regions ignored), restricted to the processed images.
-
-    :meth:`process` writes predictions in the tool's format under
-    ``output_dir/results``: ``<image_id>_pred.txt`` with lines
-    ``masks/<image_id>_<k>.png <labelId> <score>`` and one PNG per detection.
-    :meth:`evaluate` runs the official code (:mod:`.cityscapes_shim`) and, with
-    ``coco_metrics=True``, COCO-style bbox/segm AP on the same predictions (the processed
-    GT converted to ``output_dir/coco_gt.json`` by :func:`cityscapes_gt_to_coco`, groups as
-    crowds; the predictions as ``output_dir/coco_instances_results.json``, category ids =
-    Cityscapes label ids, image ids = those of coco_gt.json).
-
-    Args:
-        gt_root: Cityscapes root (``gtFine/<split>/<city>/...``) or a
-            :class:`~mrcnn_trt.data.cityscapes.CityscapesDataset`.
-        split: the split folder.
-        output_dir: where results go (default: a new temporary folder).
-        label_map: model internal id -> Cityscapes label id; default
-            :func:`mrcnn_trt.data.classmap.cityscapes_label_map` of ``class_names``
-            (identity for a Cityscapes model, the 7 shared classes for a COCO model,
-            circle/square/triangle -> person/car/bicycle for a shapes model). Unmapped
-            detections are dropped.
-        class_names: the model's class names (default: the Cityscapes preset's).
-
-    Result keys: ``AP``, ``AP50`` (official means over the 8 classes, nan-skipping),
-    ``per_class`` ``{name: {"AP", "AP50"}}`` (nan: no GT and no prediction),
-    ``AP_mappable``/``AP50_mappable`` (mean over the classes in ``label_map``; equals ``AP``
-    when all 8 are mappable), ``coco`` (COCO-style metrics) and file paths.
-    """
-
-    def __init__(self, gt_root, split: str = "val", output_dir: Optional[str] = None,
-                 label_map: Optional[Mapping[int, int]] = None, class_names: Optional[Sequence[str]] = None,
-                 coco_metrics: bool = True):
-        from mrcnn_trt.config import CITYSCAPES_CLASS_NAMES
-        from mrcnn_trt.data.classmap import CITYSCAPES_LABEL_NAMES, cityscapes_label_map
-
-        if hasattr(gt_root, "root") and hasattr(gt_root, "split"):
-            gt_root, split = gt_root.root, gt_root.split
-        self.gt_root = os.fspath(gt_root)
-        self.split = split
-        if not os.path.isdir(os.path.join(self.gt_root, "gtFine", split)):
-            raise UserError(f"no Cityscapes ground truth folder {os.path.join(self.gt_root, 'gtFine', split)}")
-        if label_map is None:
-            label_map = cityscapes_label_map(class_names or CITYSCAPES_CLASS_NAMES)
-        bad = sorted(set(label_map.values()) - set(CITYSCAPES_LABEL_NAMES))
-        if bad:
-            raise ValueError(f"label_map values {bad} are not Cityscapes instance label ids")
-        self.label_map = {int(k): int(v) for k, v in label_map.items()}
-        self.output_dir = os.path.abspath(output_dir) if output_dir else tempfile.mkdtemp(prefix="cs-eval-")
-        self.results_dir = os.path.join(self.output_dir, "results")
-        self.coco_metrics = coco_metrics
-        self.log = ""
-        self.reset()
-
-    def reset(self) -> None:
-        import shutil
-
-        if os.path.isdir(self.results_dir):
-            shutil.rmtree(self.results_dir)
-        os.makedirs(os.path.join(self.results_dir, "masks"), exist_ok=True)
-        self._image_ids: List[str] = []
-        self._gt_files: List[str] = []
-        self._coco_results: Dict[str, List[dict]] = {}
-        self._dropped = 0
-        self._num_dets = 0
-
-    def gt_file(self, image_id: str) -> str:
-        city = str(image_id).split("_")[0]
-        return os.path.join(self.gt_root, "gtFine", self.split, city, f"{image_id}_gtFine_instanceIds.png")
-
-    def process(self, samples, outputs) -> None:
-        from PIL import Image
-
-        for image_id, out in _pairs(samples, outputs):
-            image_id = str(image_id)
-            gt = self.gt_file(image_id)
-            if not os.path.isfile(gt):
-                raise ValueError(f"no Cityscapes ground truth for image {image_id!r} ({gt})")
-            if image_id in self._coco_results:
-                raise ValueError(f"image {image_id!r} processed twice")
-            with Image.open(gt) as im:
-                hw = (im.height, im.width)
-            rois, class_ids, scores, masks = _check_output(out, hw)
-            lines, res = [], []
-            for i in range(rois.shape[0]):
-                lid = self.label_map.get(int(class_ids[i]))
-                if lid is None:
-                    self._dropped += 1
-                    continue
-                score = float(f"{float(scores[i]):.6f}")  # exactly what the txt says
-                rel = f"masks/{image_id}_{i}.png"
-                plane = np.ascontiguousarray(masks[:, :, i])
-                Image.fromarray(plane != 0).save(os.path.join(self.results_dir, rel), compress_level=1)  # 1-bit PNG
-                lines.append(f"{rel} {lid} {score:.6f}\n")
-                if self.coco_metrics:
-                    y1, x1, y2, x2 = (int(v) for v in rois[i])
-                    res.append({"image_id": image_id, "category_id": lid, "bbox": [x1, y1, x2 - x1, y2 - y1],
-                                "score": score, "segmentation": encode_mask_rle(plane)})
-            with open(os.path.join(self.results_dir, f"{image_id}_pred.txt"), "w") as f:
-                f.writelines(lines)
-            self._coco_results[image_id] = res
-            self._image_ids.append(image_id)
-            self._gt_files.append(gt)
-            self._num_dets += len(lines)
-
-    def evaluate(self) -> dict:
-        from mrcnn_trt.data.classmap import CITYSCAPES_LABEL_NAMES
-
-        from . import cityscapes_shim
-
-        if not self._image_ids:
-            warnings.warn("CityscapesEvaluator.evaluate() called without processed images")
-            return {}
-        run = cityscapes_shim.run(self._gt_files, self.results_dir, self.output_dir)
-        self.log = run.log
-        avg = run.result["averages"]
-        per_class = {name: {"AP": float(v["ap"]), "AP50": float(v["ap50%"])} for name, v in avg["classes"].items()}
-        mappable = [CITYSCAPES_LABEL_NAMES[lid] for lid in sorted(set(self.label_map.values()))]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            ap_m = float(np.nanmean([per_class[n]["AP"] for n in mappable])) if mappable else float("nan")
-            ap50_m = float(np.nanmean([per_class[n]["AP50"] for n in mappable])) if mappable else float("nan")
-        metrics = {
-            "AP": float(avg["allAp"]), "AP50": float(avg["allAp50%"]), "per_class": per_class,
-            "AP_mappable": ap_m, "AP50_mappable": ap50_m, "mappable_classes": mappable,
-            "num_images": len(self._image_ids), "num_detections": self._num_dets,
-            "num_dropped_detections": self._dropped,
-            "results_dir": self.results_dir, "export_file": run.export_file,
-        }
-        if self.coco_metrics:
-            from mrcnn_trt.fileio import write_bytes_atomic
-
-            gt = cityscapes_gt_to_coco(self._gt_files, self._image_ids)
-            gt_path = os.path.join(self.output_dir, "coco_gt.json")
-            write_bytes_atomic(gt_path, json.dumps(gt).encode())
-            num = {img["file_name"]: img["id"] for img in gt["images"]}
-            results = []
-            for iid in self._image_ids:
-                for r in self._coco_results[iid]:
-                    r = dict(r)
-                    r["image_id"] = num[iid]
-                    results.append(r)
-            res_path = os.path.join(self.output_dir, "coco_instances_results.json")
-            write_bytes_atomic(res_path, json.dumps(_jsonable_results(results)).encode())
-            coco_gt = _load_coco(gt_path)
-            cm, self.coco_summaries = coco_evaluate(coco_gt, results, list(num.values()))
-            metrics["coco_gt_file"] = gt_path
-            metrics["coco_results_file"] = res_path
-            return {"cityscapes": metrics, **cm}
-        return {"cityscapes": metrics}
+        return getattr(cityscapes_eval, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------- choice
@@ -583,4 +465,6 @@ def make_evaluator(dataset_kind: str, dataset, class_names: Sequence[str], class
     label_map = {"coco-to-cityscapes": lambda: coco_to_cityscapes(class_names),
                  "shapes-to-cityscapes": shapes_to_cityscapes}.get(class_map)
     kw = {"label_map": label_map()} if label_map else {"class_names": class_names}
+    from .cityscapes_eval import CityscapesEvaluator
+
     return CityscapesEvaluator(dataset, output_dir=os.path.join(out, "cityscapes"), **kw)

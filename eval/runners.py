@@ -23,8 +23,9 @@ def open_runner(path: Optional[str], backend: str = "auto", threads: int = 2, co
                 pipelined: bool = False) -> Runner:
     """Pick the runner from the file: .plan/.engine -> TensorRT, .onnx -> ONNX Runtime, else PyTorch.
 
-    ``pipelined``: the runner will share the CPU with reading/scoring threads
-    (ONNX Runtime's threads then do not busy-wait between ops)."""
+    ``pipelined``: the runner will share the CPU with reading/scoring threads. ONNX
+    Runtime's threads never busy-wait between ops now, pipelined or not (they would
+    take the cores from those threads and from other processes: mrcnn_trt.threads)."""
     ext = os.path.splitext(path or "")[1].lower()
     if backend == "auto":
         backend = {".plan": "tensorrt", ".engine": "tensorrt", ".onnx": "onnxruntime"}.get(ext, "torch")
@@ -35,7 +36,7 @@ def open_runner(path: Optional[str], backend: str = "auto", threads: int = 2, co
     if backend == "onnxruntime":
         if ext != ".onnx":
             raise UserError(f"backend onnxruntime needs a .onnx file, got {path}")
-        return OnnxRunner(path, threads=threads, spinning=not pipelined)
+        return OnnxRunner(path, threads=threads, spinning=False)
     if backend == "torch":
         if ext in (".onnx", ".plan", ".engine"):
             raise UserError(f"backend torch needs a .pth checkpoint, got {path}")

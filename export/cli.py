@@ -28,16 +28,20 @@ def batch_size(text: str):
     """``--batch``: a fixed batch N >= 1, or ``dynamic``."""
     if text.strip().lower() == "dynamic":
         return "dynamic"
-    return options.positive_int(text)
+    return options.batch_count(text)
 
 
 batch_size.__name__ = "batch size"
 
 
 def _image_size(text: str) -> int:
+    from ..config import MAX_IMAGE_DIM
+
     v = options.positive_int(text)
     if v % 64:
         raise argparse.ArgumentTypeError(f"must be a multiple of 64, got {v}")
+    if v > MAX_IMAGE_DIM:
+        raise argparse.ArgumentTypeError(f"must be <= {MAX_IMAGE_DIM}, got {v}")
     return v
 
 
@@ -53,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "evaluation, e.g. 0.7 for deployment (default: the config's)")
     p.add_argument("--batch", type=batch_size, default=1, metavar="N|dynamic",
                    help="fixed batch size N (default 1), or 'dynamic': any batch 1..--max-batch")
-    p.add_argument("--max-batch", type=options.positive_int, metavar="N",
+    p.add_argument("--max-batch", type=options.batch_count, metavar="N",
                    help="largest batch of a --batch dynamic model (default 8)")
     p.add_argument("--flavor", choices=["trt", "standard"], default="trt",
                    help="trt (default): custom plugin nodes; standard: only standard ONNX ops")
@@ -61,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="all (default; TensorRT and ONNX Runtime): the mask head runs on every detection slot "
                         "(static shapes); valid: only on the slots with a detection (data-dependent shapes: "
                         "ONNX Runtime only, faster on the CPU; trt flavor)")
-    options.add_output(p, default="model.onnx", what="file")
+    options.add_output(p, default="runs/model.onnx", what="file")
     return p
 
 
@@ -74,8 +78,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     batch = (args.max_batch or 8) if dynamic else args.batch
     if dynamic and batch < 2:
         raise UserError("--batch dynamic needs --max-batch >= 2 (for one image export --batch 1)")
+    from ..fileio import refuse_overwriting_inputs, sidecar_path
+
     if args.weights and not os.path.exists(args.weights):
         raise UserError(f"weights file not found: {args.weights}")
+    if os.path.isdir(args.out):
+        raise UserError(f"-o {args.out} is a folder; give the model file, e.g. {os.path.join(args.out, 'model.onnx')}")
+    refuse_overwriting_inputs([args.out, sidecar_path(args.out)], [args.weights],
+                              hint="give the ONNX model another name (-o)")
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if os.path.isdir(out_dir) and not os.access(out_dir, os.W_OK):
         raise UserError(f"output folder is not writable: {out_dir}")

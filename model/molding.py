@@ -54,13 +54,18 @@ def compute_scale(h: int, w: int, min_dim: int, max_dim: int) -> float:
 def mold_image(image: np.ndarray, min_dim: int, max_dim: int) -> Tuple[np.ndarray, MoldInfo]:
     """Resize and zero-pad an HxWx3 uint8 RGB image to ``max_dim`` x ``max_dim``.
 
-    Returns the padded uint8 image [S, S, 3] and its :class:`MoldInfo`.
+    Returns the padded uint8 image [S, S, 3] and its :class:`MoldInfo`. A very
+    thin image (e.g. 3 x 2000 into 256) keeps at least one pixel on its short
+    side (its rounded size would be 0); raises ``ValueError`` only for an image
+    without pixels.
     """
     image = to_rgb_uint8(image)
     h, w = image.shape[:2]
+    if h < 1 or w < 1:
+        raise ValueError(f"empty image ({w}x{h})")
     scale = compute_scale(h, w, min_dim, max_dim)
     if scale != 1:
-        nh, nw = round(h * scale), round(w * scale)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
         image = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BILINEAR))
     nh, nw = image.shape[:2]
     top = (max_dim - nh) // 2

@@ -8,7 +8,9 @@
 * Ctrl-C (SIGINT) prints ``interrupted`` and exits 130, SIGTERM prints ``terminated``
   and exits 143 - also when a library turned the interrupt into another exception on
   its way up (torch's exporter does);
-* a missing optional Python module becomes one line (exit 3).
+* a missing optional Python module becomes one line (exit 3);
+* idle OpenMP threads of PyTorch sleep instead of spinning (:func:`mrcnn_trt.threads.prepare_process`,
+  set before the command imports torch), so a command degrades gracefully on a busy machine.
 
 SIGTERM is delivered as :class:`Terminated`, a ``KeyboardInterrupt``, so the code that
 saves partial work on Ctrl-C (evaluation, training) does the same on SIGTERM;
@@ -24,6 +26,7 @@ import threading
 from typing import Callable, Iterable, Optional, Sequence
 
 from .errors import EXIT_INTERRUPTED, EXIT_MISSING_MODULE, EXIT_TERMINATED, EXIT_USER_ERROR, UserError
+from .threads import prepare_process
 
 #: errnos reported as one line naming the path instead of a traceback
 PATH_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR,
@@ -61,6 +64,7 @@ def run_main(fn: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional
     @functools.wraps(fn)
     def wrapper(argv: Optional[Sequence[str]] = None) -> int:
         prog = fn.__module__.rsplit(".", 1)[-1]
+        prepare_process()
         _received.clear()
         main_thread = threading.current_thread() is threading.main_thread()
         previous = {}

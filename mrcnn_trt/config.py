@@ -13,12 +13,24 @@ defaults are the original values.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from typing import Tuple
 
 from .errors import UserError
+
+#: Largest IMAGE_MAX_DIM (the network input square): Cityscapes' full width. Larger inputs
+#: only exhaust memory in the anchors and feature maps after a long export or start-up.
+MAX_IMAGE_DIM = 2048
+
+#: Upper bounds of the fields that size tensors (generous: 10x and more the presets' values).
+LIMITS = {
+    "NUM_CLASSES": 10000, "PRE_NMS_LIMIT": 100000, "POST_NMS_ROIS_INFERENCE": 20000,
+    "POST_NMS_ROIS_TRAINING": 20000, "DETECTION_MAX_INSTANCES": 1000, "MAX_GT_INSTANCES": 1000,
+    "TRAIN_ROIS_PER_IMAGE": 5000, "RPN_TRAIN_ANCHORS_PER_IMAGE": 5000, "POOL_SIZE": 64, "MASK_POOL_SIZE": 64,
+    "IMAGES_PER_GPU": 256, "BACKBONE_BASE_WIDTH": 512, "TOP_DOWN_PYRAMID_SIZE": 2048, "RPN_HIDDEN": 4096,
+    "FPN_CLASSIF_FC_LAYERS_SIZE": 8192, "MASK_HEAD_CHANNELS": 2048,
+}
 
 BACKBONE_BLOCKS = {
     # name: blocks per stage C2..C5 (Bottleneck, expansion 4)
@@ -142,9 +154,15 @@ class Config:
 
         if self.BACKBONE not in BACKBONE_BLOCKS:
             bad(f"BACKBONE must be one of {sorted(BACKBONE_BLOCKS)}, got {self.BACKBONE!r}")
+        self._check_types(bad)
         if self.IMAGE_MAX_DIM % 64 != 0 or self.IMAGE_MAX_DIM <= 0:
             bad(f"IMAGE_MAX_DIM must be a positive multiple of 64 (the image is downsampled 6 times), "
                 f"got {self.IMAGE_MAX_DIM}; use e.g. 256, 512, 768 or 1024")
+        if self.IMAGE_MAX_DIM > MAX_IMAGE_DIM:
+            bad(f"IMAGE_MAX_DIM must be <= {MAX_IMAGE_DIM}, got {self.IMAGE_MAX_DIM}")
+        for name, top in LIMITS.items():
+            if getattr(self, name) > top:
+                bad(f"{name} must be <= {top}, got {getattr(self, name)}")
         if not 0 < self.IMAGE_MIN_DIM <= self.IMAGE_MAX_DIM:
             bad(f"IMAGE_MIN_DIM must be in 1..IMAGE_MAX_DIM ({self.IMAGE_MAX_DIM}), got {self.IMAGE_MIN_DIM}")
         if self.NUM_CLASSES < 2:
@@ -176,6 +194,30 @@ class Config:
         if self.RPN_ANCHOR_STRIDE != 1:
             bad("RPN_ANCHOR_STRIDE other than 1 is not supported")
 
+    def _check_types(self, bad) -> None:
+        """Each field has the type of its default (a string where a number belongs
+        would fail deep inside the model); ints are accepted for floats."""
+        for f in dataclasses.fields(self):
+            v, default = getattr(self, f.name), f.default
+            if isinstance(default, bool):
+                ok = isinstance(v, bool)
+            elif isinstance(default, int):
+                ok = isinstance(v, int) and not isinstance(v, bool)
+            elif isinstance(default, float):
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            elif isinstance(default, str):
+                ok = isinstance(v, str)
+            elif isinstance(default, tuple):
+                kinds = {type(x) for x in default} or {str}
+                want = str if kinds == {str} else (int, float)
+                ok = isinstance(v, tuple) and all(isinstance(x, want) and not isinstance(x, bool) for x in v) \
+                    and (want is str or all(math.isfinite(x) for x in v))
+            else:
+                ok = True
+            if not ok:
+                bad(f"{f.name} must be {type(default).__name__ if not isinstance(default, tuple) else 'a list'} "
+                    f"like {list(default) if isinstance(default, tuple) else default!r}, got {v!r}")
+
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
 
@@ -184,8 +226,10 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
+        if not isinstance(d, dict):
+            raise UserError(f"a config must be a JSON object of fields, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
+        unknown = sorted(str(k) for k in set(d) - names)
         if unknown:
             raise UserError(f"unknown config fields: {', '.join(unknown)}")
         kw = {}
@@ -197,20 +241,21 @@ class Config:
 
     @classmethod
     def from_json(cls, path: str) -> "Config":
-        try:
-            with open(path) as f:
-                d = json.load(f)
-        except FileNotFoundError:
-            raise UserError(f"config file not found: {path}") from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"config file is not valid JSON: {path}: {e}") from None
-        return cls.from_overrides(d)
+        from .fileio import check_regular_file, read_json_object   # one line for any unreadable file
+
+        check_regular_file(path, what="config file")
+        return cls.from_overrides(read_json_object(path, "config file"))
 
     @classmethod
     def from_overrides(cls, d: dict) -> "Config":
         """``{"preset": "coco", FIELD: value, ...}`` -> a validated Config (preset default: Config())."""
+        if not isinstance(d, dict):
+            raise UserError(f"a config must be a JSON object of fields, got {type(d).__name__}")
         d = dict(d)
-        base = preset(d.pop("preset")) if "preset" in d else Config()
+        name = d.pop("preset", None)
+        if name is not None and not isinstance(name, str):
+            raise UserError(f"config preset must be one of {', '.join(PRESETS)}, got {name!r}")
+        base = preset(name) if name is not None else Config()
         merged = base.to_dict()
         merged.update(d)
         return cls.from_dict(merged)

@@ -12,6 +12,7 @@ EXIT_NOTHING_DONE = 1        # no input could be processed
 EXIT_USER_ERROR = 2          # bad option, missing/invalid file, disk full (argparse uses 2 as well)
 EXIT_MISSING_MODULE = 3      # an optional Python package is not installed
 EXIT_INPUTS_SKIPPED = 4      # the work was done, but some inputs could not be read and were left out
+EXIT_PEER_LOST = 5           # a multi-process run lost another rank (dead, killed, hung past the timeout)
 EXIT_INTERRUPTED = 130       # Ctrl-C (SIGINT): partial results are written where a command supports it
 EXIT_TERMINATED = 143        # SIGTERM (docker stop, batch preemption): handled like Ctrl-C
 

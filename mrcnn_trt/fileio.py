@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from typing import Any, Iterator, List
@@ -140,6 +141,48 @@ def output_folder(path: str | os.PathLike) -> Iterator[str]:
         raise
 
 
+def check_regular_file(path: str | os.PathLike, what: str = "file") -> str:
+    """Raise one :class:`UserError` unless ``path`` is an existing regular file
+    (or a link to one). A FIFO, socket or device named like an input would make
+    ``open()`` block or read forever; a folder is not a file. Returns the path."""
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    except OSError as e:
+        raise UserError(f"cannot read {what} {path}: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UserError(f"{what} {path} is a folder, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise UserError(f"{what} {path} is not a regular file (a FIFO, socket or device): not read")
+    return path
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)   # hard links
+    except OSError:
+        return False
+
+
+def refuse_overwriting_inputs(outputs, inputs, hint: str = "choose another output") -> None:
+    """The one "never overwrite an input" rule of every command: raise one
+    :class:`UserError` if any path in ``outputs`` (files a command is about to
+    write, sidecars included) is one of ``inputs`` (same path after resolving
+    links, or the same file through a hard link). Call it before any work."""
+    ins = [os.fspath(i) for i in inputs if i]
+    for out in outputs:
+        if not out:
+            continue
+        out = os.fspath(out)
+        for i in ins:
+            if _same_file(out, i):
+                raise UserError(f"{out} would overwrite the input {i}: {hint}")
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -196,13 +239,34 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file; every way it can fail is one :class:`UserError` naming
+    the file: missing or unreadable, not UTF-8 text, not JSON, nested too deeply."""
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open(path, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         raise UserError(f"file not found: {path}") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"not valid JSON: {path}: not UTF-8 text (byte {e.start})") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"not valid JSON: {path}: {e}") from None
+    except RecursionError:
+        raise UserError(f"not valid JSON: {path}: nested too deeply") from None
+
+
+def read_json_object(path: str | os.PathLike, what: str = "file") -> dict:
+    """:func:`read_json` of a file that must hold a JSON object (a sidecar, a
+    manifest); ``what`` names it in the error."""
+    obj = read_json(path)
+    if not isinstance(obj, dict):
+        raise UserError(f"{what} {path} is not a JSON object (found a {type(obj).__name__})")
+    return obj
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -219,6 +283,30 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 def sidecar_path(path: str | os.PathLike) -> str:
     """``model.onnx`` -> ``model.onnx.json``."""
     return os.fspath(path) + ".json"
+
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def verify_model_digest(model_path: str | os.PathLike, sidecar: Any, digest: str | None = None,
+                        field: str = "onnx_sha256") -> str:
+    """The one integrity rule for a model and its sidecar, applied by every command
+    that runs, converts, builds or serves a model: the sidecar must record the
+    model's sha256 in ``field`` (64 lowercase hex digits) and it must equal the
+    file's (``digest`` if already computed). A sidecar without it vouches for
+    nothing, so it is refused like a wrong one. Returns the digest; raises one
+    :class:`UserError` line otherwise."""
+    model_path = os.fspath(model_path)
+    want = sidecar.get(field) if isinstance(sidecar, dict) else None
+    if not isinstance(want, str) or not SHA256_RE.match(want):
+        found = "no" if want is None else f"an invalid ({str(want)[:20]!r})"
+        raise UserError(f"{sidecar_path(model_path)} records {found} {field}, so nothing vouches for "
+                        f"{model_path}: re-export the model (its sidecar is written with it)")
+    digest = digest or sha256_file(model_path)
+    if want != digest:
+        raise UserError(f"{model_path} does not match its sidecar (sha256 {digest[:12]}... vs {want[:12]}...): "
+                        f"the file was changed or the sidecar belongs to another export; re-export the model")
+    return digest
 
 
 def write_derived_sidecar(out_path: str, source_sidecar: dict, **fields) -> dict:

@@ -4,12 +4,23 @@ The one image reader of the project (datasets, molding, the demo, serving).
 Grayscale, palette, RGBA/LA (alpha dropped), CMYK and 16-bit images are
 converted; EXIF orientation is *not* applied (COCO and Cityscapes annotations
 refer to the stored pixel grid).
+
+:func:`load_rgb_image` is the one safe way to open an image: only regular files
+are opened (a FIFO named ``x.png`` would block), the pixel count is checked from
+the header before anything is decoded (:data:`MAX_PIXELS`; a 69-byte PNG can
+declare 30000 x 30000), and *every* decoder failure becomes a
+:class:`~mrcnn_trt.errors.UserError` naming the file, so callers skip and list
+the image instead of stopping.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from mrcnn_trt.errors import UserError
+
+#: Largest image read, in pixels: Pillow's decompression-bomb threshold (89.5 million, e.g.
+#: 9459 x 9459); a larger image is refused from its header, before it is decoded.
+MAX_PIXELS = 89_478_485
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -45,29 +56,63 @@ def to_rgb_uint8(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def load_rgb_image(path: str) -> np.ndarray:
-    """Read an image file as ``[H, W, 3] uint8`` RGB (see :func:`to_rgb_uint8`).
+def load_rgb_image(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read an image file (a path or a binary file object) as ``[H, W, 3] uint8``
+    RGB (see :func:`to_rgb_uint8`).
 
-    Raises :class:`UserError` if the file is missing or not a readable image.
+    Raises :class:`UserError` naming the file if it is missing, not a regular
+    file, larger than ``max_pixels``, or not decodable (whatever the decoder
+    raised); nothing else.
     """
+    import os
+    import warnings
+
     from PIL import Image
 
+    from mrcnn_trt.fileio import check_regular_file
+
+    name = path
+    if isinstance(path, (str, os.PathLike)):
+        name = check_regular_file(path, what="image")
     try:
-        with Image.open(path) as im:
-            mode = im.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-                arr = np.array(im)
-                if mode == "I":  # 32-bit ints: assume 16-bit data (PNG gray16 decodes to "I")
-                    arr = np.clip(arr, 0, 65535).astype(np.uint16)
-                return to_rgb_uint8(arr.astype(np.uint16))
-            if mode == "F":
-                return to_rgb_uint8(np.array(im))
-            if mode in ("RGB", "L", "RGBA", "LA"):
-                return to_rgb_uint8(np.array(im))
-            if mode == "PA" or (mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-            return to_rgb_uint8(np.array(im.convert("RGB") if im.mode != "RGBA" else im))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # bounded below
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise UserError(f"image {name} is too large: {w}x{h} = {w * h} pixels (at most {max_pixels} "
+                                    f"are read)")
+                if w < 1 or h < 1:
+                    raise UserError(f"image {name} is empty ({w}x{h})")
+                return _decode(im)
+    except UserError:
+        raise
     except FileNotFoundError:
-        raise UserError(f"image not found: {path}") from None
-    except OSError as e:
-        raise UserError(f"cannot read image {path}: {e}") from None
+        raise UserError(f"image not found: {name}") from None
+    except Image.DecompressionBombError as e:   # Pillow refuses it from the header, in Image.open
+        import re
+
+        n = re.search(r"\((\d+) pixels\)", str(e))
+        raise UserError(f"image {name} is too large: {n.group(1) if n else 'over 2x' + str(max_pixels)} pixels "
+                        f"(at most {max_pixels} are read)") from None
+    except MemoryError:
+        raise UserError(f"image {name} does not fit in memory") from None
+    except Exception as e:  # noqa: BLE001 - decoders raise OSError, ValueError, SyntaxError, struct.error, ...
+        detail = " ".join(str(e).split())[:200] or type(e).__name__
+        raise UserError(f"cannot read image {name}: {detail}") from None
+
+
+def _decode(im) -> np.ndarray:
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.array(im)
+        if mode == "I":  # 32-bit ints: assume 16-bit data (PNG gray16 decodes to "I")
+            arr = np.clip(arr, 0, 65535).astype(np.uint16)
+        return to_rgb_uint8(arr.astype(np.uint16))
+    if mode == "F":
+        return to_rgb_uint8(np.array(im))
+    if mode in ("RGB", "L", "RGBA", "LA"):
+        return to_rgb_uint8(np.array(im))
+    if mode == "PA" or (mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+    return to_rgb_uint8(np.array(im.convert("RGB") if im.mode != "RGBA" else im))

@@ -8,7 +8,7 @@ argparse's usual one-line ``error:`` message and exit code 2.
 
     p = argparse.ArgumentParser(prog="mrcnn-eval")
     add_model(p, required=False)           # --model (alias --engine) / --weights
-    add_output(p, default="eval_out", what="folder")
+    add_output(p, default="runs/eval", what="folder")
     add_threads(p)
     add_device(p)
 
@@ -42,8 +42,17 @@ def _number(kind: Callable, low: Optional[float], high: Optional[float], low_ope
     return parse
 
 
+#: Upper bounds of resource-sized options: beyond them a run only grows memory without
+#: progress (100000 threads) or fails late; the parser refuses them at once.
+MAX_THREADS = 256        # --threads
+MAX_BATCH = 256          # --batch, --max-batch: images per network call
+MAX_WORKERS = 64         # --workers: data loader processes
+
 #: ``type=`` callables for argparse.
 positive_int = _number(int, 1, None, what="an integer >= 1")
+thread_count = _number(int, 1, MAX_THREADS, what=f"a thread count in 1..{MAX_THREADS}")
+batch_count = _number(int, 1, MAX_BATCH, what=f"a batch size in 1..{MAX_BATCH}")
+worker_count = _number(int, 0, MAX_WORKERS, what=f"a worker count in 0..{MAX_WORKERS}")
 nonnegative_int = _number(int, 0, None, what="an integer >= 0")
 positive_float = _number(float, 0.0, None, low_open=True, what="a number > 0")
 probability = _number(float, 0.0, 1.0, what="a number in [0, 1]")
@@ -117,8 +126,11 @@ def add_split(p: argparse.ArgumentParser, default: str = "val") -> None:
 
 
 def add_threads(p: argparse.ArgumentParser, default: Optional[int] = 2) -> None:
-    p.add_argument("--threads", type=positive_int, default=default, metavar="N",
-                   help=f"CPU threads (ONNX Runtime / PyTorch){f'; default {default}' if default else ''}")
+    """``--threads N`` (at most :data:`MAX_THREADS`); ``default=None``: one per available core
+    (:mod:`mrcnn_trt.threads`)."""
+    p.add_argument("--threads", type=thread_count, default=default, metavar="N",
+                   help=f"CPU threads (ONNX Runtime / PyTorch; at most {MAX_THREADS}); default "
+                        + (str(default) if default else "one per available core"))
 
 
 def add_device(p: argparse.ArgumentParser, default: str = "cpu") -> None:
@@ -127,8 +139,8 @@ def add_device(p: argparse.ArgumentParser, default: str = "cpu") -> None:
 
 
 def add_batch(p: argparse.ArgumentParser, default: Optional[int] = 1, help: Optional[str] = None) -> None:
-    p.add_argument("--batch", type=positive_int, default=default, metavar="N",
-                   help=help or f"images per network call (default {default})")
+    p.add_argument("--batch", type=batch_count, default=default, metavar="N",
+                   help=help or f"images per network call (default {default}; at most {MAX_BATCH})")
 
 
 def add_limit(p: argparse.ArgumentParser) -> None:
@@ -151,3 +163,15 @@ def add_calibration(p: argparse.ArgumentParser, required: bool = False, default_
                    help=f"calibration images (default {default_count}; a fixed-seed random subset when there "
                         f"are more)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the calibration subset (default 0)")
+
+
+def add_distributed(p: argparse.ArgumentParser, what: str = "work") -> None:
+    """``--nproc`` (start that many processes on this machine through torchrun) and
+    ``--dist-timeout`` (how long a rank waits for the others); see ``mrcnn_trt.distributed``."""
+    p.add_argument("--nproc", type=positive_int, default=1, metavar="N",
+                   help=f"share the {what} between N processes on this machine (torchrun --standalone "
+                        f"--nproc_per_node N; one GPU each with --device cuda); for several machines run "
+                        f"torchrun yourself (README, 'Training and evaluation on several GPUs or machines')")
+    p.add_argument("--dist-timeout", type=positive_float, default=1800.0, metavar="S",
+                   help="with several processes: seconds a rank waits for the others before it stops with "
+                        "one line, exit code 5 (default 1800; a killed process is noticed at once)")

@@ -174,6 +174,24 @@ def workspace_size(op: str, attrs: Dict[str, Any], shapes: Sequence[Sequence[int
     return int(n.value)
 
 
+def launch(op: str, attrs: Dict[str, Any], shapes: Sequence[Sequence[int]], float16: bool, inputs: Sequence[int],
+           outputs: Sequence[int], workspace: int, workspace_bytes: int, device: int, stream: int) -> None:
+    """The C-ABI call of :func:`run` on raw device pointers (ints): validated ``attrs``,
+    input ``shapes`` in contract order, the inputs' and outputs' device pointers, a
+    workspace of at least :func:`workspace_size` bytes, the device index and a
+    ``cudaStream_t`` (0: the legacy default stream). Raises RuntimeError with the
+    library's message on failure. tools/sim/capi_cases.py drives the library through it
+    under a GPU simulator (no PyTorch CUDA there)."""
+    lib = library()
+    a = _Args(op, attrs, shapes)
+    ins = (ctypes.c_void_p * max(1, len(inputs)))(*inputs)
+    outs = (ctypes.c_void_p * max(1, len(outputs)))(*outputs)
+    rc = lib.mrcnn_cuda_run(a.op, a.attrs, a.n_attrs, a.n_inputs, a.ranks, a.dims, 1 if float16 else 0, ins,
+                            len(outputs), outs, workspace, workspace_bytes, device, stream)
+    if rc != 0:
+        raise RuntimeError(_error(lib, op, rc))
+
+
 def run(op: str, inputs: Sequence, attrs: Dict[str, Any], extra: bool = True) -> List:
     """Run ``op`` on CUDA tensors (contract order; data tensors all float32 or all
     float16, geometry float32, counts int32, all on one device). Returns new
@@ -194,16 +212,9 @@ def run(op: str, inputs: Sequence, attrs: Dict[str, Any], extra: bool = True) ->
     out_shapes = contract_shapes(op, shapes, attrs, extra=extra)
     dtype = {"f32": torch.float32, "i32": torch.int32}
     outputs = [torch.empty(s, dtype=dtype.get(t.role, data), device=dev) for s, t in zip(out_shapes, outs_spec)]
-    lib = library()
-    a = _Args(op, attrs, shapes)
     ws_bytes = workspace_size(op, attrs, shapes)
     ws = torch.empty(max(ws_bytes, 1), dtype=torch.uint8, device=dev)
-    ins = (ctypes.c_void_p * len(inputs))(*[x.data_ptr() for x in inputs])
-    outs = (ctypes.c_void_p * len(outputs))(*[x.data_ptr() for x in outputs])
     stream = torch.cuda.current_stream(dev).cuda_stream
-    rc = lib.mrcnn_cuda_run(a.op, a.attrs, a.n_attrs, a.n_inputs, a.ranks, a.dims,
-                            1 if data == torch.float16 else 0, ins, len(outputs), outs, ws.data_ptr(), ws_bytes,
-                            dev.index if dev.index is not None else torch.cuda.current_device(), stream)
-    if rc != 0:
-        raise RuntimeError(_error(lib, op, rc))
+    launch(op, attrs, shapes, data == torch.float16, [x.data_ptr() for x in inputs], [x.data_ptr() for x in outputs],
+           ws.data_ptr(), ws_bytes, dev.index if dev.index is not None else torch.cuda.current_device(), stream)
     return outputs

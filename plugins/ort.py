@@ -79,12 +79,14 @@ def model_uses_custom_ops(model) -> bool:
     return any(n.domain == DOMAIN for f in proto.functions for n in f.node)
 
 
-def session_options(threads: int = 2, register: bool = True, spinning: bool = True):
+def session_options(threads: int = 2, register: bool = True, spinning: bool = False):
     """SessionOptions with ``threads`` intra-op threads and (if available and asked) the custom ops.
 
-    ``spinning=False`` stops the intra-op threads from busy-waiting between ops:
-    slightly slower alone, but it leaves the cores to other threads of the process
-    (the pipelined evaluation reads and scores images beside the network)."""
+    ``spinning=False`` (the default) stops the intra-op threads from busy-waiting between
+    ops: they leave the cores to other threads of the process (the pipelined evaluation
+    reads and scores images beside the network) and to other processes. On the shared
+    2-core machine that was faster alone too, and much faster with a competing process
+    per core (``bench/bench_busy.py``, ``ort:spin`` vs ``ort:nospin``)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -98,7 +100,7 @@ def session_options(threads: int = 2, register: bool = True, spinning: bool = Tr
     return so
 
 
-def make_session(model, threads: int = 2, providers: Sequence[str] | None = None, spinning: bool = True):
+def make_session(model, threads: int = 2, providers: Sequence[str] | None = None, spinning: bool = False):
     """An ``onnxruntime.InferenceSession`` for ``model`` (path, serialized bytes or ModelProto).
 
     The custom-op library is registered whenever it is available (cheap); when

@@ -63,12 +63,10 @@ class TorchRunner(Runner):
 
     def __init__(self, weights: Optional[str], config=None, ops: str = "native", device: str = "cpu",
                  threads: Optional[int] = None):
-        import torch
-
         from mrcnn_trt.model.checkpoint import load_model
+        from mrcnn_trt.threads import configure_torch
 
-        if threads:
-            torch.set_num_threads(threads)
+        configure_torch(threads)   # threads, else one per available core; see mrcnn_trt.threads
         self.model, self.config, _ = load_model(weights, config, ops_backend=ops, device=device)
         self.device = device
         self.name = weights or "shipped shapes model"
@@ -95,12 +93,15 @@ class TorchRunner(Runner):
 
 
 def read_sidecar(path: str) -> dict:
-    from mrcnn_trt.fileio import read_json, sidecar_path
+    from mrcnn_trt.fileio import read_json_object, sidecar_path
 
     sp = sidecar_path(path)
     if not os.path.isfile(sp):
         raise UserError(f"{path} has no sidecar {sp}; export it with mrcnn-export")
-    return read_json(sp)
+    try:
+        return read_json_object(sp, "sidecar")
+    except UserError as e:
+        raise UserError(f"the sidecar of {path} is unusable ({e}); re-export the model") from None
 
 
 def sidecar_problems(side: dict, inputs: Dict[str, Sequence], outputs: Dict[str, Sequence]) -> List[str]:
@@ -118,6 +119,10 @@ def sidecar_problems(side: dict, inputs: Dict[str, Sequence], outputs: Dict[str,
     if num_classes != cfg.NUM_CLASSES or len(side.get("class_names", cfg.CLASS_NAMES)) != num_classes:
         problems.append(f"num_classes {num_classes} but config NUM_CLASSES {cfg.NUM_CLASSES} and "
                         f"{len(side.get('class_names', []))} class_names")
+    missing = sorted({"images", "windows"} - set(inputs)) + sorted({"detections", "count", "masks"} - set(outputs))
+    if missing:
+        problems.append(f"the graph lacks {', '.join(missing)} (inputs {sorted(inputs)}, outputs {sorted(outputs)}): "
+                        f"not an mrcnn-export model")
     img = list(inputs.get("images") or [])
     if len(img) != 4 or img[1] != 3:
         problems.append(f"graph input 'images' has shape {img}, expected [N, 3, S, S]")
@@ -130,6 +135,8 @@ def sidecar_problems(side: dict, inputs: Dict[str, Sequence], outputs: Dict[str,
         if not isinstance(img[0], int) and not dynamic:
             problems.append("the graph has a dynamic batch but the sidecar says a fixed one")
     det = list(outputs.get("detections") or [])
+    if det and (len(det) != 3 or det[2] not in (6, None) and not isinstance(det[2], str)):
+        problems.append(f"graph output 'detections' has shape {det}, expected [N, D, 6]")
     if len(det) == 3 and isinstance(det[1], int) and det[1] != cfg.DETECTION_MAX_INSTANCES:
         problems.append(f"config DETECTION_MAX_INSTANCES {cfg.DETECTION_MAX_INSTANCES} but the graph gives "
                         f"{det[1]} detections")
@@ -140,18 +147,16 @@ class OnnxRunner(Runner):
     backend = "onnxruntime"
 
     def __init__(self, path: str, threads: int = 2, providers=None, check_sidecar: bool = True,
-                 spinning: bool = True):
-        if not os.path.isfile(path):
-            raise UserError(f"ONNX file not found: {path}")
+                 spinning: bool = False):
+        from .modelfile import check_model_file, onnx_session
+
+        check_model_file(path)
         side = read_sidecar(path)
         if check_sidecar:
-            from mrcnn_trt.fileio import sha256_file
+            from mrcnn_trt.fileio import verify_model_digest
 
-            if side.get("onnx_sha256") and side["onnx_sha256"] != sha256_file(path):
-                raise UserError(f"{path} does not match its sidecar (sha256 differs): re-export it")
-        from mrcnn_trt.plugins.ort import make_session
-
-        self.session = make_session(path, threads=threads, providers=providers, spinning=spinning)
+            verify_model_digest(path, side)
+        self.session = onnx_session(path, threads=threads, providers=providers, spinning=spinning)
         if check_sidecar:
             shapes = lambda args: {a.name: list(a.shape) for a in args}  # noqa: E731
             problems = sidecar_problems(side, shapes(self.session.get_inputs()), shapes(self.session.get_outputs()))
@@ -167,7 +172,12 @@ class OnnxRunner(Runner):
         self.name = path
 
     def run(self, images, windows):
-        d, c, m = self.session.run(["detections", "count", "masks"], {"images": images, "windows": windows})
+        try:
+            d, c, m = self.session.run(["detections", "count", "masks"], {"images": images, "windows": windows})
+        except Exception as e:  # noqa: BLE001 - a graph that loads but cannot run (ONNX Runtime's Fail, ...)
+            from .modelfile import ModelFileError, error_detail
+
+            raise ModelFileError(f"ONNX Runtime cannot run {self.name}: {error_detail(e)}") from None
         return {"detections": d, "count": c.astype(np.int32), "masks": m}
 
 

@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads(r)
     r.add_argument("--max-pixels", type=positive_int, default=40_000_000, metavar="N",
                    help="largest image accepted, in pixels (default 40000000); larger ones get an error response")
-    r.add_argument("--arch", help="GPU of the serving machine for a plan, e.g. sm_86 (default: this machine's)")
+    r.add_argument("--arch", help="GPU of the serving machine for a plan, e.g. sm_86, 86 or 8.6 (default: this "
+                                  "machine's)")
     r.add_argument("--tensorrt", metavar="VERSION",
                    help="TensorRT release of the serving Triton for a plan, e.g. 10.5.0 (default: this machine's)")
     r.add_argument("--plugins", metavar="LIB", help="TensorRT plugin library (default: the one the plan was built with, "

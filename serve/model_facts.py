@@ -178,7 +178,7 @@ def check_plan_target(facts: ModelFacts, arch: Optional[str], trt_version: Optio
                               f"TensorRT release of its Triton, listed in the Triton release notes): a plan only "
                               f"loads there if they match the plan's (built for {', '.join(plan_targets(side)) or '?'}"
                               f", TensorRT {side.get('tensorrt', '?')})")
-    parse_arch(arch)
+    arch = arch_name(parse_arch(arch))   # sm_86, 86 or 8.6: one spelling from here on
     built = str(side.get("tensorrt", ""))
     try:
         same = parse_trt_version(built) == parse_trt_version(trt_version)

@@ -98,3 +98,53 @@ def test_parse_failure_is_detected():
     parser = importlib.import_module(console_scripts()["mrcnn-eval"]).build_parser()
     with pytest.raises(SystemExit):
         parser.parse_args(argv[1:])
+
+
+#: options that name a file or folder a command writes (besides -o/--out)
+WRITTEN_OPTIONS = {"mrcnn-train": ("export",), "mrcnn-build-engine": ("calib_cache", "timing_cache")}
+
+
+def written_paths(argv):
+    """Paths a documented command writes: its -o/--out (or the default it falls back to)
+    and the other options that name outputs. Commands whose output is not a path
+    (mrcnn-triton serve / infer without -o) give none."""
+    scripts = console_scripts()
+    parser = importlib.import_module(scripts[argv[0]]).build_parser()
+    args = parser.parse_args([a for a in argv[1:] if a != "..."])
+    paths = []
+    out = getattr(args, "out", None)
+    if out is None and argv[0] in ("mrcnn-build-engine", "mrcnn-calibrate"):
+        out = getattr(args, "onnx", None) or getattr(args, "model", None)   # default: beside the input
+    if argv[0] == "mrcnn-build-plugins":
+        out = None          # plugins/lib/<family>/ of the package (ignored by git) unless -o
+    if out is not None:
+        paths.append(out)
+    for name in WRITTEN_OPTIONS.get(argv[0], ()):
+        if getattr(args, name, None):
+            paths.append(getattr(args, name))
+    return [str(p) for p in paths]
+
+
+DOC_COMMANDS = [(w, a) for w, a in COMMANDS if ".md:" in w]   # the Markdown docs (not the --help examples)
+
+
+@pytest.mark.parametrize("where,argv", DOC_COMMANDS, ids=[w for w, _ in DOC_COMMANDS])
+def test_documented_command_writes_under_runs(where, argv):
+    """Every command the Markdown docs show writes under runs/ (ignored by git): a clone stays clean."""
+    for path in written_paths(argv):
+        var = re.fullmatch(r"\$\{?(\w+)\}?(/.*)?", path)
+        if var:   # a shell variable set in the same document: DATA=runs/shapes-data
+            text = open(os.path.join(REPO, where.rsplit(":", 1)[0])).read()
+            value = re.search(rf"^{var.group(1)}=(\S+)", text, re.M)
+            path = (value.group(1) if value else path) + (var.group(2) or "")
+        assert path.startswith("runs/") or path == "runs", f"{where}: `{' '.join(argv)}` writes {path}"
+
+
+def test_default_outputs_are_under_runs():
+    """Commands run without -o write under runs/ too (mrcnn-export, mrcnn-eval, mrcnn-quickstart)."""
+    assert written_paths(["mrcnn-export"]) == ["runs/model.onnx"]
+    assert written_paths(["mrcnn-eval", "--dataset", "coco", "--data-root", "x"]) == ["runs/eval"]
+    assert written_paths(["mrcnn-quickstart"]) == ["runs/quickstart"]
+    assert written_paths(["mrcnn-calibrate", "runs/m.onnx", "--fp16"]) == ["runs/m.onnx"]   # beside the input
+    with pytest.raises(AssertionError):   # the check itself fails on a path outside runs/
+        test_documented_command_writes_under_runs("x", ["mrcnn-export", "-o", "model.onnx"])

@@ -62,14 +62,15 @@ def test_arch_errors_say_what_to_install():
     assert "10.x" in checks.recommended_tensorrt("sm_86")
 
 
-@pytest.mark.parametrize("text,cc", [("sm_61", 61), ("sm_86", 86), ("sm_120", 120), (" sm_75 ", 75)])
+@pytest.mark.parametrize("text,cc", [("sm_61", 61), ("sm_86", 86), ("sm_120", 120), (" sm_75 ", 75), ("86", 86),
+                                     ("8.6", 86), ("12.0", 120), ("compute_89", 89), ("SM_89", 89), ("sm89", 89)])
 def test_parse_arch(text, cc):
     assert checks.parse_arch(text) == cc
 
 
-@pytest.mark.parametrize("bad", ["61", "sm61", "sm_6", "compute_61", "sm_8.6", "SM_86x", ""])
+@pytest.mark.parametrize("bad", ["6", "sm_6", "sm_8.6", "SM_86x", "8.6.1", "1234", "", "ampere"])
 def test_parse_arch_rejects(bad):
-    with pytest.raises(UserError, match="--arch must look like"):
+    with pytest.raises(UserError, match="is not a GPU architecture; write sm_86, 86 or 8.6"):
         checks.parse_arch(bad)
 
 
@@ -220,8 +221,15 @@ def test_library_device_code_with_cuobjdump(tmp_path):
 
 # ----------------------------------------------------------------------- ONNX sidecar
 def _model(tmp_path, **over):
+    import onnx
+    from onnx import TensorProto, helper
+
     onnx_path = tmp_path / "model.onnx"
-    onnx_path.write_bytes(b"not really onnx, only hashed")
+    # a real (tiny) ONNX graph: mrcnn-build-engine loads the file before it looks for TensorRT
+    g = helper.make_graph([helper.make_node("Relu", ["images"], ["detections"])], "stand-in",
+                          [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 256, 256])],
+                          [helper.make_tensor_value_info("detections", TensorProto.FLOAT, [1, 3, 256, 256])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(onnx_path))
     side = {"onnx_sha256": sha256_file(onnx_path), "flavor": "trt", "image_size": 256, "batch": 1,
             "num_classes": 4, "class_names": ["BG", "a", "b", "c"], "mean_pixel": [123.7, 116.8, 103.9],
             "opset": 17, "op_versions": {"mrcnn": 1}, "config": {"IMAGE_MIN_DIM": 256}}
@@ -450,8 +458,10 @@ def test_cli_help_and_argument_errors(tmp_path, capsys):
     assert "ONNX model not found: m.onnx" in capsys.readouterr().err
     path, _ = _model(tmp_path)
     before = _files(tmp_path)
-    assert main([path, "--arch", "61"]) == 2
-    assert "--arch must look like" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:          # the grammar is checked by the parser: one error line
+        main([path, "--arch", "sm61x"])
+    assert e.value.code == 2
+    assert "'sm61x' is not a GPU architecture; write sm_86, 86 or 8.6" in capsys.readouterr().err
     assert main([path, "--arch", "sm_61", "--calib-cache", "c"]) == PrecisionUnsupported.exit_code
     assert main([path, "--arch", "sm_99"]) == ArchUnsupported.exit_code
     assert "sm_99 is not a GPU architecture" in capsys.readouterr().err
@@ -587,10 +597,28 @@ def test_qdq_model_implies_int8():
 def test_parse_arch_list():
     assert archs.parse_arch_list("sm_86") == [86]
     assert archs.parse_arch_list("sm_86, sm_89,sm_120,sm_86,") == [86, 89, 120]
-    with pytest.raises(UserError, match="--arch must look like"):
-        archs.parse_arch_list("sm_86,89")
+    assert archs.parse_arch_list("89,sm_86;8.6 12.0") == [89, 86, 120]   # order kept, one grammar for every spelling
+    with pytest.raises(UserError, match="--arch: 'sm_8' is not a GPU architecture"):
+        archs.parse_arch_list("sm_86,sm_8")
     with pytest.raises(UserError, match="at least one"):
         archs.parse_arch_list(" , ")
+
+
+def test_one_arch_grammar_in_both_commands():
+    """mrcnn-build-engine --arch and mrcnn-build-plugins --cuda-archs (alias --arch) read the same
+    spellings into the same canonical list; a bad one is one argparse error line (exit 2)."""
+    from mrcnn_trt.engine import cli, plugins_build
+
+    for text, canon in (("89", "sm_89"), ("86,89", "sm_86,sm_89"), ("sm_86,8.9,sm_120", "sm_86,sm_89,sm_120")):
+        assert cli.build_parser().parse_args(["m.onnx", "--arch", text]).arch == canon
+        assert plugins_build.build_parser().parse_args(["--cuda-archs", text]).cuda_archs == canon
+        assert plugins_build.build_parser().parse_args(["--arch", text]).cuda_archs == canon
+    assert plugins_build.parse_cuda_archs("89,86,sm_75") == [75, 86, 89]
+    for parser, argv in ((cli.build_parser(), ["m.onnx", "--arch", "sm_8x"]),
+                         (plugins_build.build_parser(), ["--cuda-archs", "sm_8x"])):
+        with pytest.raises(SystemExit) as e:
+            parser.parse_args(argv)
+        assert e.value.code == 2
 
 
 @pytest.mark.parametrize("cc,family", [
@@ -846,3 +874,29 @@ def test_runner_fixed_batch_pads():
     out = r(np.ones((1, 3, 4, 4), np.float32), np.zeros((1, 4), np.float32))
     assert r.context.calls == []                       # static shapes: nothing to set
     assert out["count"].tolist() == [2]                 # the engine saw 2 images; the padded row is cut off
+
+
+def test_plugin_headers_sources_and_rtx_sdk_headers(tmp_path, monkeypatch):
+    """Without headers the error says where they come from; the TensorRT for RTX SDK's own
+    headers (TRT_*_RTX macros) are read as such: accepted for that family, refused for TensorRT."""
+    from types import SimpleNamespace
+
+    from mrcnn_trt.engine import plugins_build
+    from mrcnn_trt.engine.errors import PluginLibraryMismatch
+
+    monkeypatch.delenv("TENSORRT_ROOT", raising=False)
+    monkeypatch.setattr(plugins_build.os.path, "isfile", lambda p: False)   # no system headers either
+    with pytest.raises(UserError, match=r"NVIDIA/TensorRT.*11\.x release tag.*TensorRT for RTX SDK"):
+        plugins_build.find_tensorrt_include("rtx", None)
+    monkeypatch.undo()
+    (tmp_path / "NvInferVersion.h").write_text("#define TRT_MAJOR_RTX 1\n#define TRT_MINOR_RTX 7\n"
+                                              "#define TRT_PATCH_RTX 1\n#define NV_TENSORRT_MAJOR TRT_MAJOR_RTX\n")
+    assert plugins_build.header_version(str(tmp_path)) == "rtx-1.7.1"
+    plugins_build.check_headers(SimpleNamespace(name="rtx", version="1.7.1.116"), "rtx-1.7.1", str(tmp_path))
+    with pytest.raises(PluginLibraryMismatch, match="TensorRT for RTX headers"):
+        plugins_build.check_headers(SimpleNamespace(name="tensorrt", version="10.4.0"), "rtx-1.7.1", str(tmp_path))
+    with pytest.raises(PluginLibraryMismatch, match="TensorRT 11 layout"):
+        plugins_build.check_headers(SimpleNamespace(name="rtx", version="1.7.1.116"), "10.13.3", str(tmp_path))
+    public = os.path.join(REPO, "..", "shared", "third_party", "tensorrt-include", "11.1.0")
+    if os.path.isdir(public):
+        assert plugins_build.header_version(public) == "11.1.0"

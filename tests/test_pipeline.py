@@ -154,7 +154,21 @@ def test_pipelined_evaluation_equals_serial(shipped, tmp_path):
     assert vis[0] == vis[1] and len(vis[0]) == 3
     for name in vis[0]:
         assert (tmp_path / "0" / "vis" / name).read_bytes() == (tmp_path / "2" / "vis" / name).read_bytes()
-    assert 0 < m2["pipeline_efficiency"] and m2["throughput_ips"] > 0
+    for m in (m0, m2):   # the share of the wall time inside network calls: never above 1
+        assert 0 < m["pipeline_efficiency"] <= 1 and m["throughput_ips"] > 0
+        mean_ms = m["latency_per_image_ms"]["mean"]
+        assert m["pipeline_efficiency"] == pytest.approx(m["throughput_ips"] * mean_ms / 1000, rel=0.02, abs=2e-3)
+
+
+def test_pipeline_efficiency_uses_the_mean():
+    """Hand-computed: 4 calls of 10, 10, 10 and 50 ms in 0.1 s -> 0.8 (the median, 10 ms, would give 0.4;
+    with calls of 30, 30, 30, 10 ms in 0.1 s the median gave 1.2 > 1, the mean gives 1.0)."""
+    from mrcnn_trt.eval.evaluate import pipeline_efficiency
+
+    assert pipeline_efficiency([10, 10, 10, 50], 4, 0.1) == 0.8
+    assert pipeline_efficiency([30, 30, 30, 10], 4, 0.1) == 1.0
+    assert pipeline_efficiency([20, 20], 4, 0.1) == 0.4          # batches of 2: 20 ms per call, 10 per image
+    assert pipeline_efficiency([], 0, 0.0) is None
 
 
 def _peak_rss_mb(onnx_path, coco, limit):
@@ -181,10 +195,12 @@ def test_evaluation_memory_is_flat_in_the_number_of_images(shipped):
     assert large - small < 30, (small, large)   # 5x the images: the same memory (+ the evaluator's few KB/image)
 
 
-def test_pipelined_evaluation_runs_onnxruntime_without_spinning(shipped, tmp_path, monkeypatch):
-    """mrcnn-eval's pipelined loop (the default) opens ONNX Runtime with its threads not
-    busy-waiting between ops (they would take the cores from the reading/scoring threads);
-    --pipeline 0 keeps ONNX Runtime's default."""
+def test_evaluation_runs_onnxruntime_without_spinning(shipped, tmp_path, monkeypatch):
+    """mrcnn-eval opens ONNX Runtime with its threads not busy-waiting between ops (they
+    would take the cores from the reading/scoring threads and from other processes),
+    pipelined or not; OnnxRunner(spinning=True) still gives ONNX Runtime's default."""
+    from mrcnn_trt.runtime.runners import OnnxRunner
+
     from mrcnn_trt.eval import cli, runners
 
     onnx_path, coco = shipped
@@ -197,7 +213,8 @@ def test_pipelined_evaluation_runs_onnxruntime_without_spinning(shipped, tmp_pat
             return "default"
 
     assert spinning(runners.open_runner(onnx_path, pipelined=True)) == "0"
-    assert spinning(runners.open_runner(onnx_path)) == "default"
+    assert spinning(runners.open_runner(onnx_path)) == "0"
+    assert spinning(OnnxRunner(onnx_path, spinning=True)) == "default"
     seen = []
     real = runners.open_runner
 
@@ -210,4 +227,4 @@ def test_pipelined_evaluation_runs_onnxruntime_without_spinning(shipped, tmp_pat
     for pipeline in ("2", "0"):
         assert cli.main(["--model", onnx_path, "--dataset", "coco", "--data-root", coco, "--limit", "2",
                          "--pipeline", pipeline, "-o", str(tmp_path / pipeline)]) == 0
-    assert seen == ["0", "default"]
+    assert seen == ["0", "0"]

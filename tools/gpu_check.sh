@@ -30,9 +30,10 @@
 # Python: $PYTHON (default: .venv/bin/python if present, else python3). When mrcnn_trt is not
 # installed for it (or MRCNN_GPU_CHECK_STAGE=1), a symlinked package tree under DIR/work/pkg
 # goes on PYTHONPATH (Python >= 3.11: PYTHONSAFEPATH keeps the checkout from shadowing it).
-# pytest: when that Python lacks it, wheels from .cache/gpu-wheels are installed into
-# DIR/work/pydeps; fill that folder with --fetch-wheels on a machine with a package index and
-# copy it along to the GPU machine.
+# Pure-Python dependencies of the steps (pytest for `tests`, pybind11 for `build_cpu`): when
+# that Python lacks one, the wheels in .cache/gpu-wheels are unpacked into DIR/work/pydeps (a
+# wheel is a zip file: no pip, no package index). Fill that folder with --fetch-wheels on a
+# machine with a package index and carry it along to the GPU machine.
 # Exit status: 0 when every step passed, 1 otherwise. Target: < 8 minutes on an H200.
 set -uo pipefail
 
@@ -51,7 +52,7 @@ while (($#)); do
       py=${PYTHON:-python3}
       mkdir -p "$ROOT/.cache/gpu-wheels"
       exec "$py" -m pip download -q --only-binary=:all: --no-deps -d "$ROOT/.cache/gpu-wheels" \
-        pytest pluggy iniconfig packaging pygments ;;
+        pytest pluggy iniconfig packaging pygments pybind11 ;;
     -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -100,10 +101,19 @@ if [[ ${MRCNN_GPU_CHECK_STAGE:-0} == 1 ]] || ! "$PYTHON" -c "import mrcnn_trt.mo
   export PYTHONPATH=$WORK/pkg${PYTHONPATH:+:$PYTHONPATH} PYTHONSAFEPATH=1
   log "mrcnn_trt is not installed for $PYTHON: using the symlinked tree $WORK/pkg"
 fi
-if ! "$PYTHON" -c "import pytest" > /dev/null 2>&1; then
-  if compgen -G "$ROOT/.cache/gpu-wheels/pytest-*.whl" > /dev/null; then
-    "$PYTHON" -m pip install -q --no-index --no-deps --target "$WORK/pydeps" "$ROOT"/.cache/gpu-wheels/*.whl \
-      > "$LOGS/pytest_install.log" 2>&1 && export PYTHONPATH=$WORK/pydeps${PYTHONPATH:+:$PYTHONPATH}
+missing=()
+for m in pytest pybind11; do "$PYTHON" -c "import $m" > /dev/null 2>&1 || missing+=("$m"); done
+if ((${#missing[@]})); then
+  if compgen -G "$ROOT/.cache/gpu-wheels/*.whl" > /dev/null; then
+    rm -rf "$WORK/pydeps" && mkdir -p "$WORK/pydeps"
+    for w in "$ROOT"/.cache/gpu-wheels/*.whl; do
+      echo "unpacking $(basename "$w")"
+      "$PYTHON" -m zipfile -e "$w" "$WORK/pydeps" || log "could not unpack $w"
+    done > "$LOGS/pydeps.log" 2>&1
+    export PYTHONPATH=$WORK/pydeps${PYTHONPATH:+:$PYTHONPATH}
+    log "$PYTHON lacks ${missing[*]}: using the carried wheels (.cache/gpu-wheels -> $WORK/pydeps)"
+  else
+    log "$PYTHON lacks ${missing[*]} and no wheels were carried (.cache/gpu-wheels: run --fetch-wheels)"
   fi
 fi
 

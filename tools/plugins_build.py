@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import subprocess
 import sys
 
@@ -132,12 +133,107 @@ def ort_extension(repo_root: str, fetch: bool = True) -> Extension | None:
     )
 
 
-class BuildExt(build_ext if build_ext is not None else object):
-    """build_ext that names the ORT library plainly ``libmrcnn_ort_ops.so``.
+#: where built extensions are kept for reuse (see BuildExt)
+NATIVE_CACHE = os.path.join(".cache", "native")
 
-    It is loaded by ONNX Runtime (dlopen), not imported by Python, so it gets
-    no ``.cpython-3xx-...`` suffix.
+
+def _file_digest(h, path: str) -> None:
+    h.update(path.encode() + b"\0")
+    try:
+        with open(path, "rb") as f:
+            h.update(f.read())
+    except OSError:
+        h.update(b"<missing>")
+
+
+def extension_stamp(ext, repo_root: str, compiler_id: str = "") -> str:
+    """A digest of everything that makes an extension's binary: its name, sources and
+    headers (contents), the headers of its include folders that are ours or ORT's,
+    flags, the Python ABI, the pybind11 version and the compiler. Equal stamps: the
+    binary built before can be reused."""
+    import hashlib
+    import sysconfig
+
+    h = hashlib.sha256()
+    # pybind11's include folder lies in pip's temporary build environment: its version stands for it
+    includes = ["pybind11" if "pybind11" in d else d for d in ext.include_dirs or []]
+    for item in (ext.name, sysconfig.get_config_var("EXT_SUFFIX") or "", sys.version, compiler_id,
+                 " ".join(ext.extra_compile_args or []), " ".join(ext.extra_link_args or []),
+                 " ".join(includes), " ".join(map(str, ext.define_macros or []))):
+        h.update(str(item).encode() + b"\0")
+    try:
+        import pybind11
+
+        h.update(pybind11.__version__.encode())
+    except ImportError:
+        pass
+    files = list(ext.sources) + list(ext.depends or [])
+    for inc in ext.include_dirs or []:   # ORT's headers (a new version of them) and pybind11's are inputs too
+        if os.path.isdir(inc) and "pybind11" not in inc:
+            files += sorted(glob.glob(os.path.join(inc, "*.h")))
+    for f in files:
+        _file_digest(h, f if os.path.isabs(f) else os.path.join(repo_root, f))
+    return h.hexdigest()
+
+
+def _compiler_id(compiler) -> str:
+    """The C++ compiler's command and version (part of the stamp)."""
+    cmd = list(getattr(compiler, "compiler_so", None) or getattr(compiler, "compiler_cxx", None) or ["c++"])
+    try:
+        out = subprocess.run([cmd[0], "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    return " ".join(cmd) + "\n" + out.splitlines()[0] if out else " ".join(cmd)
+
+
+class BuildExt(build_ext if build_ext is not None else object):
+    """build_ext that names the ORT library plainly ``libmrcnn_ort_ops.so`` and
+    reuses the extensions built before when nothing that goes into them changed.
+
+    The ORT library is loaded by ONNX Runtime (dlopen), not imported by Python, so
+    it gets no ``.cpython-3xx-...`` suffix.
+
+    Reuse: ``pip install -e .`` builds in a fresh temporary folder every time, so
+    setuptools alone recompiles all three extensions (1.5-2 minutes) on every install,
+    e.g. for each ``pip install -e ".[extra]"``. Each extension built here is copied
+    to ``.cache/native/`` with its :func:`extension_stamp`; when the stamp of a new
+    build matches, the copy is used instead of compiling (``MRCNN_REBUILD_NATIVE=1``
+    forces a compile).
     """
+
+    def build_extension(self, ext):
+        repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        target = self.get_ext_fullpath(ext.name)
+        cache_dir = os.path.join(repo_root, NATIVE_CACHE)
+        cached = os.path.join(cache_dir, os.path.basename(target))
+        stamp_file = cached + ".stamp"
+        try:
+            stamp = extension_stamp(ext, repo_root, _compiler_id(self.compiler))
+        except Exception:  # noqa: BLE001  (never let the cache stop a build)
+            stamp = None
+        if stamp and not self.force and os.environ.get("MRCNN_REBUILD_NATIVE") != "1" and os.path.isfile(cached):
+            try:
+                with open(stamp_file) as f:
+                    same = f.read().strip() == stamp
+            except OSError:
+                same = False
+            if same:
+                os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+                shutil.copy2(cached, target)
+                print(f"reusing {os.path.relpath(cached, repo_root)} for {ext.name} (sources unchanged)",
+                      file=sys.stderr)
+                return
+        super().build_extension(ext)
+        if stamp and os.path.isfile(target):
+            try:
+                os.makedirs(cache_dir, exist_ok=True)
+                shutil.copy2(target, cached + ".tmp")
+                os.replace(cached + ".tmp", cached)
+                with open(stamp_file + ".tmp", "w") as f:
+                    f.write(stamp + "\n")
+                os.replace(stamp_file + ".tmp", stamp_file)
+            except OSError as e:   # a read-only checkout: build every time, as before
+                print(f"warning: could not keep {ext.name} for reuse: {e}", file=sys.stderr)
 
     def get_ext_filename(self, fullname):
         # called with the full dotted name or only its last part

@@ -16,6 +16,15 @@ Examples::
     mrcnn-train --dataset cityscapes --data-root cityscapes --weights mask_rcnn_coco.pth --layers heads \\
         --epochs 10 --out runs/cs
 
+Several processes (DistributedDataParallel; see :mod:`mrcnn_trt.train.distributed`)::
+
+    # 8 GPUs, global batch 16 (torchrun --standalone --nproc_per_node 8 -m mrcnn_trt.train ... is the same)
+    mrcnn-train --nproc 8 --device cuda --batch 2 --dataset cityscapes --data-root cityscapes \\
+        --weights mask_rcnn_coco.pth --layers heads --epochs 10 --out runs/cs
+
+``--batch`` is per process; rank 0 reads the weights, writes every file and
+prints; the others follow.
+
 Weights (``--weights``): ``none`` (fresh initialisation), ``imagenet`` (ResNet
 backbone weights from ``--imagenet-weights``, non-strict, with a report),
 ``last`` (resume ``OUT/last.pth``: epoch, step, loss history and optimizer
@@ -27,10 +36,13 @@ both (see :mod:`mrcnn_trt.train.finetune`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import sys
 import time
+from typing import Optional
 
 from mrcnn_trt import options
 from mrcnn_trt.cli import run_main
@@ -85,10 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the final weights (config, no optimizer state) to this file")
     p.add_argument("--seed", type=options.nonnegative_int, default=0,
                    help="random seed: initialisation, sampling, augmentation (default 0)")
-    p.add_argument("--workers", type=options.nonnegative_int, default=1,
+    p.add_argument("--workers", type=options.worker_count, default=1,
                    help="data loader processes (0 = in the main process; default 1)")
     options.add_threads(p, default=None)
     options.add_device(p)
+    options.add_distributed(p, "training")
     p.add_argument("--quiet", action="store_true", help="no per-epoch messages")
     return p
 
@@ -235,46 +248,121 @@ def build_and_load(args, dataset_class_names):
     return model, cfg, state
 
 
+def load_on_rank0(args, ctx, dataset_class_names):
+    """:func:`build_and_load` on rank 0; the other ranks build the same model from
+    rank 0's config and receive its resume state (their weights come from rank 0
+    through DistributedDataParallel), so only rank 0 needs the weight files."""
+    import torch
+
+    from mrcnn_trt.config import Config
+    from mrcnn_trt.distributed import broadcast_object
+    from mrcnn_trt.model.checkpoint import build_model
+
+    if not ctx.enabled:
+        return build_and_load(args, dataset_class_names)
+    if ctx.is_main:
+        try:
+            model, cfg, state = build_and_load(args, dataset_class_names)
+        except UserError as e:
+            broadcast_object(ctx, ("error", str(e)), "sending the model to the other ranks")
+            raise
+        broadcast_object(ctx, ("ok", (cfg.to_dict(), state)), "sending the model to the other ranks")
+        return model, cfg, state
+    status, payload = broadcast_object(ctx, None, "receiving the model from rank 0")
+    if status == "error":
+        raise UserError(f"rank 0 stopped: {payload}")
+    cfg_dict, state = payload
+    cfg = Config.from_dict(cfg_dict)
+    torch.manual_seed(args.seed)
+    return build_model(cfg), cfg, state
+
+
+#: files mrcnn-train writes into OUT (``--export`` must not be one of them)
+TRAINING_FILES = re.compile(r"^(last\.pth|epoch_\d+\.pth|losses\.json|losses\.png)$")
+
+
+def check_export(export: Optional[str], out: str, weights: Optional[str]) -> None:
+    """``--export`` before any training: a file (not a folder) in a folder that
+    can be written, neither one of the files training keeps in OUT (``last.pth``
+    holds the optimizer state and loss history needed to resume) nor the input
+    checkpoint."""
+    from mrcnn_trt.fileio import refuse_overwriting_inputs
+
+    if not export:
+        return
+    if os.path.isdir(export) or export.endswith(os.sep):
+        raise UserError(f"--export {export} is a folder; give a file, e.g. {os.path.join(export, 'final.pth')}")
+    folder = os.path.dirname(os.path.abspath(export))
+    if os.path.realpath(folder) == os.path.realpath(out) and TRAINING_FILES.match(os.path.basename(export)):
+        raise UserError(f"--export {export} would replace a file training keeps in {out} (last.pth, epoch_NNNN.pth, "
+                        f"losses.*); choose another name, e.g. {os.path.join(out, 'final.pth')}")
+    p = folder
+    while not os.path.exists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    if not os.path.isdir(p):
+        raise UserError(f"--export {export}: {p} is a file, not a folder")
+    if not os.access(p, os.W_OK):
+        raise UserError(f"--export {export}: folder {p} is not writable")
+    if weights not in (None, "none", "imagenet", "last"):
+        refuse_overwriting_inputs([export], [weights], hint="--export must not replace the --weights checkpoint")
+
+
 @run_main
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    from mrcnn_trt import distributed
+
+    if args.nproc > 1 and not distributed.launched():
+        return distributed.relaunch("mrcnn_trt.train", argv, args.nproc)
     if args.weights == "imagenet" and not args.imagenet_weights:
         raise UserError("--weights imagenet needs --imagenet-weights FILE (ResNet weights with fpn.C* names)")
     if args.imagenet_weights and not os.path.isfile(args.imagenet_weights):
         raise UserError(f"ImageNet weights file not found: {args.imagenet_weights}")
-    import torch
-
-    from mrcnn_trt.fileio import output_folder
+    check_export(args.export, args.out, args.weights)
     from mrcnn_trt.model.checkpoint import check_device
-    from mrcnn_trt.train.loop import LAYER_REGEX, TrainOptions, train
 
     check_device(args.device)
-    if args.weights == "none" and args.layers != "all":
+    ctx = distributed.init(args.device, args.dist_timeout)
+    try:
+        return _train(args, ctx)
+    finally:
+        distributed.shutdown()
+
+
+def _train(args, ctx) -> int:
+    from mrcnn_trt import distributed
+    from mrcnn_trt.fileio import output_folder
+    from mrcnn_trt.threads import configure_torch
+    from mrcnn_trt.train.loop import LAYER_REGEX, TrainOptions, train
+
+    device = distributed.rank_device(ctx, args.device)
+    if args.weights == "none" and args.layers != "all" and ctx.is_main:
         print(f"warning: --weights none starts from random weights, and --layers {args.layers} keeps the rest of "
               f"the network (the backbone included) frozen at them; use --layers all, or start from "
               f"--weights imagenet / a checkpoint", file=sys.stderr)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # --threads, else one per available core (mrcnn_trt.threads), shared by the ranks on this machine
+    configure_torch(args.threads or distributed.threads_per_rank(ctx))
     if args.layers not in LAYER_REGEX:
         print(f"note: --layers {args.layers!r} is used as a regex")
     train_ds, val_ds = open_datasets(args)
     names = getattr(train_ds, "class_names", None)
-    model, cfg, state = build_and_load(args, names)
+    model, cfg, state = load_on_rank0(args, ctx, names)
     if names is not None and len(names) != cfg.NUM_CLASSES:
         raise UserError(f"the dataset has {len(names)} classes (with BG) but the config {cfg.NAME!r} has "
                         f"{cfg.NUM_CLASSES}; pass a matching --config")
     if names is not None and tuple(names) != tuple(cfg.CLASS_NAMES):
         print(f"note: dataset class names {list(names)[1:6]}... differ from the config's "
               f"{list(cfg.CLASS_NAMES)[1:6]}...; internal ids are used as they are")
-    if args.device != "cpu":
-        model = model.to(args.device)
+    if device != "cpu":
+        model = model.to(device)
     opts = TrainOptions(out_dir=args.out, epochs=args.epochs, layers=args.layers, lr=args.lr, batch=args.batch,
                         steps_per_epoch=args.steps_per_epoch, val_steps=args.val_steps, seed=args.seed,
                         workers=args.workers, schedule=args.schedule, warmup_steps=args.warmup_steps,
-                        export=args.export, quiet=args.quiet)
+                        export=args.export, quiet=args.quiet or not ctx.is_main)
     t0 = time.time()
-    with output_folder(args.out):
-        st = train(model, train_ds, val_ds, opts, state)
+    with (output_folder(args.out) if ctx.is_main else contextlib.nullcontext()):
+        st = train(model, train_ds, val_ds, opts, state, ctx=ctx)
     if not args.quiet:
         print(f"done: epoch {st.epoch}, {st.global_step} steps, {time.time() - t0:.0f} s; "
               f"checkpoints in {args.out}")

@@ -19,7 +19,13 @@
   parameters whose names ``re.fullmatch`` the regex of the chosen option (spec
   §4.6 table) and False for the others, so a later stage *can* re-enable
   layers (the original only ever cleared the flag). BN stays frozen.
-* Training images get the horizontal flip, validation images do not.
+* Training images get the horizontal flip, validation images do not. Every
+  random draw of an image (flip, RPN anchor subsampling, ROI sampling) is
+  seeded by ``--seed`` and the image's key (its place in the run), so it is
+  the same whichever batch or process the image lands in.
+* Several processes (``ctx``, :mod:`mrcnn_trt.train.distributed`): DDP over a
+  global batch of ``batch x world_size``, losses pooled over the global batch,
+  rank 0 writes.
 * Checkpoints: ``OUT/epoch_0001.pth`` ... and ``OUT/last.pth`` after every
   epoch (atomic), our format with the config, epoch, global step, loss
   history and the optimizer state (momentum buffers keyed by parameter name,
@@ -170,7 +176,10 @@ class PreparedData(torch.utils.data.Dataset):
     def __getitem__(self, item):
         index, key = item
         rng = np.random.default_rng([self.seed, int(key), int(index), int(self.augment)])
-        return prepare_sample(self.dataset[int(index)], self.config, self.anchors, rng, augment=self.augment)
+        sample = prepare_sample(self.dataset[int(index)], self.config, self.anchors, rng, augment=self.augment)
+        if sample is not None:
+            sample.key = int(key)
+        return sample
 
 
 class _KeySampler(torch.utils.data.Sampler):
@@ -189,8 +198,13 @@ def _collate(batch):
 
 
 def make_loader(data: PreparedData, items: Sequence, batch_size: int, workers: int):
+    """Batches of ``items``; ``workers`` loader processes compute with one thread each
+    (:func:`mrcnn_trt.threads.worker_init`), so they do not oversubscribe the cores."""
+    from mrcnn_trt.threads import worker_init
+
     return torch.utils.data.DataLoader(data, batch_size=batch_size, sampler=_KeySampler(items),
                                        num_workers=workers, collate_fn=_collate,
+                                       worker_init_fn=worker_init if workers else None,
                                        persistent_workers=False, prefetch_factor=4 if workers else None)
 
 
@@ -243,13 +257,29 @@ def proposal_ops(model):
     return ops
 
 
-def forward_losses(model, samples: List[TrainSample], rng: np.random.Generator) -> Dict[str, torch.Tensor]:
+def loss_counts(samples: List[TrainSample], targets) -> Dict[str, int]:
+    """How many rows each of the five losses averages over, for these images:
+    RPN anchors with a label, positive anchors with a target row, sampled ROIs,
+    positive ROIs (box and mask). A mean over several processes weights each
+    process's mean by its count (:mod:`mrcnn_trt.train.distributed`)."""
+    return {
+        "rpn_class": int(sum(int((s.rpn_match != 0).sum()) for s in samples)),
+        "rpn_bbox": int(sum(min(int((s.rpn_match == 1).sum()), int(s.rpn_bbox.shape[0])) for s in samples)),
+        "mrcnn_class": int(sum(int(torch.as_tensor(t.class_ids).numel()) for t in targets)),
+        "mrcnn_bbox": int(sum(int((torch.as_tensor(t.class_ids) > 0).sum()) for t in targets)),
+        "mrcnn_mask": int(sum(int(t.num_positive) for t in targets)),
+    }
+
+
+def forward_losses(model, samples: List[TrainSample], rng, return_counts: bool = False):
     """Training forward pass on prepared samples -> the five losses (docs/model.md §4.3-§4.5).
 
     The model must be in training mode (BatchNorm stays frozen). Proposals are
     made without gradient (POST_NMS_ROIS_TRAINING per image), detection targets
-    are sampled per image, and the heads run on the sampled ROIs of all images
-    together.
+    are sampled per image (``rng``: one generator, or one per image; see
+    :func:`~mrcnn_trt.train.targets.batch_detection_targets`), and the heads run
+    on the sampled ROIs of all images together. ``return_counts``: also return
+    :func:`loss_counts`, as ``(losses, counts)``.
     """
     cfg = model.config
     dev = model.anchors.device
@@ -287,16 +317,47 @@ def forward_losses(model, samples: List[TrainSample], rng: np.random.Generator) 
     pos_ids = torch.cat([t.class_ids[: t.num_positive] for t in targets]).to(dev)
     pos_masks = torch.cat([t.masks for t in targets]).to(dev)
 
-    return {
+    losses = {
         "rpn_class": rpn_class_loss(rpn_match, rpn_logits),
         "rpn_bbox": rpn_bbox_loss(rpn_bbox, rpn_match, rpn_deltas),
         "mrcnn_class": mrcnn_class_loss(class_ids, class_logits),
         "mrcnn_bbox": mrcnn_bbox_loss(deltas, class_ids, class_deltas),
         "mrcnn_mask": mrcnn_mask_loss(pos_masks, pos_ids, mask_logits),
     }
+    return (losses, loss_counts(samples, targets)) if return_counts else losses
 
 
-def train_step(model, optimizer, samples: List[TrainSample], rng: np.random.Generator,
+#: largest magnitude a trained weight may reach before the run counts as diverged (a network of this
+#: kind keeps its weights within a few units; a too-high --lr pushes them to 1e10 and beyond)
+WEIGHT_LIMIT = 1e4
+
+
+def check_divergence(model, epoch: int, val_losses: Dict[str, float], saved_epoch: int, out_dir: str) -> None:
+    """Before an epoch is saved: its validation losses must be finite and every
+    trainable weight finite and below :data:`WEIGHT_LIMIT`; otherwise
+    :class:`UserError` (nothing of this epoch is written, ``last.pth`` stays
+    the last good epoch). The per-step check covers the training losses."""
+    bad = [f"validation {k} is {v}" for k, v in val_losses.items() if not math.isfinite(v)]
+    if not bad:
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if not p.requires_grad:
+                    continue
+                if not torch.isfinite(p).all():
+                    bad.append(f"weight {name} is not finite")
+                    break
+                top = float(p.abs().max()) if p.numel() else 0.0
+                if top > WEIGHT_LIMIT:
+                    bad.append(f"weight {name} reaches {top:.3g} (limit {WEIGHT_LIMIT:g})")
+                    break
+    if bad:
+        kept = (f"the last complete epoch is {saved_epoch} ({os.path.join(out_dir, 'last.pth')})" if saved_epoch
+                else "nothing was saved")
+        raise UserError(f"training diverged in epoch {epoch}: {bad[0]}; epoch {epoch} is not saved, {kept}; "
+                        f"lower --lr")
+
+
+def train_step(model, optimizer, samples: List[TrainSample], rng,
                clip_norm: float) -> Dict[str, float]:
     """One optimizer step on a batch; returns the float losses (plus ``loss``, ``grad_norm``)."""
     model.train()
@@ -313,16 +374,27 @@ def train_step(model, optimizer, samples: List[TrainSample], rng: np.random.Gene
     return out
 
 
+def val_item(i: int) -> tuple:
+    """The ``(index, key)`` item of validation image ``i`` (its key is its place: no epoch)."""
+    return (int(i), int(i))
+
+
+def val_rng(seed: int, sample: TrainSample) -> np.random.Generator:
+    """The generator of a validation image's ROI sampling (by its key: the same in any batch or process)."""
+    return np.random.default_rng([seed, 99, int(sample.key)])
+
+
 @torch.no_grad()
 def validation_losses(model, loader, seed: int) -> Dict[str, float]:
-    """Mean losses over a validation loader (training-mode forward, no augmentation)."""
+    """Mean losses over a validation loader (training-mode forward, no augmentation):
+    each batch's pooled losses, weighted by its number of images."""
     model.train()
     sums: Dict[str, float] = {}
     n = 0
-    for step, samples in enumerate(loader):
+    for samples in loader:
         if not samples:
             continue
-        losses = forward_losses(model, samples, np.random.default_rng([seed, 99, step]))
+        losses = forward_losses(model, samples, [val_rng(seed, s) for s in samples])
         losses = {k: float(v) for k, v in losses.items()}
         losses["loss"] = sum(losses[k] for k in LOSS_NAMES)
         for k, v in losses.items():
@@ -407,48 +479,81 @@ def losses_figure(history: dict):
     return fig
 
 
-def train(model, train_data, val_data, opts: TrainOptions, state: Optional[TrainState] = None) -> TrainState:
+def train(model, train_data, val_data, opts: TrainOptions, state: Optional[TrainState] = None,
+          ctx=None) -> TrainState:
     """Train ``model`` on ``train_data`` (a dataset of Samples) up to ``opts.epochs``.
 
     ``state`` resumes a previous run (epoch, global step, history, optimizer
     state). Writes checkpoints, ``losses.json`` and ``losses.png`` to
     ``opts.out_dir`` after every epoch. Returns the final state.
+
+    ``ctx``: a :class:`~mrcnn_trt.distributed.DistContext` to train as one rank
+    of a job (DistributedDataParallel, :mod:`mrcnn_trt.train.distributed`):
+    ``opts.batch`` images per rank, a global batch of ``batch x world_size``;
+    only rank 0 writes files. Every rank must call this with the same
+    arguments (rank 0's state: the command broadcasts it).
     """
     from ..cli import progress
+    from ..distributed import DistContext
 
     cfg = model.config
     state = state or TrainState()
+    ctx = ctx or DistContext()
+    main = ctx.is_main
     batch = int(opts.batch or cfg.IMAGES_PER_GPU)
+    global_batch = batch * ctx.world_size
     lr = float(opts.lr if opts.lr is not None else cfg.LEARNING_RATE)
     if len(train_data) == 0:
         raise UserError("the training set is empty")
-    steps = int(opts.steps_per_epoch or math.ceil(len(train_data) / batch))
+    steps = int(opts.steps_per_epoch or math.ceil(len(train_data) / global_batch))
     total = steps * int(opts.epochs)
-    os.makedirs(opts.out_dir, exist_ok=True)
+    if main:
+        os.makedirs(opts.out_dir, exist_ok=True)
 
     trainable = set_trainable(model, opts.layers)
     optimizer = make_optimizer(model, lr, cfg.LEARNING_MOMENTUM, cfg.WEIGHT_DECAY)
     restored = load_optimizer_state(model, optimizer, state.optimizer)
+    step_fn = train_step
+    if ctx.enabled:
+        from .distributed import DistributedStep, check_in_sync, rank_seeds, seed_rank
+
+        seed_rank(ctx, opts.seed)
+        step_fn = DistributedStep(model, ctx)
+        check_in_sync(ctx, model, optimizer, state.epoch, state.global_step)
+        state.history.setdefault("runs", []).append({
+            "from_epoch": state.epoch + 1, **ctx.describe(), "batch_per_rank": batch, "global_batch": global_batch,
+            "lr": lr, "seed": opts.seed, "rank_seeds": rank_seeds(opts.seed, ctx.world_size)})
     n_params = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad)
     _log(opts, f"training {len(trainable)} tensors ({n_params:,} parameters, layers={opts.layers}); "
                f"{len(train_data)} training images, batch {batch}, {steps} steps/epoch, "
                f"epochs {state.epoch + 1}..{opts.epochs}, lr {lr} ({opts.schedule})"
                + (f"; restored {restored} momentum buffers" if state.optimizer else ""))
+    if ctx.enabled:
+        _log(opts, f"{ctx.world_size} ranks ({ctx.backend}), identical weights and optimizer state on every rank; "
+                   f"global batch {global_batch} = {batch} per rank x {ctx.world_size}. The learning rate {lr} is "
+                   f"used as given (linear scaling rule: k times the global batch of a recipe -> k times its "
+                   f"learning rate; not applied automatically)")
     if state.epoch >= opts.epochs:
         _log(opts, f"already trained to epoch {state.epoch} (>= --epochs {opts.epochs}); nothing to do")
     train_prep = PreparedData(train_data, cfg, opts.seed, augment=True)
     val_loader = None
+    n_val = 0
     if val_data is not None and len(val_data) > 0 and opts.val_steps > 0:
         val_prep = PreparedData(val_data, cfg, opts.seed, augment=False)
-        n_val = min(len(val_data), opts.val_steps * batch)
-        val_loader = make_loader(val_prep, [(i, 0) for i in range(n_val)], batch, 0)
+        n_val = min(len(val_data), opts.val_steps * global_batch)
+        val_loader = make_loader(val_prep, [val_item(i) for i in range(n_val)], global_batch, 0)
 
     saved_epoch = state.epoch
     try:
         for epoch in range(state.epoch + 1, opts.epochs + 1):
             t0 = time.time()
-            loader = make_loader(train_prep, epoch_items(len(train_data), steps, batch, opts.seed, epoch), batch,
-                                 opts.workers)
+            items = epoch_items(len(train_data), steps, global_batch, opts.seed, epoch)
+            if ctx.enabled:   # this rank's share: items r, r+W, ... (step s of all ranks = one global batch)
+                from torch.utils.data.distributed import DistributedSampler
+
+                items = [items[i] for i in DistributedSampler(items, num_replicas=ctx.world_size, rank=ctx.rank,
+                                                              shuffle=False, drop_last=False)]
+            loader = make_loader(train_prep, items, batch, opts.workers)
             sums: Dict[str, float] = {}
             window: Dict[str, float] = {}
             n_win = n_done = 0
@@ -458,9 +563,11 @@ def train(model, train_data, val_data, opts: TrainOptions, state: Optional[Train
                 step_lr = lr_at(state.global_step, total, lr, opts.schedule, opts.warmup_steps)
                 for g in optimizer.param_groups:
                     g["lr"] = step_lr
-                if samples:
-                    rng = np.random.default_rng([opts.seed, state.global_step, 1])
-                    out = train_step(model, optimizer, samples, rng, cfg.GRADIENT_CLIP_NORM)
+                out = None
+                if samples or ctx.enabled:   # every rank takes part in every step of a job
+                    rngs = [np.random.default_rng([opts.seed, s.key, 1]) for s in samples]
+                    out = step_fn(model, optimizer, samples, rngs, cfg.GRADIENT_CLIP_NORM)
+                if out is not None:
                     if not all(math.isfinite(out[k]) for k in LOSS_NAMES):
                         raise UserError(f"training diverged at step {state.global_step} (losses {out}); "
                                         f"lower --lr")
@@ -482,7 +589,13 @@ def train(model, train_data, val_data, opts: TrainOptions, state: Optional[Train
                                                **{k: window[k] / n_win for k in window}})
             bar.close()
             train_mean = {k: v / max(n_done, 1) for k, v in sums.items()}
-            val_mean = validation_losses(model, val_loader, opts.seed) if val_loader is not None else {}
+            if ctx.enabled and val_loader is not None:
+                from .distributed import validation_losses_sharded
+
+                val_mean = validation_losses_sharded(ctx, model, val_prep, n_val, batch, opts.seed)
+            else:
+                val_mean = validation_losses(model, val_loader, opts.seed) if val_loader is not None else {}
+            check_divergence(model, epoch, val_mean, saved_epoch, opts.out_dir)
             elapsed = time.time() - t0
             state.epoch = epoch
             state.history["epochs"].append({"epoch": epoch, "steps": n_done, "global_step": state.global_step,
@@ -491,29 +604,40 @@ def train(model, train_data, val_data, opts: TrainOptions, state: Optional[Train
                                             "time_s": round(elapsed, 1), "train": train_mean, "val": val_mean})
             state.optimizer = optimizer_state(model, optimizer)
             ckpt = os.path.join(opts.out_dir, f"epoch_{epoch:04d}.pth")
-            save_checkpoint(ckpt, model, cfg, epoch=epoch, global_step=state.global_step, layers=opts.layers,
-                            history=state.history, optimizer=state.optimizer)
-            save_checkpoint(os.path.join(opts.out_dir, "last.pth"), model, cfg, epoch=epoch,
-                            global_step=state.global_step, layers=opts.layers, history=state.history,
-                            optimizer=state.optimizer)
+            if main:   # rank 0 alone writes (every rank holds the same weights)
+                save_checkpoint(ckpt, model, cfg, epoch=epoch, global_step=state.global_step, layers=opts.layers,
+                                history=state.history, optimizer=state.optimizer)
+                save_checkpoint(os.path.join(opts.out_dir, "last.pth"), model, cfg, epoch=epoch,
+                                global_step=state.global_step, layers=opts.layers, history=state.history,
+                                optimizer=state.optimizer)
             saved_epoch = epoch
-            write_json_atomic(os.path.join(opts.out_dir, "losses.json"), state.history)
-            plot_losses(state.history, os.path.join(opts.out_dir, "losses.png"))
+            if main:
+                write_json_atomic(os.path.join(opts.out_dir, "losses.json"), state.history)
+                plot_losses(state.history, os.path.join(opts.out_dir, "losses.png"))
             fmt = lambda d: " ".join(f"{k}={d[k]:.4f}" for k in ("loss",) + LOSS_NAMES if k in d)  # noqa: E731
             _log(opts, f"epoch {epoch}/{opts.epochs} ({elapsed:.0f}s, {n_done} steps): train {fmt(train_mean)}"
                        + (f" | val {fmt(val_mean)}" if val_mean else "") + f" -> {ckpt}")
     except KeyboardInterrupt:   # Ctrl-C or SIGTERM: say what is kept, then stop
-        last = os.path.join(opts.out_dir, "last.pth")
-        print(f"\nstopped during epoch {saved_epoch + 1}: " + (
-            f"the last complete epoch is {saved_epoch} ({last}); resume with --weights last" if saved_epoch
-            else "no epoch was completed, nothing was saved"), file=sys.stderr)
+        print("\n" + _stopped_line(opts, ctx, saved_epoch), file=sys.stderr)
+        raise
+    except UserError as e:      # e.g. another rank was lost (mrcnn_trt.distributed.PeerLost)
+        if ctx.enabled and state.epoch < opts.epochs:
+            e.args = (f"{e}; {_stopped_line(opts, ctx, saved_epoch)}",)
         raise
 
-    if opts.export:
+    if opts.export and main:
         save_checkpoint(opts.export, model, cfg, epoch=state.epoch, global_step=state.global_step,
                         layers=opts.layers)
         _log(opts, f"final weights (no optimizer state) -> {opts.export}")
     return state
+
+
+def _stopped_line(opts: TrainOptions, ctx, saved_epoch: int) -> str:
+    last = os.path.join(opts.out_dir, "last.pth")
+    who = f"rank {ctx.rank}: " if ctx.enabled else ""
+    return who + f"stopped during epoch {saved_epoch + 1}: " + (
+        f"the last complete epoch is {saved_epoch} ({last}); resume with --weights last" if saved_epoch
+        else "no epoch was completed, nothing was saved")
 
 
 def state_from_checkpoint(extra: dict) -> TrainState:

@@ -226,6 +226,7 @@ class TrainSample:
     gt_boxes: np.ndarray
     gt_masks: np.ndarray
     image_id: object = None
+    key: int = 0    # the item's sampling key in the run (seeds its ROI sampling in the training step)
 
 
 def prepare_sample(sample, config, anchors: np.ndarray, rng: np.random.Generator,
@@ -374,13 +375,20 @@ def detection_targets(proposals: torch.Tensor, gt_class_ids: torch.Tensor, gt_bo
 
 
 def batch_detection_targets(rois: torch.Tensor, roi_count: torch.Tensor, samples: List[TrainSample], config,
-                            rng: np.random.Generator) -> List[DetectionTargets]:
-    """:func:`detection_targets` for each image of a batch (proposals ``[N, R, 4]`` + counts)."""
+                            rng) -> List[DetectionTargets]:
+    """:func:`detection_targets` for each image of a batch (proposals ``[N, R, 4]`` + counts).
+
+    ``rng``: one generator drawn from image after image, or a sequence with one
+    generator per image (then an image's sampling does not depend on which
+    other images share its batch, or its process)."""
     s = float(config.IMAGE_MAX_DIM)
+    rngs = list(rng) if isinstance(rng, (list, tuple)) else [rng] * len(samples)
+    if len(rngs) != len(samples):
+        raise ValueError(f"{len(rngs)} generators for {len(samples)} images")
     out = []
     for i, smp in enumerate(samples):
         n = int(roi_count[i])
         out.append(detection_targets(rois[i, :n], torch.from_numpy(smp.gt_class_ids),
                                      torch.from_numpy(smp.gt_boxes) / s, torch.from_numpy(smp.gt_masks),
-                                     config, rng))
+                                     config, rngs[i]))
     return out

@@ -18,6 +18,9 @@
 #include "../host/plugin_host.h"
 #include "../proposal_layer/proposal_layer.h"
 #include "../pyramid_roi_align/pyramid_roi_align.h"
+#ifdef MRCNN_CAPI_CHECKS
+#include "capi_checks.h"
+#endif
 
 #ifndef MRCNN_CAPI_CUDA_ARCHS
 #define MRCNN_CAPI_CUDA_ARCHS ""
@@ -46,6 +49,11 @@ int guarded(Fn&& fn) {
   } catch (const CapiError& e) {
     g_error = e.msg;
     return e.code;
+#ifdef MRCNN_CAPI_CHECKS
+  } catch (const mrcnn::capi_checks::CheckError& e) {
+    g_error = e.msg;
+    return mrcnn::capi_checks::kCheckFailed;
+#endif
   } catch (const HostError& e) {
     g_error = e.what();
     return -1;
@@ -91,6 +99,12 @@ std::vector<Dims> dims_from(int n_inputs, const int* ranks, const int64_t* dims)
   }
   return out;
 }
+
+#ifdef MRCNN_CAPI_CHECKS
+constexpr bool kChecks = true;
+#else
+constexpr bool kChecks = false;
+#endif
 
 int64_t numel(const Dims& d) {
   int64_t n = 1;
@@ -142,7 +156,8 @@ const char* mrcnn_capi_info(void) {
   static const std::string info = [] {
     std::ostringstream os;
     os << "{\"capi_version\": " << MRCNN_CAPI_VERSION << ", \"cuda_runtime_version\": " << CUDART_VERSION
-       << ", \"archs\": \"" << MRCNN_CAPI_CUDA_ARCHS << "\", \"contract\": " << mrcnn::host::contract_json() << "}";
+       << ", \"archs\": \"" << MRCNN_CAPI_CUDA_ARCHS << "\", \"debug_checks\": " << (kChecks ? "true" : "false")
+       << ", \"contract\": " << mrcnn::host::contract_json() << "}";
     return os.str();
   }();
   return info.c_str();
@@ -211,7 +226,29 @@ int mrcnn_cuda_run(const char* op, const double* attrs, int n_attr_values, int n
              std::to_string(need) + " needed");
       if (device >= 0) cuda_check(cudaSetDevice(device), op, "cudaSetDevice");
       const mrcnn::DType dt = dtype == 1 ? mrcnn::DType::kFloat16 : mrcnn::DType::kFloat32;
-      cuda_check(launch(p, dt, inputs, outs, workspace, static_cast<cudaStream_t>(stream)), op, "CUDA launch");
+      const cudaStream_t s = static_cast<cudaStream_t>(stream);
+#ifdef MRCNN_CAPI_CHECKS
+      // Debug build: alignment, overlaps, guard bands, unchanged inputs (capi_checks.h).
+      const size_t data_size = dtype == 1 ? 2 : 4;
+      auto elem = [&](const mrcnn::host::TensorSpec& t) {
+        return t.role == mrcnn::host::Role::kData ? data_size : (size_t)4;
+      };
+      mrcnn::capi_checks::Launch chk(op);
+      for (int i = 0; i < n_inputs; ++i)
+        chk.input(io.inputs[i].name, inputs[i], (size_t)numel(shapes[i]) * elem(io.inputs[i]), elem(io.inputs[i]));
+      for (int o = 0; o < n_outputs; ++o)
+        if (outs[o] != nullptr)
+          chk.output(io.outputs[o].name, outs[o], (size_t)numel(out_shapes[o]) * elem(io.outputs[o]),
+                     elem(io.outputs[o]));
+      if (workspace != nullptr && need > 0) chk.workspace(workspace, workspace_bytes);
+      chk.before();
+      void* staged_outs[8];
+      for (int o = 0; o < 8; ++o) staged_outs[o] = outs[o] != nullptr ? chk.staged(outs[o]) : nullptr;
+      cuda_check(launch(p, dt, inputs, staged_outs, chk.staged(workspace), s), op, "CUDA launch");
+      chk.after(s);
+#else
+      cuda_check(launch(p, dt, inputs, outs, workspace, s), op, "CUDA launch");
+#endif
     });
   });
 }

@@ -11,7 +11,8 @@
  * both exactly as for the ONNX Runtime ops and the TensorRT plugins.
  *
  * Functions return 0 on success; otherwise a non-zero code (a cudaError_t
- * value for CUDA failures, -1 for invalid arguments) and
+ * value for CUDA failures, -1 for invalid arguments, -2 for a failed debug
+ * check of a build with MRCNN_CAPI_CHECKS: plugins/capi/capi_checks.h) and
  * mrcnn_capi_last_error() returns one line saying what went wrong (per
  * thread, valid until the next call on that thread).
  */
@@ -35,7 +36,8 @@ MRCNN_CAPI_EXPORT int mrcnn_capi_version(void);
 MRCNN_CAPI_EXPORT const char* mrcnn_capi_last_error(void);
 
 /* Build facts as JSON: {"capi_version", "cuda_runtime_version" (of the build),
- * "archs" ("sass:75,86 ptx:86"), "contract" (host::contract_json)}. */
+ * "archs" ("sass:75,86 ptx:86"), "debug_checks" (built with MRCNN_CAPI_CHECKS),
+ * "contract" (host::contract_json)}. */
 MRCNN_CAPI_EXPORT const char* mrcnn_capi_info(void);
 
 /* Output shapes for these attributes and input shapes: writes the rank of
@@ -58,7 +60,8 @@ MRCNN_CAPI_EXPORT int mrcnn_cuda_workspace_size(const char* op, const double* at
  *   workspace device memory of at least mrcnn_cuda_workspace_size bytes (may be
  *             NULL when that is 0)
  * Returns after the launches (asynchronous); launch errors are reported, later
- * device faults surface at the next synchronization. */
+ * device faults surface at the next synchronization. A debug build
+ * (MRCNN_CAPI_CHECKS) synchronizes the stream and checks bounds first. */
 MRCNN_CAPI_EXPORT int mrcnn_cuda_run(const char* op, const double* attrs, int n_attr_values, int n_inputs,
                                      const int* ranks, const int64_t* dims, int dtype, const void* const* inputs,
                                      int n_outputs, void* const* outputs, void* workspace, size_t workspace_bytes,

@@ -41,8 +41,12 @@ __device__ __forceinline__ uint16_t from_float<uint16_t>(float x) {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 1 << 20;  // grid-stride loops cover the rest
 
+// Threads per block of a launch: `fallback` (the kernel's own choice, kThreads
+// by default) unless set_block_threads (nms_cuda.h) chose another count.
+int block_threads(int fallback = kThreads);
+
 // Blocks for a grid-stride loop over n items (at least 1).
-inline unsigned int blocks_for(int64_t n, int threads = kThreads) {
+inline unsigned int blocks_for(int64_t n, int threads = block_threads()) {
   int64_t b = (n + threads - 1) / threads;
   if (b < 1) b = 1;
   if (b > kMaxBlocks) b = kMaxBlocks;

@@ -32,55 +32,7 @@ constexpr int kMinLevel = 2;
 constexpr int kMaxLevel = 5;
 constexpr int kNumLevels = kMaxLevel - kMinLevel + 1;
 
-// ----------------------------------------------------------------- float ops
-// Correctly rounded float32 operations that are never fused into an FMA.
-MRCNN_HD float mrcnn_mul(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-MRCNN_HD float mrcnn_add(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-MRCNN_HD float mrcnn_sub(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fsub_rn(a, b);
-#else
-  return a - b;
-#endif
-}
-MRCNN_HD float mrcnn_div(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fdiv_rn(a, b);
-#else
-  return a / b;
-#endif
-}
-
-// Correctly rounded float32 square root (IEEE 754 requires it; on the device
-// __fsqrt_rn, never the approximate sqrtf of --use_fast_math).
-MRCNN_HD float mrcnn_sqrt(float x) {
-#if defined(__CUDA_ARCH__)
-  return __fsqrt_rn(x);
-#else
-  return sqrtf(x);
-#endif
-}
-
-// exp / log2 of a float32 computed in double and rounded once: correctly
-// rounded except in astronomically rare cases, hence the same on every
-// platform (glibc, CUDA), unlike expf/log2f. PyTorch's float32 exp is not
-// correctly rounded (about 1% of values differ by 1 ulp); tests compare with
-// the reference evaluated with exp/log2 in float64 for bit-exact checks.
-MRCNN_HD float mrcnn_exp(float x) { return (float)exp((double)x); }
-MRCNN_HD float mrcnn_log2(float x) { return (float)log2((double)x); }
-
+// ----------------------------------------------------------------- float bits
 MRCNN_HD uint32_t float_bits(float x) {
 #if defined(__CUDA_ARCH__)
   return __float_as_uint(x);
@@ -99,6 +51,66 @@ MRCNN_HD float bits_float(uint32_t u) {
   return x;
 #endif
 }
+
+// One bit pattern for every NaN an operation produces: the default quiet NaN
+// 0x7fc00000 (float('nan')). The hardware differs: x86 gives 0xffc00000 for
+// inf - inf or 0 * inf and keeps an input NaN's payload, CUDA gives 0x7fffffff.
+// Without this the CPU and CUDA kernels agree that a value is NaN but not on
+// its bits (e.g. a box whose float16 deltas overflow exp: y2 = -inf + inf).
+MRCNN_HD float canonical_nan(float x) {
+  return (float_bits(x) & 0x7fffffffu) > 0x7f800000u ? bits_float(0x7fc00000u) : x;
+}
+
+// ----------------------------------------------------------------- float ops
+// Correctly rounded float32 operations that are never fused into an FMA; a NaN
+// result is canonical_nan's.
+MRCNN_HD float mrcnn_mul(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return canonical_nan(__fmul_rn(a, b));
+#else
+  return canonical_nan(a * b);
+#endif
+}
+MRCNN_HD float mrcnn_add(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return canonical_nan(__fadd_rn(a, b));
+#else
+  return canonical_nan(a + b);
+#endif
+}
+MRCNN_HD float mrcnn_sub(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return canonical_nan(__fsub_rn(a, b));
+#else
+  return canonical_nan(a - b);
+#endif
+}
+MRCNN_HD float mrcnn_div(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return canonical_nan(__fdiv_rn(a, b));
+#else
+  return canonical_nan(a / b);
+#endif
+}
+
+// Correctly rounded float32 square root (IEEE 754 requires it; on the device
+// __fsqrt_rn, never the approximate sqrtf of --use_fast_math).
+MRCNN_HD float mrcnn_sqrt(float x) {
+#if defined(__CUDA_ARCH__)
+  return canonical_nan(__fsqrt_rn(x));
+#else
+  return canonical_nan(sqrtf(x));
+#endif
+}
+
+// exp / log2 of a float32 computed in double and rounded once: correctly
+// rounded except in astronomically rare cases, hence the same on every
+// platform (glibc, CUDA), unlike expf/log2f. PyTorch's float32 exp is not
+// correctly rounded (about 1% of values differ by 1 ulp); tests compare with
+// the reference evaluated with exp/log2 in float64 for bit-exact checks.
+MRCNN_HD float mrcnn_exp(float x) { return canonical_nan((float)exp((double)x)); }
+MRCNN_HD float mrcnn_log2(float x) { return canonical_nan((float)log2((double)x)); }
+
 
 MRCNN_HD bool is_nan(float x) { return (float_bits(x) & 0x7fffffffu) > 0x7f800000u; }
 MRCNN_HD bool is_finite(float x) { return (float_bits(x) & 0x7f800000u) != 0x7f800000u; }
@@ -223,8 +235,11 @@ MRCNN_HD Box scale_box(const Box& b, float s) {
 MRCNN_HD Box divide_box(const Box& b, float s) {
   return Box{mrcnn_div(b.y1, s), mrcnn_div(b.x1, s), mrcnn_div(b.y2, s), mrcnn_div(b.x2, s)};
 }
-// torch.round: half to even (rintf in the default rounding mode).
-MRCNN_HD Box round_box(const Box& b) { return Box{rintf(b.y1), rintf(b.x1), rintf(b.y2), rintf(b.x2)}; }
+// torch.round: half to even (rintf in the default rounding mode); NaN: canonical_nan.
+MRCNN_HD Box round_box(const Box& b) {
+  return Box{canonical_nan(rintf(b.y1)), canonical_nan(rintf(b.x1)), canonical_nan(rintf(b.y2)),
+             canonical_nan(rintf(b.x2))};
+}
 
 // Legacy +1 area: (x2 - x1 + 1) * (y2 - y1 + 1).
 MRCNN_HD float box_area_plus1(const Box& b) {

@@ -16,6 +16,15 @@ namespace cuda {
 
 namespace cub = CUB_NS_QUALIFIER;
 
+// ------------------------------------------------------------ block size
+namespace {
+int g_block_threads = 0;  // 0: every kernel's own choice
+}  // namespace
+
+void set_block_threads(int threads) { g_block_threads = threads > 0 ? threads : 0; }
+
+int block_threads(int fallback) { return g_block_threads > 0 ? g_block_threads : fallback; }
+
 // ----------------------------------------------------------- segmented sort
 // With a DoubleBuffer (the caller supplies both buffers) CUB's temporary
 // storage is only alignment slack (255 bytes in CUB 1.15); reserve more and
@@ -43,7 +52,7 @@ cudaError_t segmented_sort_u64(uint64_t* keys, uint64_t* alt, int num_segments, 
   int* offsets = c.take<int>((int64_t)num_segments + 1);
   void* temp = c.take<char>((int64_t)kCubTempReserve);
 
-  segment_offsets_kernel<<<blocks_for((int64_t)num_segments + 1), kThreads, 0, stream>>>(offsets, num_segments,
+  segment_offsets_kernel<<<blocks_for((int64_t)num_segments + 1), block_threads(), 0, stream>>>(offsets, num_segments,
                                                                                          seg_len);
   MRCNN_CUDA_TRY(cudaGetLastError());
 
@@ -64,8 +73,9 @@ cudaError_t segmented_sort_u64(uint64_t* keys, uint64_t* alt, int num_segments, 
 // --------------------------------------------------------------------- NMS
 constexpr int kNmsCols = 64;  // boxes per mask word
 
-// Grid (col word cb, row block rb, segment s), 64 threads. Thread t handles
-// row i = rb*64 + t and writes mask[s][i][cb]: bit u set <=> box i
+// Grid (col word cb, row block rb, segment s), 64 threads by default (any
+// count works: threads stride over the 64 columns and the 64 rows). Row
+// i = rb*64 + t (+ blockDim.x ...) gets mask[s][i][cb]: bit u set <=> box i
 // suppresses box j = cb*64 + u, for j > i (only words cb >= rb are written;
 // the sequential pass reads no others).
 __global__ void nms_mask_kernel(const float* boxes, const int32_t* classes, int K, int col_words, float threshold,
@@ -82,8 +92,7 @@ __global__ void nms_mask_kernel(const float* boxes, const int32_t* classes, int 
   const int col_start = cb * kNmsCols;
   const int n_cols = min(K - col_start, kNmsCols);
   const int64_t seg_base = (int64_t)s * K;
-  const int t = threadIdx.x;
-  if (t < n_cols) {
+  for (int t = threadIdx.x; t < n_cols; t += blockDim.x) {
     const Box b = load_box(boxes + (seg_base + col_start + t) * 4);
     col_box[t] = b;
     col_area[t] = box_area_plus1(b);
@@ -91,17 +100,19 @@ __global__ void nms_mask_kernel(const float* boxes, const int32_t* classes, int 
   }
   __syncthreads();
 
-  const int i = rb * kNmsCols + t;
-  if (i >= K) return;
-  const Box bi = load_box(boxes + (seg_base + i) * 4);
-  const float area_i = box_area_plus1(bi);
-  const int32_t class_i = classes != nullptr ? classes[seg_base + i] : 0;
-  uint64_t bits = 0;
-  for (int u = (rb == cb) ? t + 1 : 0; u < n_cols; ++u) {
-    if (col_class[u] == class_i && iou_suppresses(bi, area_i, col_box[u], col_area[u], threshold))
-      bits |= 1ull << u;
+  for (int t = threadIdx.x; t < kNmsCols; t += blockDim.x) {
+    const int i = rb * kNmsCols + t;
+    if (i >= K) return;
+    const Box bi = load_box(boxes + (seg_base + i) * 4);
+    const float area_i = box_area_plus1(bi);
+    const int32_t class_i = classes != nullptr ? classes[seg_base + i] : 0;
+    uint64_t bits = 0;
+    for (int u = (rb == cb) ? t + 1 : 0; u < n_cols; ++u) {
+      if (col_class[u] == class_i && iou_suppresses(bi, area_i, col_box[u], col_area[u], threshold))
+        bits |= 1ull << u;
+    }
+    mask[(seg_base + i) * col_words + cb] = bits;
   }
-  mask[(seg_base + i) * col_words + cb] = bits;
 }
 
 // One block per segment. Walks the boxes in order; a box is kept unless a
@@ -145,10 +156,10 @@ cudaError_t nms_cuda(const float* boxes, const int32_t* classes, const int32_t* 
   if (keep_stride < max_keep) return cudaErrorInvalidValue;
   if (K > 0) {
     const dim3 grid(col_words, col_words, S);
-    nms_mask_kernel<<<grid, kNmsCols, 0, stream>>>(boxes, classes, K, col_words, threshold, mask);
+    nms_mask_kernel<<<grid, block_threads(kNmsCols), 0, stream>>>(boxes, classes, K, col_words, threshold, mask);
     MRCNN_CUDA_TRY(cudaGetLastError());
   }
-  nms_reduce_kernel<<<S, kThreads, 0, stream>>>(mask, num_valid, K, col_words, max_keep, removed, keep, keep_stride,
+  nms_reduce_kernel<<<S, block_threads(), 0, stream>>>(mask, num_valid, K, col_words, max_keep, removed, keep, keep_stride,
                                                 keep_count);
   return cudaGetLastError();
 }

@@ -32,6 +32,14 @@ size_t segmented_sort_u64_workspace(int num_segments);
 cudaError_t segmented_sort_u64(uint64_t* keys, uint64_t* alt, int num_segments, int seg_len, void* workspace,
                                size_t workspace_bytes, uint64_t** sorted, cudaStream_t stream);
 
+// ------------------------------------------------------------- block size
+// Threads per block of every launch of the project's kernels (not CUB's):
+// 0 (the default) = each kernel's own choice (256; 64 for the NMS mask
+// kernel). The results do not depend on it; tests run 32 (one warp) and 1024
+// threads per block to show that. Process-wide and not thread-safe: set it
+// before launching, from tests only (the libraries do not export it).
+void set_block_threads(int threads);
+
 // --------------------------------------------------------------------- NMS
 // Words of one mask row for K boxes.
 inline int nms_col_words(int K) { return (K + 63) / 64; }

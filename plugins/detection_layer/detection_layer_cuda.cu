@@ -168,7 +168,7 @@ cudaError_t launch(const DetectionLayerParams& p, const float* rois, const int32
   const unsigned int grid = cuda::blocks_for(NR);
   DetectionWorkspace ws(p, workspace);
 
-  detection_refine_kernel<T><<<grid, cuda::kThreads, 0, stream>>>(
+  detection_refine_kernel<T><<<grid, cuda::block_threads(), 0, stream>>>(
       p, rois, roi_count, static_cast<const T*>(probs), static_cast<const T*>(deltas), window, ws.boxes, ws.cls,
       ws.score, ws.keys);
   MRCNN_CUDA_TRY(cudaGetLastError());
@@ -176,20 +176,20 @@ cudaError_t launch(const DetectionLayerParams& p, const float* rois, const int32
   MRCNN_CUDA_TRY(cuda::segmented_sort_u64(ws.keys, ws.keys_alt, p.N, p.R, ws.sort_ws, ws.sort_bytes, &sorted,
                                           stream));
   MRCNN_CUDA_TRY(cudaMemsetAsync(ws.num_cand, 0, sizeof(int32_t) * (size_t)p.N, stream));
-  detection_gather_kernel<<<grid, cuda::kThreads, 0, stream>>>(p.N, p.R, sorted, ws.boxes, ws.cls, ws.cand_boxes,
+  detection_gather_kernel<<<grid, cuda::block_threads(), 0, stream>>>(p.N, p.R, sorted, ws.boxes, ws.cls, ws.cand_boxes,
                                                               ws.cand_cls, ws.cand_roi, ws.num_cand);
   MRCNN_CUDA_TRY(cudaGetLastError());
 
   MRCNN_CUDA_TRY(cuda::nms_cuda(ws.cand_boxes, ws.cand_cls, ws.num_cand, p.N, p.R, p.nms_threshold,
                                 /*max_keep=*/p.R, ws.mask, ws.removed, ws.keep, p.R, ws.num_kept, stream));
 
-  detection_survivor_keys_kernel<<<grid, cuda::kThreads, 0, stream>>>(p.N, p.R, ws.keep, ws.num_kept, ws.cand_roi,
+  detection_survivor_keys_kernel<<<grid, cuda::block_threads(), 0, stream>>>(p.N, p.R, ws.keep, ws.num_kept, ws.cand_roi,
                                                                      ws.score, ws.keys);
   MRCNN_CUDA_TRY(cudaGetLastError());
   MRCNN_CUDA_TRY(cuda::segmented_sort_u64(ws.keys, ws.keys_alt, p.N, p.R, ws.sort_ws, ws.sort_bytes, &sorted,
                                           stream));
 
-  detection_output_kernel<<<cuda::blocks_for((int64_t)p.N * p.max_instances), cuda::kThreads, 0, stream>>>(
+  detection_output_kernel<<<cuda::blocks_for((int64_t)p.N * p.max_instances), cuda::block_threads(), 0, stream>>>(
       p, sorted, ws.num_kept, ws.boxes, ws.cls, ws.score, dets, count);
   return cudaGetLastError();
 }

@@ -105,17 +105,17 @@ cudaError_t launch(const ProposalLayerParams& p, const void* scores_v, const voi
 
   uint64_t* sorted = ws.keys;
   if (k > 0) {
-    proposal_keys_kernel<T><<<cuda::blocks_for(NA), cuda::kThreads, 0, stream>>>(scores, NA, p.A, ws.keys);
+    proposal_keys_kernel<T><<<cuda::blocks_for(NA), cuda::block_threads(), 0, stream>>>(scores, NA, p.A, ws.keys);
     MRCNN_CUDA_TRY(cudaGetLastError());
     MRCNN_CUDA_TRY(cuda::segmented_sort_u64(ws.keys, ws.keys_alt, p.N, p.A, ws.sort_ws, ws.sort_bytes, &sorted,
                                             stream));
-    proposal_decode_kernel<T><<<cuda::blocks_for((int64_t)p.N * k), cuda::kThreads, 0, stream>>>(
+    proposal_decode_kernel<T><<<cuda::blocks_for((int64_t)p.N * k), cuda::block_threads(), 0, stream>>>(
         p, k, sorted, deltas, anchors, ws.boxes, ws.anchor_of);
     MRCNN_CUDA_TRY(cudaGetLastError());
   }
   MRCNN_CUDA_TRY(cuda::nms_cuda(ws.boxes, /*classes=*/nullptr, /*num_valid=*/nullptr, p.N, k, p.nms_threshold,
                                 p.post_nms_topk, ws.mask, ws.removed, ws.keep, p.post_nms_topk, count, stream));
-  proposal_output_kernel<<<cuda::blocks_for((int64_t)p.N * p.post_nms_topk), cuda::kThreads, 0, stream>>>(
+  proposal_output_kernel<<<cuda::blocks_for((int64_t)p.N * p.post_nms_topk), cuda::block_threads(), 0, stream>>>(
       p, k, ws.boxes, ws.anchor_of, ws.keep, count, rois, anchor_index);
   return cudaGetLastError();
 }

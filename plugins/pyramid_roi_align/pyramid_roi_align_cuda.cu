@@ -58,7 +58,7 @@ cudaError_t launch(const PyramidROIAlignParams& p, const float* boxes, const voi
   for (int l = 0; l < kNumLevels; ++l) levels.map[l] = static_cast<const T*>(feature_maps[l]);
   const int64_t total = (int64_t)p.N * p.R * p.C * p.pooled_size * p.pooled_size;
   const float scale = level_scale(p.canonical_size, p.image_size);
-  pyramid_roi_align_kernel<T><<<cuda::blocks_for(total), cuda::kThreads, 0, stream>>>(p, scale, boxes, levels,
+  pyramid_roi_align_kernel<T><<<cuda::blocks_for(total), cuda::block_threads(), 0, stream>>>(p, scale, boxes, levels,
                                                                                      static_cast<T*>(crops));
   return cudaGetLastError();
 }

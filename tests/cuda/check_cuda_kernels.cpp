@@ -13,16 +13,35 @@
 //    every output must be bit-identical: crops, proposals, anchor indices, detections
 //    and counts.
 //
+// 3. With a CUDA device, NMS alone (plugins/common/nms_cuda.cu) at K = 1000, with and
+//    without a keep limit, against the CPU NMS (nms_cpu).
+//
 // Prints "GPU: skipped (...)" or "GPU: compared" and exits non-zero on any failure.
+// Each GPU comparison is a case: a line "CASE <name>" when it starts and, when it ends,
+// "RESULT {json}" with max_abs_diff (largest |GPU - CPU| over the float outputs),
+// mismatches (output elements whose bits differ), elements and seconds (tools/sim reads
+// these lines and attributes the simulator's instruction counts to the cases).
+//
+// Options (for tools/sim_check.sh; no option: everything, default block sizes):
+//   --only OP[,OP...]  only the cases of these ops (PyramidROIAlign, ProposalLayer,
+//                      DetectionLayer, NMS)
+//   --threads N        N threads per block in every launch of the project's kernels
+//                      (mrcnn::cuda::set_block_threads; 32 = one warp)
 #include <cuda_runtime_api.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+#include <string>
 #include <vector>
 
 #include "common/mrcnn_math.h"
+#include "common/nms_cuda.h"
 #include "common/op_params.h"
 #include "detection_layer/detection_layer.h"
 #include "proposal_layer/proposal_layer.h"
@@ -41,6 +60,43 @@ static int g_failures = 0;
       printf("\n");                                             \
     }                                                           \
   } while (0)
+
+// ------------------------------------------------------------------ cases
+// One GPU-vs-CPU comparison: counts differing elements and the largest |difference|.
+struct Case {
+  std::string name;
+  size_t elements = 0, mismatches = 0;
+  double max_abs = 0.0;
+  std::chrono::steady_clock::time_point t0;
+
+  explicit Case(std::string n) : name(std::move(n)), t0(std::chrono::steady_clock::now()) {
+    printf("CASE %s\n", name.c_str());
+    fflush(stdout);
+  }
+  void value(double g, double c, bool bits_equal) {
+    ++elements;
+    if (bits_equal) return;
+    ++mismatches;
+    const double d = (isnan(g) || isnan(c)) ? INFINITY : fabs(g - c);
+    if (d > max_abs) max_abs = d;
+  }
+  void f32(const float* g, const float* c, size_t n) {
+    for (size_t i = 0; i < n; ++i) value(g[i], c[i], memcmp(&g[i], &c[i], 4) == 0);
+  }
+  void f16(const uint16_t* g, const uint16_t* c, size_t n) {
+    for (size_t i = 0; i < n; ++i) value(half_to_float(g[i]), half_to_float(c[i]), g[i] == c[i]);
+  }
+  void i32(const int32_t* g, const int32_t* c, size_t n) {
+    for (size_t i = 0; i < n; ++i) value(g[i], c[i], g[i] == c[i]);
+  }
+  ~Case() {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    printf("RESULT {\"case\": \"%s\", \"elements\": %zu, \"mismatches\": %zu, \"max_abs_diff\": %.9g, "
+           "\"seconds\": %.3f}\n",
+           name.c_str(), elements, mismatches, isinf(max_abs) ? 1e308 : max_abs, s);
+    fflush(stdout);
+  }
+};
 
 // ------------------------------------------------------------------ inputs
 struct Rng {
@@ -184,6 +240,7 @@ static void compare_pyramid(DType dt) {
     for (float& v : maps[l]) v = rng.uniform(-4.0f, 4.0f);
   }
   const size_t esz = dt == DType::kFloat16 ? 2 : 4;
+  Case cs(std::string("PyramidROIAlign ") + (dt == DType::kFloat16 ? "fp16" : "fp32"));
   const size_t out_n = (size_t)p.N * p.R * p.C * p.pooled_size * p.pooled_size;
   std::vector<std::vector<uint16_t>> hmaps(4);
   const void* host_maps[4];
@@ -212,6 +269,10 @@ static void compare_pyramid(DType dt) {
   pyramid_roi_align_cpu(p, dt, boxes.data(), host_maps, cpu.data(), nullptr);
   size_t diff = 0;
   for (size_t i = 0; i < out_n; ++i) diff += memcmp(&gpu[i * esz], &cpu[i * esz], esz) != 0;
+  if (dt == DType::kFloat16)
+    cs.f16((const uint16_t*)gpu.data(), (const uint16_t*)cpu.data(), out_n);
+  else
+    cs.f32((const float*)gpu.data(), (const float*)cpu.data(), out_n);
   CHECK(diff == 0, "PyramidROIAlign (%s): %zu of %zu crop values differ from the CPU kernel",
         dt == DType::kFloat16 ? "fp16" : "fp32", diff, out_n);
 }
@@ -231,6 +292,7 @@ static void compare_proposal(DType dt) {
     anchors[4 * a + 3] = cx + w / 2;
   }
   const size_t esz = dt == DType::kFloat16 ? 2 : 4;
+  Case cs(std::string("ProposalLayer ") + (dt == DType::kFloat16 ? "fp16" : "fp32"));
   std::vector<uint16_t> hs, hd;
   const void* sc = scores.data();
   const void* de = deltas.data();
@@ -256,6 +318,9 @@ static void compare_proposal(DType dt) {
   const char* tag = dt == DType::kFloat16 ? "fp16" : "fp32";
   for (int n = 0; n < p.N; ++n) CHECK(g_cnt[n] == c_cnt[n], "ProposalLayer (%s) count[%d]: gpu %d cpu %d", tag, n,
                                       g_cnt[n], c_cnt[n]);
+  cs.i32(g_cnt.data(), c_cnt.data(), g_cnt.size());
+  cs.i32(g_ai.data(), c_ai.data(), g_ai.size());
+  cs.f32(g_rois.data(), c_rois.data(), g_rois.size());
   size_t bad_ai = 0, bad_box = 0;
   for (size_t i = 0; i < g_ai.size(); ++i) bad_ai += g_ai[i] != c_ai[i];
   for (size_t i = 0; i < g_rois.size(); ++i) bad_box += memcmp(&g_rois[i], &c_rois[i], sizeof(float)) != 0;
@@ -286,6 +351,7 @@ static void compare_detection(DType dt) {
   }
   for (float& d : deltas) d = rng.uniform(-0.5f, 0.5f);
   const size_t esz = dt == DType::kFloat16 ? 2 : 4;
+  Case cs(std::string("DetectionLayer ") + (dt == DType::kFloat16 ? "fp16" : "fp32"));
   std::vector<uint16_t> hp, hd;
   const void* pr = probs.data();
   const void* de = deltas.data();
@@ -314,13 +380,86 @@ static void compare_detection(DType dt) {
     CHECK(g_cnt[n] == c_cnt[n], "DetectionLayer (%s) count[%d]: gpu %d cpu %d", tag, n, g_cnt[n], c_cnt[n]);
     CHECK(c_cnt[n] > 0, "DetectionLayer (%s): test input gives no detections", tag);
   }
+  cs.i32(g_cnt.data(), c_cnt.data(), g_cnt.size());
+  cs.f32(g.data(), c.data(), g.size());
   size_t bad = 0;
   for (size_t i = 0; i < g.size(); ++i) bad += memcmp(&g[i], &c[i], sizeof(float)) != 0;
   CHECK(bad == 0, "DetectionLayer (%s): %zu of %zu output values differ from the CPU kernel (bits)", tag, bad,
         g.size());
 }
 
-int main() {
+// NMS alone: K boxes in priority order (host sort: score desc, ties by lower index, as
+// nms_cpu), one segment; kept original indices (and their count) vs nms_cpu's.
+static void compare_nms(int K, int max_keep) {
+  Case cs("NMS K=" + std::to_string(K) + (max_keep < K ? " max_keep=" + std::to_string(max_keep) : ""));
+  Rng rng(4);
+  std::vector<float> boxes((size_t)K * 4), scores(K);
+  for (int i = 0; i < K; ++i) {
+    // Clusters of overlapping boxes (many suppressions), score ties, a few degenerate boxes.
+    const float cy = (float)(rng.next() % 8) * 40.f + rng.uniform(-6.f, 6.f);
+    const float cx = (float)(rng.next() % 8) * 40.f + rng.uniform(-6.f, 6.f);
+    const float h = i % 97 == 5 ? 0.f : rng.uniform(8.f, 60.f), w = rng.uniform(8.f, 60.f);
+    boxes[4 * i + 0] = cy - h / 2, boxes[4 * i + 1] = cx - w / 2, boxes[4 * i + 2] = cy + h / 2,
+    boxes[4 * i + 3] = cx + w / 2;
+    scores[i] = (float)(rng.next() % 200) / 200.f;
+  }
+  std::vector<int32_t> order(K);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return scores[a] > scores[b]; });
+  std::vector<float> sorted((size_t)K * 4);
+  for (int j = 0; j < K; ++j) memcpy(&sorted[4 * j], &boxes[4 * order[j]], 16);
+  const float thr = 0.5f;
+  DevBuf d_boxes(sorted.size() * 4), d_mask(cuda::nms_mask_words(1, K) * 8), d_rem(cuda::nms_removed_words(1, K) * 8),
+      d_keep((size_t)K * 4), d_cnt(4);
+  bool ok = upload(d_boxes, sorted) && d_mask.p && d_rem.p && d_keep.p && d_cnt.p;
+  CHECK(ok, "NMS upload");
+  if (!ok) return;
+  const cudaError_t e = cuda::nms_cuda((const float*)d_boxes.p, nullptr, nullptr, 1, K, thr, max_keep,
+                                       (uint64_t*)d_mask.p, (uint64_t*)d_rem.p, (int32_t*)d_keep.p, K,
+                                       (int32_t*)d_cnt.p, 0);
+  CHECK(e == cudaSuccess, "NMS: %s", cudaGetErrorString(e));
+  std::vector<int32_t> g_keep(K, -1), g_cnt(1);
+  CHECK(download(g_keep, d_keep) && download(g_cnt, d_cnt), "download");
+  std::vector<int32_t> c_keep(K, -1);
+  const int c_cnt = nms_cpu(boxes.data(), scores.data(), K, thr, max_keep, c_keep.data(), nullptr);
+  std::vector<int32_t> g_idx(K, -1);
+  for (int j = 0; j < g_cnt[0] && j < K; ++j) g_idx[j] = g_keep[j] >= 0 && g_keep[j] < K ? order[g_keep[j]] : -2;
+  for (int j = c_cnt; j < K; ++j) c_keep[j] = -1;
+  cs.i32(g_cnt.data(), &c_cnt, 1);
+  cs.i32(g_idx.data(), c_keep.data(), K);
+  CHECK(g_cnt[0] == c_cnt, "NMS K=%d: gpu keeps %d, cpu %d", K, g_cnt[0], c_cnt);
+  if (max_keep < K)
+    CHECK(c_cnt == max_keep, "NMS K=%d: test input keeps %d boxes (want the limit, %d)", K, c_cnt, max_keep);
+  else
+    CHECK(c_cnt > 1 && c_cnt < K, "NMS K=%d: test input keeps %d boxes (want suppressions)", K, c_cnt);
+  printf("NMS K=%d max_keep=%d: %d kept\n", K, max_keep, c_cnt);
+  CHECK(cs.mismatches == 0, "NMS K=%d max_keep=%d: %zu kept indices differ from the CPU NMS", K, max_keep,
+        cs.mismatches);
+}
+
+static bool wanted(const char* only, const char* op) {
+  if (only == nullptr) return true;
+  const std::string list = std::string(",") + only + ",";
+  return list.find(std::string(",") + op + ",") != std::string::npos;
+}
+
+int main(int argc, char** argv) {
+  const char* only = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+      only = argv[++i];
+    } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+      const int t = atoi(argv[++i]);
+      if (t < 1 || t > 1024) {
+        fprintf(stderr, "--threads: 1..1024\n");
+        return 2;
+      }
+      cuda::set_block_threads(t);
+    } else {
+      fprintf(stderr, "usage: %s [--only OP[,OP...]] [--threads N]\n", argv[0]);
+      return 2;
+    }
+  }
   check_host_side();
   int ndev = 0;
   const cudaError_t e = cudaGetDeviceCount(&ndev);
@@ -329,9 +468,13 @@ int main() {
     printf("GPU: skipped (%s)\n", e != cudaSuccess ? cudaGetErrorName(e) : "no device");
   } else {
     for (DType dt : {DType::kFloat32, DType::kFloat16}) {
-      compare_pyramid(dt);
-      compare_proposal(dt);
-      compare_detection(dt);
+      if (wanted(only, "PyramidROIAlign")) compare_pyramid(dt);
+      if (wanted(only, "ProposalLayer")) compare_proposal(dt);
+      if (wanted(only, "DetectionLayer")) compare_detection(dt);
+    }
+    if (wanted(only, "NMS")) {
+      compare_nms(1000, 1000);
+      compare_nms(1000, 100);
     }
     CHECK(cudaDeviceSynchronize() == cudaSuccess, "device error");
     printf("GPU: compared\n");
