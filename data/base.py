@@ -51,10 +51,6 @@ class Sample:
     original_size: Tuple[int, int] = (0, 0)  # (h, w) of the stored image
     extra: Dict = field(default_factory=dict)
 
-    @property
-    def num_instances(self) -> int:
-        return int(self.class_ids.shape[0])
-
 
 def extract_bboxes(masks: np.ndarray) -> np.ndarray:
     """Boxes ``[G, 4] int32 (y1, x1, y2, x2)`` of ``masks [H, W, G]``.

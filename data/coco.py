@@ -190,10 +190,6 @@ class CocoDataset(Dataset):
                             f"are read from {self.image_dir}; pass another folder with --images DIR)")
         return super().load_image(i)
 
-    def internal_class_id(self, category_id: int) -> int:
-        """COCO category id -> internal id (KeyError if not loaded)."""
-        return self._cat_to_internal[int(category_id)]
-
     def load_annotations(self, i: int, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
         info = self.image_info(i)
         if "height" in info and (info["height"], info["width"]) != (height, width):

@@ -170,14 +170,6 @@ def check_trt_supports_arch(trt_version: str, arch: str | int) -> ArchSupport:
 #: SM80, SM86, SM89, SM120, SM121). Turing, Ampere, Ada and Blackwell GeForce /
 #: RTX GPUs; no Hopper (sm_90), no data-center Blackwell (sm_100), nothing older.
 RTX_TARGETS: Tuple[int, ...] = (75, 80, 86, 89, 120, 121)
-RTX_GPUS = {
-    75: "Turing: RTX 20xx, GTX 16xx, T4, Quadro RTX",
-    80: "Ampere: A100, A30",
-    86: "Ampere: RTX 30xx, RTX A2000-A6000, A10, A40",
-    89: "Ada: RTX 40xx, RTX 2000-6000 Ada, L4, L40",
-    120: "Blackwell: RTX 50xx, RTX PRO Blackwell",
-    121: "Blackwell: GB10 (DGX Spark)",
-}
 
 
 def check_rtx_targets(version: str, targets: Sequence[int], supported: Iterable[int] = RTX_TARGETS) -> List[int]:

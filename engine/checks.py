@@ -18,12 +18,6 @@ from .errors import (EXIT_CODES, ArchUnsupported, BuildFailed, CheckError, GpuMi
                      PluginArchMissing, PluginLibraryMissing, PrecisionUnsupported, SidecarMismatch,
                      TensorRTMissing)
 from .families import import_tensorrt  # noqa: F401
-from .families import install_hint as _install_hint
 from .gpu import check_gpu_arch, cuda_driver_info, visible_compute_capabilities  # noqa: F401
 from .precision import PrecisionPlan, plan_precision  # noqa: F401
 from .sidecars import PLAN_FORMAT, REQUIRED_SIDECAR_FIELDS, check_onnx_sidecar, needs_plugins  # noqa: F401
-
-
-def tensorrt_install_hint(arch=None) -> str:
-    """What to install for the TensorRT family, in one phrase."""
-    return _install_hint("tensorrt", arch)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -494,9 +493,3 @@ def coco_curves(data: EvalData, iou_type: str = "segm") -> CocoCurves:
             if lo <= g["area"] < hi:
                 counts[data.class_name(g["category_id"])][s] += 1
     return CocoCurves(iou_type, np.asarray(ev.params.recThrs), precision, by_size, counts)
-
-
-def mean_defined(values) -> float:
-    """Mean of the finite values (nan when none)."""
-    v = [float(x) for x in values if x is not None and not math.isnan(float(x))]
-    return sum(v) / len(v) if v else float("nan")

@@ -55,7 +55,6 @@ batch_count = _number(int, 1, MAX_BATCH, what=f"a batch size in 1..{MAX_BATCH}")
 worker_count = _number(int, 0, MAX_WORKERS, what=f"a worker count in 0..{MAX_WORKERS}")
 nonnegative_int = _number(int, 0, None, what="an integer >= 0")
 positive_float = _number(float, 0.0, None, low_open=True, what="a number > 0")
-nonnegative_float = _number(float, 0.0, None, what="a number >= 0")
 probability = _number(float, 0.0, 1.0, what="a number in [0, 1]")
 port_number = _number(int, 0, 65535, what="a port number (0 = any free port)")
 

@@ -65,7 +65,6 @@ OP_VERSION = 1            # ONNX op set version of DOMAIN; TensorRT plugin versi
 PLUGIN_VERSION = "1"
 PLUGIN_NAMESPACE = ""
 
-ROLES = ("f32", "data", "i32")
 Dim = Union[int, str]
 
 

@@ -111,8 +111,3 @@ def _register(op: str):
 
 
 OPERATORS = {op: _register(op) for op in OP_DEFS}
-
-
-def operator(op: str):
-    """The ``torch.ops.mrcnn.<name>`` overload packet of a contract op ("ProposalLayer")."""
-    return getattr(getattr(torch.ops, DOMAIN), op_def(op).torch_name)

@@ -4,8 +4,9 @@
   (``mrcnn-triton repo``): an ensemble ``mrcnn`` (encoded image bytes in, one
   ``mrcnn-demo`` JSON document per image out) over a preprocess, a network and
   a postprocess model.
-  :mod:`.model_check` load-checks an ONNX model first; :mod:`.model_py` writes
-  the ``model.py`` of each Python model.
+  :mod:`.model_facts` reads and checks the model's sidecar and the options,
+  :mod:`.model_check` load-checks an ONNX model, :mod:`.pbtxt` writes each
+  ``config.pbtxt`` and :mod:`.model_py` the ``model.py`` of each Python model.
 * :mod:`.python_models` - the Python-backend models of that repository (they
   run inside Triton's Python-backend stub and import this package).
 * :mod:`.server` - finds a ``tritonserver`` (a full Triton install, or the

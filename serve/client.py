@@ -23,7 +23,7 @@ import numpy as np
 
 from mrcnn_trt.errors import UserError
 
-from .repository import IMAGE, JSON_OUT
+from .pbtxt import IMAGE, JSON_OUT
 
 
 #: seconds to wait for a connection (an address that drops packets must not hang the command)

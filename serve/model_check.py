@@ -9,7 +9,7 @@ Triton cannot load or that fails every request. :func:`check_onnx_model` opens
 the model the way the server's network model does - an ONNX Runtime session with
 the custom-op library registered (:func:`mrcnn_trt.plugins.ort.make_session`, as
 ``OnnxRunner``) - and compares its signature with the configs
-(:func:`.repository.network_tensors`): batch, image size, detection slots, mask
+(:func:`.pbtxt.network_tensors`): batch, image size, detection slots, mask
 size, data types.
 
 A TensorRT plan cannot be opened here (no TensorRT); it is checked through its

@@ -12,6 +12,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TV_VENV = os.path.join(REPO, ".cache", "torchvision-venv", "mrcnn-bench.json")
 OURS = ["PyTorch eager", "ONNX Runtime, our ops", "ONNX Runtime, standard ops", "ONNX Runtime INT8 (cpu form)"]
+pytestmark = pytest.mark.slow   # every test shares one long module fixture
 
 
 @pytest.fixture(scope="module")

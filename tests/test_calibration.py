@@ -215,6 +215,7 @@ def test_fp16_model_types(work):
     assert side["fp16"]["float16_custom_nodes"] == CUSTOM
 
 
+@pytest.mark.slow
 def test_batch_two_model_and_methods(tmp_path):
     """A batch-2 export calibrates with a partial last batch (padded), with each
     calibration method; quantized outputs stay near the float ones."""

@@ -80,6 +80,7 @@ def _per_member(listing: str, pattern: str) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_fetch_is_cached_and_consistent(toolchain):
     nvcc = toolchain["MRCNN_CUDA118_NVCC"]
     r = _run(["bash", "tools/fetch_cuda118.sh"], timeout=120)
@@ -94,6 +95,7 @@ def test_fetch_is_cached_and_consistent(toolchain):
     assert host.stdout.strip().split(".")[0] == "11", host.stdout
 
 
+@pytest.mark.slow
 def test_cuda_kernels_have_sass_for_every_arch(toolchain):
     r = _run(["bash", "tools/build_cuda.sh", "--build-dir", str(BUILD_DIR)], timeout=1800)
     assert r.returncode == 0, f"tools/build_cuda.sh failed ({r.returncode}):\n{r.stderr[-4000:]}\n{r.stdout[-2000:]}"
@@ -136,6 +138,7 @@ def test_cpu_kernels_build_without_cuda(tmp_path):
     assert not list(tmp_path.rglob("*.cu.o"))
 
 
+@pytest.mark.slow
 def test_cuda_ops_library_archs_and_abi(toolchain):
     lib = BUILD_DIR / "libmrcnn_cuda_ops.so"
     if not lib.is_file():   # built by test_cuda_kernels_have_sass_for_every_arch

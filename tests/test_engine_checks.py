@@ -108,8 +108,42 @@ def test_check_gpu_arch():
         checks.check_gpu_arch([86], "sm_86", device=2)
 
 
-def test_visible_compute_capabilities_never_raises():
-    assert isinstance(checks.visible_compute_capabilities(), list)
+class FakeDriver:
+    """The four CUDA driver calls visible_compute_capabilities makes, over a list of (major, minor)."""
+
+    def __init__(self, ccs, count_status=0, fail_at=None):
+        self.ccs, self.count_status, self.fail_at = ccs, count_status, fail_at
+
+    def cuDeviceGetCount(self, n):
+        n._obj.value = len(self.ccs)
+        return self.count_status
+
+    def cuDeviceGet(self, dev, i):
+        dev._obj.value = i
+        return 100 if i == self.fail_at else 0
+
+    def cuDeviceGetAttribute(self, out, attr, dev):
+        out._obj.value = self.ccs[dev.value][{75: 0, 76: 1}[attr]]
+        return 0
+
+
+def test_visible_compute_capabilities(monkeypatch):
+    from mrcnn_trt.engine import gpu
+
+    monkeypatch.setattr(gpu, "_driver", lambda: FakeDriver([(8, 6), (7, 5), (12, 0)]))
+    assert gpu.visible_compute_capabilities() == [86, 75, 120]
+    monkeypatch.setattr(gpu, "_driver", lambda: FakeDriver([(8, 6), (7, 5)], fail_at=1))
+    assert gpu.visible_compute_capabilities() == [86]            # the devices before the failing one
+    monkeypatch.setattr(gpu, "_driver", lambda: FakeDriver([(8, 6)], count_status=100))
+    assert gpu.visible_compute_capabilities() == []              # the count call failed
+    monkeypatch.setattr(gpu, "_driver", lambda: None)             # no libcuda, or cuInit failed
+    assert gpu.visible_compute_capabilities() == []
+
+    def broken():
+        raise RuntimeError("driver oddity")
+
+    monkeypatch.setattr(gpu, "_driver", broken)
+    assert gpu.visible_compute_capabilities() == []              # never raises
 
 
 # ----------------------------------------------------------------------- cuobjdump
@@ -170,7 +204,6 @@ def test_parse_embedded_archs():
     assert code.sass == {50, 52, 61, 70, 75, 80, 86} and code.ptx == {86}
     assert checks.code_for_arch(code, "sm_89") == "sass-compatible"
     assert device_code.parse_embedded_archs("") == checks.DeviceCode()
-    assert checks.parse_arch_list is device_code.parse_embedded_archs      # the former name still works
     code = device_code.parse_embedded_archs("sass:75 ptx:75")                # mrcnn-build-plugins --cuda-archs 75
     assert [checks.code_for_arch(code, a) for a in ("sm_75", "sm_89", "sm_120")] == ["sass", "ptx", "ptx"]
 

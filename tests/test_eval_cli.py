@@ -117,6 +117,7 @@ def test_ctrl_c_keeps_valid_outputs(shapes_data, shipped_onnx, tmp_path, monkeyp
     assert not [f for f in os.listdir(out) if f.endswith(".part")]
 
 
+@pytest.mark.slow
 def test_quickstart_shortest_setting(tmp_path, capsys):
     from mrcnn_trt.apps.quickstart import main
 

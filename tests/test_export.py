@@ -62,6 +62,7 @@ def r101(tmp_path_factory):
     return m, paths
 
 
+@pytest.mark.slow
 def test_r101_both_flavors_match_pytorch_on_real_and_synthetic(r101, seed_images):
     m, paths = r101
     images = [load_image(seed_images[0]), load_image(seed_images[3]), synthetic_images(1)[0]]
@@ -73,6 +74,7 @@ def test_r101_both_flavors_match_pytorch_on_real_and_synthetic(r101, seed_images
             assert_same_detections(detect(runner, [im])[0], r)
 
 
+@pytest.mark.slow
 def test_r101_graph_is_valid_with_custom_nodes(r101):
     _, paths = r101
     model = onnx.load(paths["trt"])
@@ -92,6 +94,7 @@ def test_r101_graph_is_valid_with_custom_nodes(r101):
     assert side["op_versions"] == {"mrcnn": 1} and side["mean_pixel"] == [123.7, 116.8, 103.9]
 
 
+@pytest.mark.slow
 def test_standard_flavor_uses_only_trt_supported_ops(r101):
     from mrcnn_trt.export.trt_ops_table import check_trt_supported
 
@@ -103,6 +106,7 @@ def test_standard_flavor_uses_only_trt_supported_ops(r101):
         assert check_trt_supported(model, v) == []
 
 
+@pytest.mark.slow
 def test_shipped_model_both_flavors_match_pytorch(tmp_path, seed_images):
     path = shipped_model_path()
     if not os.path.isfile(path):
@@ -128,6 +132,7 @@ def tiny_weights(tmp_path_factory):
     return p
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flavor", ["trt", "standard"])
 def test_batch_two_equals_batch_one(tiny_weights, tmp_path, flavor):
     images = synthetic_images(2, seed=3)

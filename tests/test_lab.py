@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARK = "# try it now: synthetic stand-in"
 
@@ -44,6 +46,7 @@ def _clone_of_the_checkout(dest):
     return _git(dest, "status", "--porcelain")
 
 
+@pytest.mark.slow
 def test_try_it_now_blocks_run(tmp_path):
     """LAB.md followed from a clone: every "try it now" block runs (fewer images and steps),
     prints no warning, and writes nothing outside runs/ (`git status` of the clone and of

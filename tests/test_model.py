@@ -341,6 +341,7 @@ def test_image_conversions(tmp_path):
         load_image(str(tmp_path / "bad.jpg"))
 
 
+@pytest.mark.slow
 def test_r101_real_image_runs_and_random_model_finds_nothing(seed_images):
     """Full-size R-101 COCO model at 1024 on a real photo: random weights give no
     detection above 0.7, and the result has the right empty shapes."""

@@ -295,14 +295,56 @@ def test_every_layer_refuses_out_of_range_attributes(op):
                 cuda.output_shapes(op, attrs, input_shapes(op))
 
 
-def test_python_consumers_use_the_contract():
-    """The exporter, the standard-op expansion and the float16 conversion read the contract."""
-    from mrcnn_trt.calib import fp16
-    from mrcnn_trt.export import standardize
+# Which tensors each op reads and writes, spelled out by hand from plugins/README.md (the op
+# table): input names, indices of the float-or-float16 data inputs / outputs, number of outputs.
+HAND = {"PyramidROIAlign": (("boxes", "P2", "P3", "P4", "P5"), (1, 2, 3, 4), (0,), 1),
+        "ProposalLayer": (("scores", "deltas", "anchors"), (0, 1), (), 2),
+        "DetectionLayer": (("rois", "roi_count", "probs", "deltas", "window"), (2, 3), (), 2)}
 
-    for op, d in opdefs.OP_DEFS.items():
-        assert standardize._INPUTS[op] == tuple(t.name for t in d.inputs)
-        assert standardize._OUTPUTS[op] == len(d.outputs)
-        assert fp16.CUSTOM_DATA_INPUTS[op] == tuple(i for i, t in enumerate(d.inputs) if t.role == "data")
-        assert fp16.CUSTOM_DATA_OUTPUTS[op] == tuple(i for i, t in enumerate(d.outputs) if t.role == "data")
+
+def test_contract_tensor_roles_are_the_documented_ones():
+    assert set(HAND) == set(opdefs.OP_DEFS)
+    for op, (names, data_in, data_out, n_out) in HAND.items():
+        assert tuple(t.name for t in opdefs.OP_DEFS[op].inputs) == names, op
+        assert opdefs.data_inputs(op) == data_in and opdefs.data_outputs(op) == data_out, op
+        assert len(opdefs.OP_DEFS[op].outputs) == n_out, op
     assert os.path.basename(opdefs.CPP_HEADER) == "op_contract.h"
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_standard_expansion_refuses_nodes_that_break_the_contract(op):
+    """The expansion checks a node's inputs and outputs against the contract."""
+    from mrcnn_trt.export.standardize import expand_custom_nodes
+
+    names, _, _, n_out = HAND[op]
+    m = ort_model(op, np.float32)
+    del m.graph.node[0].input[-1]
+    with pytest.raises(ValueError, match=f"{op} node '' needs inputs {', '.join(names)}; got "):
+        expand_custom_nodes(m)
+    m = ort_model(op, np.float32)
+    m.graph.node[0].output.append("one_too_many")
+    with pytest.raises(ValueError, match=f"{op} node '' has {n_out + 1} outputs, expected {n_out}"):
+        expand_custom_nodes(m)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_fp16_conversion_halves_only_the_data_tensors(op):
+    """With float16 data inputs, the float16 conversion computes the custom node in float16 on its
+    data inputs / outputs only; boxes, anchors and windows stay float32, counts int32."""
+    from mrcnn_trt.calib import fp16
+
+    names, data_in, data_out, _ = HAND[op]
+    m = onnx.shape_inference.infer_shapes(ort_model(op, np.float16))
+    plan = fp16.plan_types(m)
+    assert plan["fp16_nodes"] == {""}
+    required = {i: t for (node, i), t in plan["required"].items()}
+    want = {i: (TensorProto.FLOAT16 if i in data_in else TensorProto.FLOAT)
+            for i, t in enumerate(opdefs.OP_DEFS[op].inputs) if t.role != "i32"}
+    assert required == want
+    for j, t in enumerate(opdefs.OP_DEFS[op].outputs):
+        got = plan["out_types"][f"out_{t.name}"]
+        assert got == (TensorProto.FLOAT16 if j in data_out else ONNX_TYPES[t.role]), t.name
+    # and a float32 model stays float32 entirely
+    plan32 = fp16.plan_types(onnx.shape_inference.infer_shapes(ort_model(op, np.float32)))
+    assert plan32["fp16_nodes"] == set()
+    assert set(plan32["required"].values()) == {TensorProto.FLOAT}

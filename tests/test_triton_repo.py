@@ -13,7 +13,7 @@ import os
 import pytest
 
 from mrcnn_trt.config import preset
-from mrcnn_trt.engine.checks import PLAN_FORMAT
+from mrcnn_trt.engine.sidecars import PLAN_FORMAT
 from mrcnn_trt.fileio import sha256_file
 from mrcnn_trt.serve.cli import main
 from mrcnn_trt.serve.repository import RepoOptions, RepositoryError, write_repository

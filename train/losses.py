@@ -13,8 +13,6 @@ pixels (the sigmoid version clamps ``log`` at -100).
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 import torch.nn.functional as F
 
@@ -85,8 +83,3 @@ def mrcnn_mask_loss(target_masks: torch.Tensor, target_class_ids: torch.Tensor,
     ids = target_class_ids.to(mask_logits.device).long()
     pred = mask_logits[torch.arange(ids.numel(), device=ids.device), ids]
     return F.binary_cross_entropy_with_logits(pred, target_masks.to(pred.device).float())
-
-
-def total_loss(losses: dict, names: Sequence[str] = LOSS_NAMES) -> torch.Tensor:
-    """The unweighted sum of the losses (docs/model.md §4.5)."""
-    return sum(losses[n] for n in names)
