@@ -117,7 +117,8 @@ def worker(job: dict) -> dict:
         call(img)
         times.append((time.perf_counter() - t0) * 1e3)
     return {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times), "times_ms": times,
-            "torch_threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+            "torch_threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "gomp_spincount": os.environ.get("GOMP_SPINCOUNT")}
 
 
 # --------------------------------------------------------------------------- parent
