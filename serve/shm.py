@@ -23,6 +23,8 @@ import secrets
 import stat
 from typing import List, Optional
 
+from mrcnn_trt.fileio import pid_alive
+
 SHM_DIR = "/dev/shm"
 PREFIX = "mrcnn_triton_"
 _OURS = re.compile(re.escape(PREFIX) + r"(\d+)_[0-9a-f]+_")
@@ -65,10 +67,10 @@ def make_private(prefix: str, folder: str = SHM_DIR) -> int:
     return changed
 
 
-def remove_regions(prefix: str, folder: str = SHM_DIR) -> List[str]:
-    """Unlink the regions of ``prefix`` (processes that still map one keep their mapping)."""
+def _unlink(paths: List[str]) -> List[str]:
+    """Unlink ``paths`` (processes that still map one keep their mapping); returns those removed."""
     removed = []
-    for path in regions(prefix, folder):
+    for path in paths:
         try:
             os.unlink(path)
             removed.append(path)
@@ -77,25 +79,16 @@ def remove_regions(prefix: str, folder: str = SHM_DIR) -> List[str]:
     return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def remove_regions(prefix: str, folder: str = SHM_DIR) -> List[str]:
+    """Unlink the regions of ``prefix`` (processes that still map one keep their mapping)."""
+    return _unlink(regions(prefix, folder))
 
 
 def remove_stale_regions(folder: str = SHM_DIR) -> List[str]:
     """Unlink this user's ``mrcnn_triton_<pid>_*`` regions whose process ``pid`` is gone."""
-    removed = []
+    stale = []
     for path in regions(PREFIX, folder):
         m = _OURS.match(os.path.basename(path))
-        if m and not _alive(int(m.group(1))):
-            try:
-                os.unlink(path)
-                removed.append(path)
-            except OSError:
-                continue
-    return removed
+        if m and not pid_alive(int(m.group(1))):
+            stale.append(path)
+    return _unlink(stale)
