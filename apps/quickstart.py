@@ -2,7 +2,8 @@
 
 1. make a synthetic "shapes" validation set in COCO and in Cityscapes format;
 2. take the small model shipped in ``mrcnn_trt/assets`` (or ``--weights``);
-3. export it to ONNX, both flavors (custom-op nodes, standard ops);
+3. export it to ONNX, both flavors (custom-op nodes, standard ops), with no confidence cut-off
+   (DETECTION_MIN_CONFIDENCE 0: AP counts every detection);
 4. run it on ONNX Runtime CPU (our custom ops / stock ops), on PyTorch for
    reference, and on TensorRT when it is installed and a GPU is visible;
 5. evaluate with pycocotools and the official Cityscapes scripts and print
@@ -87,6 +88,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     weights = args.weights or shipped_model_path()
     say(f"2/5 model: {weights}")
     model, cfg, _ = load_model(weights)
+    if cfg.DETECTION_MIN_CONFIDENCE > 0:   # AP counts every detection: no cut-off in the graphs
+        model, cfg, _ = load_model(weights, config=cfg.replace(DETECTION_MIN_CONFIDENCE=0.0))
 
     say("3/5 export to ONNX (trt flavor with custom nodes, standard flavor)")
     onnx_paths = {}
@@ -99,7 +102,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     runs = [("onnxruntime (custom ops)", lambda: open_for(onnx_paths["trt"])),
             ("onnxruntime (standard ops)", lambda: open_for(onnx_paths["standard"]))]
     if not args.skip_torch:
-        runs.append(("pytorch", lambda: open_for(weights, ops="cpu")))
+        def torch_runner():
+            runner = open_for(weights, ops="cpu")
+            runner.set_min_confidence(cfg.DETECTION_MIN_CONFIDENCE)   # as exported
+            return runner
+        runs.append(("pytorch", torch_runner))
     arch = _visible_gpu_arch()
     if arch:
         def trt_runner():

@@ -129,6 +129,9 @@ def test_quickstart_shortest_setting(tmp_path, capsys):
     s = json.loads((tmp_path / "qs" / "summary.json").read_text())
     assert {r["backend"] for r in s["rows"]} >= {"onnxruntime (custom ops)", "onnxruntime (standard ops)"}
     assert all(r["mask_AP_fraction"] is not None for r in s["rows"])
+    for flavor in ("trt", "standard"):   # no confidence cut-off: AP counts every detection
+        side = json.loads((tmp_path / "qs" / f"shapes_{flavor}.onnx.json").read_text())
+        assert side["config"]["DETECTION_MIN_CONFIDENCE"] == 0
     # the table prints percent (one decimal) of the fractions summary.json keeps
     row = next(r for r in s["rows"] if r["backend"] == "onnxruntime (custom ops)" and r["data"] == "coco")
     line = next(ln for ln in printed.splitlines() if ln.startswith("onnxruntime (custom ops)") and " coco " in ln)
