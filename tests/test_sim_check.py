@@ -11,7 +11,7 @@ can fail: an off-by-one ROI bin index (caught by the comparison) and a write one
 past the crops (invisible to any comparison, caught by the debug C-ABI guard bands).
 
 Skipped only when ``../shared`` (the simulator's sources) is absent. First run on a fresh
-clone ~12 min on 2 cores (simulator build ~6.5 min), later runs ~4 min.
+clone ~10 min on 2 cores (simulator build ~5 min), later runs ~5 min.
 """
 from __future__ import annotations
 
