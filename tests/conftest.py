@@ -41,6 +41,16 @@ def tiny_weights(tmp_path_factory):
     return p
 
 
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny_weights, tmp_path_factory):
+    """:func:`tiny_weights` exported with mrcnn-export (one per test module: tests may damage copies)."""
+    from mrcnn_trt.export.cli import main as export_main
+
+    out = str(tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+    assert export_main(["--weights", tiny_weights, "-o", out]) == 0
+    return out
+
+
 @pytest.fixture(scope="session")
 def shipped_onnx(tmp_path_factory):
     """The shipped shapes model exported once (trt flavor, batch 1; read-only for tests)."""

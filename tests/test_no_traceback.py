@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from test_reliability_inputs import (BAD_IMAGES, TRAIN, UNLOADABLE_ONNX, UNRUNNABLE_ONNX, _zip_bytes,  # noqa: F401
-                                     bad_image, bad_onnx, calib_dir, coco_data, fifo, png, tiny_onnx)
+                                     bad_image, bad_onnx, calib_dir, coco_data, fifo, png)
 
 
 # ----------------------------------------------------------------- the sweep: no command prints a traceback

@@ -35,13 +35,6 @@ def coco_data(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
-def tiny_onnx(tiny_weights, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("onnx") / "tiny.onnx")
-    assert export_main(["--weights", tiny_weights, "-o", out]) == 0
-    return out
-
-
 def png(path, size=(40, 30), color=(200, 30, 30)):
     Image.new("RGB", size, color).save(path)
     return str(path)

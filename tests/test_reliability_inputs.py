@@ -39,13 +39,6 @@ def coco_data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_onnx(tiny_weights, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("onnx") / "tiny.onnx")
-    assert export_main(["--weights", tiny_weights, "-o", out]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def calib_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("calib")
     for i in range(2):
