@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import check_regular_file
 
 #: Triton API groups that need the key (the others stay open)
 RESTRICTED = ("shared-memory", "model-repository", "trace", "logging")
@@ -89,14 +90,10 @@ class AdminAccess:
 def read_admin_key(path: str) -> str:
     """The key in ``path`` (its first line), which only its owner may read (as ssh keys)."""
     hint = (f"create it with `(umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > {path})`")
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise UserError(f"admin key file not found: {path}; {hint}") from None
-    except OSError as e:
-        raise UserError(f"cannot read the admin key file {path}: {e.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise UserError(f"admin key file {path} is not a regular file")
+    if not os.path.lexists(path):
+        raise UserError(f"admin key file not found: {path}; {hint}")
+    check_regular_file(path, what="admin key file")   # not a folder, FIFO or device
+    st = os.stat(path)
     if st.st_mode & 0o077:
         raise UserError(f"admin key file {path} can be read by other users (mode {stat.filemode(st.st_mode)}): "
                         f"chmod 600 {path}")
