@@ -83,10 +83,6 @@ def input_roles(inputs: Sequence[IOTensor]) -> Dict[str, str]:
     return roles
 
 
-def read_plan_sidecar(plan_path: str) -> dict:
-    return sidecars.read_plan_sidecar(plan_path)
-
-
 class TensorRTRunner(Runner):
     """The :class:`mrcnn_trt.runtime.runners.Runner` interface over a TensorRT plan."""
 
@@ -97,7 +93,7 @@ class TensorRTRunner(Runner):
             raise UserError("no TensorRT plan given")
         check_regular_file(plan_path, what="TensorRT plan")
         self.name = plan_path
-        side = read_plan_sidecar(plan_path)
+        side = sidecars.read_plan_sidecar(plan_path)
         family_name, _ = sidecars.plan_family(side)
         fam = import_family(family_name, ",".join(sidecars.plan_targets(side)) or None)
         trt = self.trt = fam.module
