@@ -2,7 +2,7 @@
 
 * :func:`build_engine` (module ``build``) - ONNX -> plan + sidecar, the API
   behind ``mrcnn-build-engine`` (``cli``);
-* ``plugins_build`` - ``mrcnn-build-plugins``, the plugin library for the
+* ``plugin_builder`` / ``plugins_cli`` - ``mrcnn-build-plugins``, the plugin library for the
   installed family; ``plugin_library`` - finding, checking and loading it;
 * ``families`` (what the installed TensorRT offers), ``archs`` (GPU
   architectures per family and release), ``gpu`` (visible GPUs),
@@ -25,7 +25,7 @@ def build_engine(onnx_path, **kwargs):
 
 
 def build_plugins(**kwargs):
-    """Build the plugin library; see :func:`mrcnn_trt.engine.plugins_build.build_plugins`."""
-    from .plugins_build import build_plugins as _build_plugins
+    """Build the plugin library; see :func:`mrcnn_trt.engine.plugin_builder.build_plugins`."""
+    from .plugin_builder import build_plugins as _build_plugins
 
     return _build_plugins(**kwargs)

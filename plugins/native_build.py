@@ -145,7 +145,8 @@ def load(repo_root: Optional[str] = None, path: str = DESCRIPTION) -> NativeBuil
         unknown = [u for u in uses if u not in specs]
         if unknown:
             raise NativeBuildError(f"{where}.uses names an unknown target {unknown[0]!r}")
-        own[name] = {"spec": spec, "built_by": built_by, "sources": _unique(_strings(spec, "sources", where) + tuple(per_op)),
+        sources = _unique(_strings(spec, "sources", where) + tuple(per_op))
+        own[name] = {"spec": spec, "built_by": built_by, "sources": sources,
                      "include_dirs": _strings(spec, "include_dirs", where), "defines": _strings(spec, "defines", where),
                      "uses": uses, "cxx_flags": _strings(spec, "cxx_flags", where),
                      "link_flags": _strings(spec, "link_flags", where), "exports": _strings(spec, "exports", where)}

@@ -607,15 +607,15 @@ def test_parse_arch_list():
 def test_one_arch_grammar_in_both_commands():
     """mrcnn-build-engine --arch and mrcnn-build-plugins --cuda-archs (alias --arch) read the same
     spellings into the same canonical list; a bad one is one argparse error line (exit 2)."""
-    from mrcnn_trt.engine import cli, plugins_build
+    from mrcnn_trt.engine import cli, plugin_builder, plugins_cli
 
     for text, canon in (("89", "sm_89"), ("86,89", "sm_86,sm_89"), ("sm_86,8.9,sm_120", "sm_86,sm_89,sm_120")):
         assert cli.build_parser().parse_args(["m.onnx", "--arch", text]).arch == canon
-        assert plugins_build.build_parser().parse_args(["--cuda-archs", text]).cuda_archs == canon
-        assert plugins_build.build_parser().parse_args(["--arch", text]).cuda_archs == canon
-    assert plugins_build.parse_cuda_archs("89,86,sm_75") == [75, 86, 89]
+        assert plugins_cli.build_parser().parse_args(["--cuda-archs", text]).cuda_archs == canon
+        assert plugins_cli.build_parser().parse_args(["--arch", text]).cuda_archs == canon
+    assert plugin_builder.parse_cuda_archs("89,86,sm_75") == [75, 86, 89]
     for parser, argv in ((cli.build_parser(), ["m.onnx", "--arch", "sm_8x"]),
-                         (plugins_build.build_parser(), ["--cuda-archs", "sm_8x"])):
+                         (plugins_cli.build_parser(), ["--cuda-archs", "sm_8x"])):
         with pytest.raises(SystemExit) as e:
             parser.parse_args(argv)
         assert e.value.code == 2
@@ -778,7 +778,7 @@ def test_plugin_library_default_dir_and_missing(tmp_path, monkeypatch):
 
 def test_engine_package_imports_nothing_heavy():
     code = ("import sys, mrcnn_trt.engine, mrcnn_trt.engine.build, mrcnn_trt.engine.cli, "
-            "mrcnn_trt.engine.plugins_build; "
+            "mrcnn_trt.engine.plugins_cli; "
             "print(sorted(m for m in ('tensorrt', 'tensorrt_rtx_bindings', 'torch', 'onnx', 'onnxruntime') "
             "if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -881,7 +881,7 @@ def test_plugin_headers_sources_and_rtx_sdk_headers(tmp_path, monkeypatch):
     headers (TRT_*_RTX macros) are read as such: accepted for that family, refused for TensorRT."""
     from types import SimpleNamespace
 
-    from mrcnn_trt.engine import plugins_build
+    from mrcnn_trt.engine import plugin_builder as plugins_build
     from mrcnn_trt.engine.errors import PluginLibraryMismatch
 
     monkeypatch.delenv("TENSORRT_ROOT", raising=False)
