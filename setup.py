@@ -7,11 +7,14 @@ R-CNN, ``plugins/`` the custom ops (C++/CUDA sources + Python glue),
 ``export/``, ``engine/``, ``calib/``, ``eval/``, ``data/``, ``train/`` and
 ``serve/`` (Triton Inference Server) the tools built on top of the model.
 
-The compiled CPU kernels (a pybind11 module, ``mrcnn_trt.plugins._cpu``) are
-built here; TensorRT plugins and CUDA kernels are built by CMake
-(``CMakeLists.txt``) because they need toolchains that pip cannot provide.
+The compiled CPU parts (the pybind11 module ``mrcnn_trt.plugins._cpu``, the
+ONNX Runtime custom-op library, ``mrcnn_trt.calib._stats``) are built here by
+``tools/native_ext.py``; TensorRT plugins and CUDA kernels are built by CMake
+(``CMakeLists.txt``) or ``mrcnn-build-plugins`` because they need toolchains
+that pip cannot provide. All of them are described once, in ``plugins/native.json``.
 """
 import os
+import sys
 
 from setuptools import setup
 
@@ -52,13 +55,11 @@ RTX_REQUIREMENTS = ["tensorrt-rtx-cu12-libs==1.7.1.116", "tensorrt-rtx-cu12-bind
 
 
 def _build_helpers():
-    """tools/plugins_build.py (C++ CPU kernels + ONNX Runtime custom-op library)."""
-    import sys
-
+    """tools/native_ext.py (the extensions of plugins/native.json built by setuptools)."""
     sys.path.insert(0, os.path.join(HERE, "tools"))
-    import plugins_build  # noqa: E402  (local helper)
+    import native_ext  # noqa: E402  (local helper, importable once tools/ is on the path)
 
-    return plugins_build
+    return native_ext
 
 
 def ext_modules():

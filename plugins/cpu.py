@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-try:  # built by setup.py (tools/plugins_build.py)
+try:  # built by setup.py (tools/native_ext.py)
     from . import _cpu
     _IMPORT_ERROR = None
 except ImportError as e:  # pragma: no cover - depends on the build
