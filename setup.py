@@ -19,6 +19,8 @@ import sys
 from setuptools import setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "tools"))
+import native_ext  # noqa: E402  (tools/native_ext.py: the extensions of plugins/native.json)
 
 PACKAGE_DIRS = {
     "mrcnn_trt": "mrcnn_trt",
@@ -54,17 +56,9 @@ CONSOLE_SCRIPTS = [
 RTX_REQUIREMENTS = ["tensorrt-rtx-cu12-libs==1.7.1.116", "tensorrt-rtx-cu12-bindings==1.7.1.116"]
 
 
-def _build_helpers():
-    """tools/native_ext.py (the extensions of plugins/native.json built by setuptools)."""
-    sys.path.insert(0, os.path.join(HERE, "tools"))
-    import native_ext  # noqa: E402  (local helper, importable once tools/ is on the path)
-
-    return native_ext
-
-
 def ext_modules():
-    """The pybind11 CPU kernels and the ORT custom-op library (see plugins/README.md)."""
-    return _build_helpers().ext_modules(HERE)
+    """The pybind11 CPU kernels, the ORT custom-op library, the calibration statistics (plugins/README.md)."""
+    return native_ext.ext_modules(HERE)
 
 
 def _ext_modules_or_empty():
@@ -72,13 +66,6 @@ def _ext_modules_or_empty():
         return ext_modules()
     except ImportError:
         return []
-
-
-def _cmdclass():
-    try:
-        return {"build_ext": _build_helpers().BuildExt}
-    except ImportError:
-        return {}
 
 
 setup(
@@ -90,7 +77,7 @@ setup(
     package_dir=PACKAGE_DIRS,
     package_data={"mrcnn_trt": ["assets/*"], "mrcnn_trt.plugins": ["*.so", "*.json"]},
     ext_modules=_ext_modules_or_empty(),
-    cmdclass=_cmdclass(),
+    cmdclass={"build_ext": native_ext.BuildExt},
     install_requires=[
         "torch==2.13.0",
         "numpy>=1.26",

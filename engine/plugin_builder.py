@@ -346,8 +346,8 @@ def compile_commands(desc: native_build.NativeBuild, *, nvcc: str, cxx: str, hos
 def build_plugins(*, family: str = "auto", tensorrt_include: Optional[str] = None, tensorrt_lib: Optional[str] = None,
                   cuda_archs: Optional[str] = None, nvcc: Optional[str] = None, host_cxx: Optional[str] = None,
                   out_dir: Optional[str] = None, jobs: int = 2, verbose: bool = False) -> dict:
-    """Build the plugin library for the installed TensorRT family (see the
-    module docstring). Returns its sidecar (also written as
+    """Build the plugin library for the installed TensorRT family (what it does:
+    ``mrcnn-build-plugins --help``, :mod:`mrcnn_trt.engine.plugins_cli`). Returns its sidecar (also written as
     ``libmrcnn_trt_plugins.so.json``), with ``"library"`` = the path."""
     t0 = time.time()
     if jobs < 1:
