@@ -119,9 +119,14 @@ class Trainer:
         self.train_prep = PreparedData(train_data, cfg, opts.seed, augment=True)
         self.saved_epoch = self.state.epoch
         self.epoch = self.state.epoch
-        self.hooks: List[HookBase] = list(hooks if hooks is not None else default_hooks(self, val_data))
-        for h in self.hooks:
+        self.hooks: List[HookBase] = []
+        self.register_hooks(hooks if hooks is not None else default_hooks(self, val_data))
+
+    def register_hooks(self, hooks: Sequence[HookBase]) -> None:
+        """Add ``hooks`` after the ones already there (each is called after them)."""
+        for h in hooks:
             h.trainer = self
+            self.hooks.append(h)
 
     def train(self) -> TrainState:
         """Train up to ``opts.epochs``; returns the final state."""
