@@ -230,35 +230,49 @@ def add_groups(parser: argparse.ArgumentParser, *groups: OptionGroup) -> argpars
     return parser
 
 
+class ValueOptions(OptionGroup):
+    """A group of one option whose parsed value is what the API takes (``dest``: its name
+    in the namespace)."""
+
+    dest = ""
+
+    def parse(self, args) -> Any:
+        return getattr(args, self.dest)
+
+
 @dataclass(frozen=True)
-class ModelOptions(OptionGroup):
+class InputFileOptions(ValueOptions):
+    """A group of one optional input file (``help``: this tool's help text): ``parse``
+    returns the path (or None) and stops with ``<what> not found: PATH`` when it does
+    not exist. Subclasses name ``dest``, ``what`` and the ``add_*`` function."""
+
+    help: Optional[str] = None
+    what = "file"
+    add_option = staticmethod(add_model)
+
+    def add(self, parser):
+        self.add_option(parser, help=self.help)
+
+    def parse(self, args) -> Optional[str]:
+        path = getattr(args, self.dest)
+        if path and not os.path.exists(path):
+            raise UserError(f"{self.what} not found: {path}")
+        return path
+
+
+@dataclass(frozen=True)
+class ModelOptions(InputFileOptions):
     """``--model`` (alias ``--engine``) -> the model file (.plan/.onnx/.pth), or None
     for the shipped shapes model."""
 
-    help: Optional[str] = None
-
-    def add(self, parser):
-        add_model(parser, help=self.help)
-
-    def parse(self, args) -> Optional[str]:
-        if args.model and not os.path.exists(args.model):
-            raise UserError(f"model file not found: {args.model}")
-        return args.model
+    dest, what, add_option = "model", "model file", staticmethod(add_model)
 
 
 @dataclass(frozen=True)
-class WeightsOptions(OptionGroup):
+class WeightsOptions(InputFileOptions):
     """``--weights`` -> a .pth checkpoint, or None for the shipped shapes model."""
 
-    help: Optional[str] = None
-
-    def add(self, parser):
-        add_weights(parser, help=self.help)
-
-    def parse(self, args) -> Optional[str]:
-        if args.weights and not os.path.exists(args.weights):
-            raise UserError(f"weights file not found: {args.weights}")
-        return args.weights
+    dest, what, add_option = "weights", "weights file", staticmethod(add_weights)
 
 
 @dataclass(frozen=True)
@@ -415,67 +429,58 @@ def locked_output(folder: str, tool: str) -> Iterator[str]:
 
 
 @dataclass(frozen=True)
-class ThreadOptions(OptionGroup):
+class ThreadOptions(ValueOptions):
     """``--threads N`` -> N, or None: one per available core (``default=None``)."""
 
     default: Optional[int] = 2
+    dest = "threads"
 
     def add(self, parser):
         add_threads(parser, default=self.default)
 
-    def parse(self, args) -> Optional[int]:
-        return args.threads
-
 
 @dataclass(frozen=True)
-class DeviceOptions(OptionGroup):
+class DeviceOptions(ValueOptions):
     """``--device`` -> ``cpu``, ``cuda`` or ``cuda:N``."""
 
     default: str = "cpu"
+    dest = "device"
 
     def add(self, parser):
         add_device(parser, default=self.default)
 
-    def parse(self, args) -> str:
-        return args.device
-
 
 @dataclass(frozen=True)
-class BatchOptions(OptionGroup):
+class BatchOptions(ValueOptions):
     """``--batch N`` -> N (None: the tool's default, e.g. the config's)."""
 
     default: Optional[int] = 1
     help: Optional[str] = None
+    dest = "batch"
 
     def add(self, parser):
         add_batch(parser, default=self.default, help=self.help)
 
-    def parse(self, args) -> Optional[int]:
-        return args.batch
-
 
 @dataclass(frozen=True)
-class LimitOptions(OptionGroup):
+class LimitOptions(ValueOptions):
     """``--limit N`` -> N, or None (all images)."""
+
+    dest = "limit"
 
     def add(self, parser):
         add_limit(parser)
 
-    def parse(self, args) -> Optional[int]:
-        return args.limit
-
 
 @dataclass(frozen=True)
-class MinConfidenceOptions(OptionGroup):
+class MinConfidenceOptions(ValueOptions):
     """``--min-confidence P`` -> P, or None (the config's DETECTION_MIN_CONFIDENCE)."""
 
     help: Optional[str] = None
+    dest = "min_confidence"
 
     def add(self, parser):
         add_min_confidence(parser, help=self.help)
-
-    def parse(self, args) -> Optional[float]:
-        return args.min_confidence
 
 
 @dataclass(frozen=True)
