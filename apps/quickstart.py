@@ -25,11 +25,11 @@ from mrcnn_trt.cli import run_main
 def build_parser():
     p = argparse.ArgumentParser(prog="mrcnn-quickstart", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    options.add_output(p, default="runs/quickstart")
+    options.add_groups(p, options.OutputOptions(default="runs/quickstart"))
     p.add_argument("--num-images", type=options.positive_int, default=100,
                    help="synthetic validation images (default 100)")
-    options.add_weights(p, help="a .pth with the shapes classes instead of the shipped shapes model")
-    options.add_threads(p)
+    options.add_groups(p, options.WeightsOptions(help="a .pth with the shapes classes instead of the shipped shapes "
+                                                      "model"), options.ThreadOptions())
     p.add_argument("--seed", type=options.nonnegative_int, default=2024,
                    help="seed of the synthetic images (default 2024)")
     p.add_argument("--skip-torch", action="store_true", help="skip the PyTorch reference run")

@@ -105,10 +105,6 @@ def check_out_is_ours(out: str, fmt: str, split: str) -> None:
     ``out`` must be one of ours (an annotation file we wrote, images carrying the
     synthetic mark, our Cityscapes file names), so ``--out`` pointing at a real
     dataset is refused in one line instead of losing its files."""
-    import os
-    import re
-
-    from .synthetic import CITIES, is_synthetic_image
 
     def refuse(path: str, why: str):
         raise UserError(f"--out {out} holds {path}, {why}: not replaced; mrcnn-make-dataset only replaces the files "
