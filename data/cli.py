@@ -14,7 +14,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Tuple
 
 from mrcnn_trt import options
 from mrcnn_trt.cli import run_main
@@ -105,29 +105,36 @@ def check_out_is_ours(out: str, fmt: str, split: str) -> None:
     ``out`` must be one of ours (an annotation file we wrote, images carrying the
     synthetic mark, our Cityscapes file names), so ``--out`` pointing at a real
     dataset is refused in one line instead of losing its files."""
-
-    def refuse(path: str, why: str):
+    problem = (_coco_problem if fmt == "coco" else _cityscapes_problem)(out, split)
+    if problem:
+        path, why = problem
         raise UserError(f"--out {out} holds {path}, {why}: not replaced; mrcnn-make-dataset only replaces the files "
                         f"of its own earlier runs; choose another --out")
 
-    if fmt == "coco":
-        ann = os.path.join(out, "annotations", f"instances_{split}.json")
-        if os.path.lexists(ann):
-            try:
-                with open(ann, "rb") as f:
-                    head = f.read(len(COCO_MARK)) if os.path.isfile(ann) else b""
-            except OSError:
-                head = b""
-            if head != COCO_MARK:
-                refuse(ann, "an annotation file not written by mrcnn-make-dataset")
-        img_dir = os.path.join(out, "images")
-        if os.path.isdir(img_dir):
-            pat = re.compile(re.escape(split) + r"_\d{6}\.(png|jpg)$")
-            for name in sorted(os.listdir(img_dir)):
-                path = os.path.join(img_dir, name)
-                if pat.match(name) and not (os.path.isfile(path) and is_synthetic_image(path)):
-                    refuse(path, "an image without the synthetic mark")
-        return
+
+def _coco_problem(out: str, split: str) -> Optional[Tuple[str, str]]:
+    """(path, why) of the first file in a COCO ``out`` that a run of ``split`` must not replace."""
+    ann = os.path.join(out, "annotations", f"instances_{split}.json")
+    if os.path.lexists(ann):
+        try:
+            with open(ann, "rb") as f:
+                head = f.read(len(COCO_MARK)) if os.path.isfile(ann) else b""
+        except OSError:
+            head = b""
+        if head != COCO_MARK:
+            return ann, "an annotation file not written by mrcnn-make-dataset"
+    img_dir = os.path.join(out, "images")
+    if os.path.isdir(img_dir):
+        pat = re.compile(re.escape(split) + r"_\d{6}\.(png|jpg)$")
+        for name in sorted(os.listdir(img_dir)):
+            path = os.path.join(img_dir, name)
+            if pat.match(name) and not (os.path.isfile(path) and is_synthetic_image(path)):
+                return path, "an image without the synthetic mark"
+    return None
+
+
+def _cityscapes_problem(out: str, split: str) -> Optional[Tuple[str, str]]:
+    """(path, why) of the first file in a Cityscapes ``out`` that a run of ``split`` must not replace."""
     for city in CITIES:
         names = {"leftImg8bit": re.compile(re.escape(city) + r"_\d{6}_000019_leftImg8bit\.png$"),
                  "gtFine": re.compile(re.escape(city) + r"_\d{6}_000019_gtFine_(instanceIds\.png|labelIds\.png|"
@@ -137,13 +144,20 @@ def check_out_is_ours(out: str, fmt: str, split: str) -> None:
             if not os.path.lexists(d):
                 continue
             if not os.path.isdir(d) or os.path.islink(d):
-                refuse(d, "not a folder of ours")
+                return d, "not a folder of ours"
             for name in sorted(os.listdir(d)):
-                path = os.path.join(d, name)
-                if not pat.match(name) or not os.path.isfile(path) or os.path.islink(path):
-                    refuse(path, "a file mrcnn-make-dataset does not write")
-                if top == "leftImg8bit" and not is_synthetic_image(path):
-                    refuse(path, "an image without the synthetic mark")
+                problem = _cityscapes_file_problem(os.path.join(d, name), pat, top == "leftImg8bit")
+                if problem:
+                    return problem
+    return None
+
+
+def _cityscapes_file_problem(path: str, pat, image: bool) -> Optional[Tuple[str, str]]:
+    if not pat.match(os.path.basename(path)) or not os.path.isfile(path) or os.path.islink(path):
+        return path, "a file mrcnn-make-dataset does not write"
+    if image and not is_synthetic_image(path):
+        return path, "an image without the synthetic mark"
+    return None
 
 
 @run_main

@@ -214,53 +214,70 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+class _InferRun:
+    """What ``mrcnn-triton infer`` has done so far: each image's JSON written to ``out``
+    (or printed as one line), failures warned about, all of it listed in summary.json."""
+
+    def __init__(self, files: List[str], out: Optional[str]):
+        self.names, self.out = json_names(files), out
+        self.summary: List[dict] = []
+        self.ok = self.failed = 0
+
+    def fail(self, f: str, why: str) -> None:
+        print(f"warning: {f}: {why}; skipped", file=sys.stderr)
+        self.summary.append({"image": f, "error": why})
+        self.failed += 1
+
+    def send(self, client: TritonClient, files: List[str]) -> None:
+        """One request with the readable ones of ``files``; each result kept or failed."""
+        chunk, datas = [], []
+        for f in files:
+            try:
+                datas.append(_read_image_file(f))
+                chunk.append(f)
+            except UserError as e:
+                self.fail(f, str(e))
+        for f, doc in zip(chunk, client.detect_each(datas) if datas else []):
+            if isinstance(doc, Exception):
+                self.fail(f, str(doc))
+            else:
+                self.keep(f, doc)
+
+    def keep(self, f: str, doc: dict) -> None:
+        doc["image"] = f
+        self.ok += 1
+        if self.out:
+            write_json_atomic(os.path.join(self.out, self.names[f]), doc)
+            self.summary.append({"image": f, "json": self.names[f], "detections": len(doc["detections"])})
+        else:
+            print(json.dumps(doc), flush=True)
+
+    def write_summary(self) -> None:
+        if self.out and self.summary:
+            write_json_atomic(os.path.join(self.out, "summary.json"),
+                              {"processed": self.ok, "failed": self.failed, "images": self.summary})
+
+
 def cmd_infer(args) -> int:
     files = INFER.parse(args)
-    names = json_names(files)
+    run = _InferRun(files, args.out)
     client = TritonClient(args.url, protocol=args.protocol, model=args.model)
-    summary, ok, failed = [], 0, 0
-
-    def fail(f: str, why: str) -> None:
-        nonlocal failed
-        print(f"warning: {f}: {why}; skipped", file=sys.stderr)
-        summary.append({"image": f, "error": why})
-        failed += 1
-
     try:
         client.check_ready()
         with output_folder(args.out) if args.out else contextlib.nullcontext():
             try:
                 for start in progress(range(0, len(files), args.batch), total=-(-len(files) // args.batch),
                                       desc="infer", unit="request"):
-                    chunk, datas = [], []
-                    for f in files[start:start + args.batch]:
-                        try:
-                            datas.append(_read_image_file(f))
-                            chunk.append(f)
-                        except UserError as e:
-                            fail(f, str(e))
-                    for f, doc in zip(chunk, client.detect_each(datas) if datas else []):
-                        if isinstance(doc, Exception):
-                            fail(f, str(doc))
-                            continue
-                        doc["image"] = f
-                        ok += 1
-                        if args.out:
-                            write_json_atomic(os.path.join(args.out, names[f]), doc)
-                            summary.append({"image": f, "json": names[f], "detections": len(doc["detections"])})
-                        else:
-                            print(json.dumps(doc), flush=True)
+                    run.send(client, files[start:start + args.batch])
             finally:   # also after Ctrl-C: what was done is listed
-                if args.out and summary:
-                    write_json_atomic(os.path.join(args.out, "summary.json"),
-                                      {"processed": ok, "failed": failed, "images": summary})
+                run.write_summary()
     finally:
         client.close()
     where = f"; results in {args.out}" if args.out else ""
-    print(f"{ok}/{len(files)} images processed{where}", file=sys.stderr)
-    if not ok:
+    print(f"{run.ok}/{len(files)} images processed{where}", file=sys.stderr)
+    if not run.ok:
         return EXIT_NOTHING_DONE
-    return EXIT_INPUTS_SKIPPED if failed else 0
+    return EXIT_INPUTS_SKIPPED if run.failed else 0
 
 
 def _read_image_file(path: str) -> bytes:
