@@ -48,7 +48,10 @@ from .error_analysis import require_tidecv
 from .evaluate import evaluate, rescore
 from .evaluators import COCOEvaluator, make_evaluator
 from .report import write_report
-from .runners import open_runner
+from .runners import open_runner   # the one place a command reaches the runner dispatch
+
+#: --backend: auto (from the model file's extension) or one of open_runner's backends
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 
 CLASS_MAPS = ("auto", "none", "coco-to-cityscapes", "shapes-to-cityscapes")
 
@@ -74,7 +77,7 @@ class RunnerOptions(options.OptionGroup):
     min_confidence: options.MinConfidenceOptions = options.MinConfidenceOptions()
 
     def add(self, parser):
-        parser.add_argument("--backend", choices=["auto", "tensorrt", "onnxruntime", "torch"], default="auto",
+        parser.add_argument("--backend", choices=BACKENDS, default="auto",
                             help="auto (default): from the model file's extension")
 
     def parse(self, args, pipelined: bool = False) -> Runner:
