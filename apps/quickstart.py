@@ -20,6 +20,9 @@ from typing import Optional, Sequence
 
 from mrcnn_trt import options
 from mrcnn_trt.cli import run_main
+from mrcnn_trt.engine.archs import arch_name
+from mrcnn_trt.engine.families import import_family
+from mrcnn_trt.engine.gpu import visible_compute_capabilities
 
 
 def build_parser():
@@ -39,10 +42,6 @@ def build_parser():
 def _visible_gpu_arch() -> Optional[str]:
     """sm_XX of GPU 0 when a TensorRT family imports and a GPU is visible, else None."""
     try:
-        from mrcnn_trt.engine.archs import arch_name
-        from mrcnn_trt.engine.families import import_family
-        from mrcnn_trt.engine.gpu import visible_compute_capabilities
-
         import_family("auto")
         ccs = visible_compute_capabilities()
         return arch_name(ccs[0]) if ccs else None
