@@ -41,6 +41,7 @@ from ..data import open_dataset
 from ..data.synthetic import is_synthetic_image
 from ..errors import EXIT_INPUTS_SKIPPED, UserError
 from ..fileio import write_bytes_atomic, write_json_atomic
+from ..runtime.registry import backends, open_runner
 from ..runtime.runners import Runner
 from .cityscapes_eval import CityscapesEvaluator
 from .distributed import evaluate_sharded
@@ -48,10 +49,9 @@ from .error_analysis import require_tidecv
 from .evaluate import evaluate, rescore
 from .evaluators import COCOEvaluator, make_evaluator
 from .report import write_report
-from .runners import open_runner   # the one place a command reaches the runner dispatch
 
-#: --backend: auto (from the model file's extension) or one of open_runner's backends
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+#: --backend: auto (from the model file's extension) or a backend of the runner registry
+BACKENDS = ("auto",) + backends()
 
 CLASS_MAPS = ("auto", "none", "coco-to-cityscapes", "shapes-to-cityscapes")
 

@@ -8,6 +8,7 @@
 * ``ort``         - ONNX Runtime sessions with the custom ops registered.
 * ``load()``      - find and load the TensorRT plugin library (``loader``).
 """
+from .loader import load as _load
 from .opdefs import DOMAIN, OP_VERSION, OPS  # noqa: F401
 
 try:
@@ -19,6 +20,4 @@ except ModuleNotFoundError as e:  # pragma: no cover - torch not installed
 
 def load(path=None):
     """Load ``libmrcnn_trt_plugins.so`` into TensorRT's plugin registry (see ``loader``)."""
-    from .loader import load as _load
-
     return _load(path)

@@ -29,6 +29,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 from mrcnn_trt.errors import UserError
 from mrcnn_trt.fileio import sha256_file, verify_model_digest
 
+from .onnx_sidecar import read_sidecar, sidecar_problems
+
 
 class ModelFileError(UserError):
     """A model file that cannot be loaded (the message is one line naming the file)."""
@@ -146,10 +148,8 @@ def verify_sidecar(path: str, side: dict, inputs: Dict[str, list], outputs: Dict
                    sha256: Optional[str] = None) -> None:
     """The integrity rule of a model read with its sidecar: the sidecar names
     this file (``onnx_sha256`` present and equal) and describes this graph
-    (:func:`mrcnn_trt.runtime.runners.sidecar_problems`). A model made by
+    (:func:`mrcnn_trt.runtime.onnx_sidecar.sidecar_problems`). A model made by
     another tool, or a sidecar copied from another model, is refused in one line."""
-    from .runners import sidecar_problems
-
     if not isinstance(side, dict):
         raise UserError(f"{path}.json is not a JSON object: re-export the model")
     verify_model_digest(path, side, sha256)      # the one digest rule (mrcnn_trt.fileio)
@@ -176,8 +176,6 @@ def open_onnx(path: str, session: bool = False, threads: int = 2, verify: bool =
     onnx (``external_data``: with its external tensors) and by ONNX Runtime with
     ``session=True``, sidecar naming and describing the graph
     (:func:`verify_sidecar`, unless ``verify=False``)."""
-    from .runners import read_sidecar
-
     check_model_file(path)
     side = read_sidecar(path)
     sha = sha256_file(path)

@@ -5,17 +5,16 @@ A runner maps molded batches to raw network outputs:
     runner.run(images float32 [N,3,S,S] RGB 0..255, windows float32 [N,4])
         -> {"detections": [N,D,6], "count": [N] int32, "masks": [N,D,28,28]}
 
-``TorchRunner`` (a .pth, any batch), ``OnnxRunner`` (either ONNX flavor in ONNX
-Runtime, custom ops registered when needed; a fixed-batch model pads smaller
-batches, a dynamic-batch one runs any batch up to its maximum) and the TensorRT runner
-(``mrcnn_trt.engine.runner``) all implement it; :func:`detect` does the
-molding and unmolding (``mrcnn_trt.model.molding``) for all of them, so the
-backends differ only in the network itself. ``mrcnn_trt.eval.runners.open_runner``
-picks the runner for a file.
+``OnnxRunner`` (here: either ONNX flavor in ONNX Runtime, custom ops registered
+when needed; a fixed-batch model pads smaller batches, a dynamic-batch one runs
+any batch up to its maximum), ``TorchRunner`` (:mod:`.torch_runner`: a .pth, any
+batch) and the TensorRT runner (``mrcnn_trt.engine.runner``) all implement it;
+:func:`detect` does the molding and unmolding (``mrcnn_trt.model.molding``) for
+all of them, so the backends differ only in the network itself.
+:func:`mrcnn_trt.runtime.registry.open_runner` picks the runner for a file.
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -23,8 +22,12 @@ import numpy as np
 
 from mrcnn_trt.config import Config
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import verify_model_digest
+from mrcnn_trt.model.molding import mold_batch, unmold_detections
 
 from .batcher import pad_batch
+from .modelfile import ModelFileError, check_model_file, error_detail, onnx_session
+from .onnx_sidecar import read_sidecar, sidecar_problems
 
 
 class Runner:
@@ -58,103 +61,14 @@ class Runner:
         return {k: v[:n] for k, v in out.items()}
 
 
-class TorchRunner(Runner):
-    backend = "torch"
-
-    def __init__(self, weights: Optional[str], config=None, ops: str = "native", device: str = "cpu",
-                 threads: Optional[int] = None):
-        from mrcnn_trt.model.checkpoint import load_model
-        from mrcnn_trt.threads import configure_torch
-
-        configure_torch(threads)   # threads, else one per available core; see mrcnn_trt.threads
-        self.model, self.config, _ = load_model(weights, config, ops_backend=ops, device=device)
-        self.device = device
-        self.name = weights or "shipped shapes model"
-
-    @classmethod
-    def from_model(cls, model, device: str = "cpu") -> "TorchRunner":
-        """Wrap an in-memory MaskRCNN (e.g. one just built or trained)."""
-        r = cls.__new__(cls)
-        r.model, r.config, r.device, r.name = model.eval(), model.config, device, "in-memory model"
-        return r
-
-    def set_min_confidence(self, value: float) -> None:
-        """Another DETECTION_MIN_CONFIDENCE (PyTorch models only: exported ones bake it in)."""
-        self.config = self.config.replace(DETECTION_MIN_CONFIDENCE=float(value))
-        self.model.set_config(self.config)
-
-    def run(self, images, windows):
-        import torch
-
-        with torch.no_grad():
-            d, c, m = self.model(torch.from_numpy(images).to(self.device), torch.from_numpy(windows).to(self.device))
-        return {"detections": d.cpu().numpy(), "count": c.cpu().numpy().astype(np.int32),
-                "masks": m.float().cpu().numpy()}
-
-
-def read_sidecar(path: str) -> dict:
-    from mrcnn_trt.fileio import read_json_object, sidecar_path
-
-    sp = sidecar_path(path)
-    if not os.path.isfile(sp):
-        raise UserError(f"{path} has no sidecar {sp}; export it with mrcnn-export")
-    try:
-        return read_json_object(sp, "sidecar")
-    except UserError as e:
-        raise UserError(f"the sidecar of {path} is unusable ({e}); re-export the model") from None
-
-
-def sidecar_problems(side: dict, inputs: Dict[str, Sequence], outputs: Dict[str, Sequence]) -> List[str]:
-    """Where an ONNX sidecar disagrees with itself or with the graph's input/output
-    shapes (``{name: [dims]}``, symbolic dims as strings or None). Empty when it fits."""
-    problems = []
-    try:
-        cfg = Config.from_dict(side["config"])
-        size, batch = int(side["image_size"]), int(side["batch"])
-        num_classes = int(side["num_classes"])
-    except (KeyError, TypeError, ValueError, UserError) as e:
-        return [f"unreadable field {e}"]
-    if size != cfg.IMAGE_MAX_DIM:
-        problems.append(f"image_size {size} but config IMAGE_MAX_DIM {cfg.IMAGE_MAX_DIM}")
-    if num_classes != cfg.NUM_CLASSES or len(side.get("class_names", cfg.CLASS_NAMES)) != num_classes:
-        problems.append(f"num_classes {num_classes} but config NUM_CLASSES {cfg.NUM_CLASSES} and "
-                        f"{len(side.get('class_names', []))} class_names")
-    missing = sorted({"images", "windows"} - set(inputs)) + sorted({"detections", "count", "masks"} - set(outputs))
-    if missing:
-        problems.append(f"the graph lacks {', '.join(missing)} (inputs {sorted(inputs)}, outputs {sorted(outputs)}): "
-                        f"not an mrcnn-export model")
-    img = list(inputs.get("images") or [])
-    if len(img) != 4 or img[1] != 3:
-        problems.append(f"graph input 'images' has shape {img}, expected [N, 3, S, S]")
-    else:
-        if img[2] != size or img[3] != size:
-            problems.append(f"image_size {size} but the graph takes {img[2]}x{img[3]} images")
-        dynamic = bool(side.get("dynamic_batch"))
-        if isinstance(img[0], int) and not dynamic and img[0] != batch:
-            problems.append(f"batch {batch} but the graph's batch is {img[0]}")
-        if not isinstance(img[0], int) and not dynamic:
-            problems.append("the graph has a dynamic batch but the sidecar says a fixed one")
-    det = list(outputs.get("detections") or [])
-    if det and (len(det) != 3 or det[2] not in (6, None) and not isinstance(det[2], str)):
-        problems.append(f"graph output 'detections' has shape {det}, expected [N, D, 6]")
-    if len(det) == 3 and isinstance(det[1], int) and det[1] != cfg.DETECTION_MAX_INSTANCES:
-        problems.append(f"config DETECTION_MAX_INSTANCES {cfg.DETECTION_MAX_INSTANCES} but the graph gives "
-                        f"{det[1]} detections")
-    return problems
-
-
 class OnnxRunner(Runner):
     backend = "onnxruntime"
 
     def __init__(self, path: str, threads: int = 2, providers=None, check_sidecar: bool = True,
                  spinning: bool = False):
-        from .modelfile import check_model_file, onnx_session
-
         check_model_file(path)
         side = read_sidecar(path)
         if check_sidecar:
-            from mrcnn_trt.fileio import verify_model_digest
-
             verify_model_digest(path, side)
         self.session = onnx_session(path, threads=threads, providers=providers, spinning=spinning)
         if check_sidecar:
@@ -175,25 +89,24 @@ class OnnxRunner(Runner):
         try:
             d, c, m = self.session.run(["detections", "count", "masks"], {"images": images, "windows": windows})
         except Exception as e:  # noqa: BLE001 - a graph that loads but cannot run (ONNX Runtime's Fail, ...)
-            from .modelfile import ModelFileError, error_detail
-
             raise ModelFileError(f"ONNX Runtime cannot run {self.name}: {error_detail(e)}") from None
         return {"detections": d, "count": c.astype(np.int32), "masks": m}
 
 
 def unmold_outputs(out: Dict[str, np.ndarray], infos, with_masks: bool = True) -> List[Dict[str, np.ndarray]]:
     """Raw runner outputs of a batch -> one original ``detect`` dict per image."""
-    from mrcnn_trt.model.molding import unmold_detections
-
     return [unmold_detections(out["detections"][i], int(out["count"][i]), out["masks"][i], info, with_masks)
             for i, info in enumerate(infos)]
 
 
 def detect(runner: Runner, images: Sequence[np.ndarray], with_masks: bool = True) -> List[Dict[str, np.ndarray]]:
     """The original ``detect`` contract on any backend (see MaskRCNN.detect)."""
-    from mrcnn_trt.model.molding import mold_batch
-
     if not images:
         return []
     batch, windows, infos = mold_batch(images, runner.config)
     return unmold_outputs(runner(batch, windows), infos, with_masks)
+
+
+def open_onnx(path: str, threads: int = 2, spinning: bool = False, **_options) -> OnnxRunner:
+    """The registry's factory for ``.onnx`` files (mrcnn_trt.runtime.registry)."""
+    return OnnxRunner(path, threads=threads, spinning=spinning)

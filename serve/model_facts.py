@@ -121,8 +121,7 @@ def read_model(path: str) -> ModelFacts:
 
 def _check_plan_file(path: str) -> dict:
     """The plan sidecar exists, is ours and describes this very file."""
-    from mrcnn_trt.engine.runner import read_plan_sidecar
-    from mrcnn_trt.engine.sidecars import PLAN_FORMAT
+    from mrcnn_trt.engine.sidecars import PLAN_FORMAT, read_plan_sidecar
     from mrcnn_trt.fileio import sha256_file
 
     try:
