@@ -21,9 +21,12 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence
 
+from PIL import Image, PngImagePlugin
+
 from mrcnn_trt import options
 from mrcnn_trt.cli import progress, run_main
 from mrcnn_trt.errors import EXIT_INPUTS_SKIPPED, EXIT_NOTHING_DONE, UserError
+from mrcnn_trt.fileio import check_regular_file, refuse_overwriting_inputs
 from mrcnn_trt.imageio import IMAGE_EXTENSIONS
 
 
@@ -67,8 +70,6 @@ DRAWING_MARK = "mrcnn-demo"
 
 
 def drawing_mark():
-    from PIL import PngImagePlugin
-
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", DRAWING_MARK)
     return info
@@ -76,8 +77,6 @@ def drawing_mark():
 
 def is_drawing(path: str) -> bool:
     """True for a PNG written by mrcnn-demo (reads the header only)."""
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             return im.info.get("Software") == DRAWING_MARK
@@ -89,8 +88,6 @@ def check_outputs(files: Sequence[str], stems: Dict[str, str], out: str) -> None
     """Before any work: no result may replace an input (``mrcnn-demo photos -o
     photos`` with ``x.png`` among the photos), and an existing ``.png`` is only
     replaced when it is a drawing of an earlier run."""
-    from mrcnn_trt.fileio import check_regular_file, refuse_overwriting_inputs
-
     outputs = [os.path.join(out, "summary.json")]
     for f in files:
         outputs += [os.path.join(out, stems[f] + ".json"), os.path.join(out, stems[f] + ".png")]
@@ -103,21 +100,20 @@ def check_outputs(files: Sequence[str], stems: Dict[str, str], out: str) -> None
                                 f"output folder (-o)")
 
 
+#: mrcnn-demo's option groups after the images, in the order of --help (main reads their values from args)
+GROUPS = (options.WeightsOptions(), options.ConfigOptions(), options.OutputOptions(required=True),
+          options.MinConfidenceOptions(), options.BatchOptions(help="images per forward pass (default 1)"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrcnn-demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", help="image files and/or folders of images")
-    options.add_weights(p)
-    options.add_config(p)
-    options.add_output(p, required=True)
-    options.add_min_confidence(p)
-    options.add_batch(p, help="images per forward pass (default 1)")
+    options.add_groups(p, *GROUPS)
     p.add_argument("--ops", choices=["native", "torch", "cpu"], default="native",
                    help="custom-op implementation: native (default; torch.ops.mrcnn.*: C++ kernels on the CPU, CUDA "
                         "kernels on a GPU), torch (PyTorch reference) or cpu (C++ kernels)")
-    options.add_device(p)
-    options.add_threads(p, default=None)
-    return p
+    return options.add_groups(p, options.DeviceOptions(), options.ThreadOptions(default=None))
 
 
 @run_main

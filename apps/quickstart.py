@@ -20,16 +20,19 @@ from typing import Optional, Sequence
 
 from mrcnn_trt import options
 from mrcnn_trt.cli import run_main
+from mrcnn_trt.engine.archs import arch_name
+from mrcnn_trt.engine.families import import_family
+from mrcnn_trt.engine.gpu import visible_compute_capabilities
 
 
 def build_parser():
     p = argparse.ArgumentParser(prog="mrcnn-quickstart", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    options.add_output(p, default="runs/quickstart")
+    options.add_groups(p, options.OutputOptions(default="runs/quickstart"))
     p.add_argument("--num-images", type=options.positive_int, default=100,
                    help="synthetic validation images (default 100)")
-    options.add_weights(p, help="a .pth with the shapes classes instead of the shipped shapes model")
-    options.add_threads(p)
+    options.add_groups(p, options.WeightsOptions(help="a .pth with the shapes classes instead of the shipped shapes "
+                                                      "model"), options.ThreadOptions())
     p.add_argument("--seed", type=options.nonnegative_int, default=2024,
                    help="seed of the synthetic images (default 2024)")
     p.add_argument("--skip-torch", action="store_true", help="skip the PyTorch reference run")
@@ -39,10 +42,6 @@ def build_parser():
 def _visible_gpu_arch() -> Optional[str]:
     """sm_XX of GPU 0 when a TensorRT family imports and a GPU is visible, else None."""
     try:
-        from mrcnn_trt.engine.archs import arch_name
-        from mrcnn_trt.engine.families import import_family
-        from mrcnn_trt.engine.gpu import visible_compute_capabilities
-
         import_family("auto")
         ccs = visible_compute_capabilities()
         return arch_name(ccs[0]) if ccs else None

@@ -34,42 +34,76 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence
 
 from mrcnn_trt import options
 from mrcnn_trt.cli import run_main
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.runtime.modelfile import check_model_file, onnx_session
+
+from .groups import DEFAULT_CALIB_COUNT, DEFAULT_EXCLUDE, DEFAULT_METHOD, GROUP_NAMES, METHODS, TARGETS, parse_groups
+from .qdq import quantize_model
+
+
+@dataclass(frozen=True)
+class CalibImagesOptions(options.OptionGroup):
+    """``--calib-images`` (alias ``--images``) or ``--fp16``, ``--split``, ``--calib-count``,
+    ``--seed`` -> a :class:`~mrcnn_trt.options.CalibrationSpec` (``images`` None: ``--fp16``)."""
+
+    def add(self, parser):
+        what = parser.add_mutually_exclusive_group(required=True)
+        what.add_argument("--calib-images", "--images", dest="calib_images", metavar="DIR",
+                          help="INT8: calibration images: a folder of images, a COCO root or instances json, or a "
+                               "Cityscapes root (prefer training images)")
+        what.add_argument("--fp16", action="store_true", help="write a float16 model instead (no calibration)")
+        options.add_split(parser)
+        parser.add_argument("--calib-count", type=options.positive_int, default=DEFAULT_CALIB_COUNT, metavar="N",
+                            help=f"calibration images (default {DEFAULT_CALIB_COUNT}: enough on the measured models, "
+                                 f"see calib/README.md; a fixed-seed random subset when there are more)")
+        parser.add_argument("--seed", type=options.nonnegative_int, default=0,
+                            help="seed of the image subset (default 0)")
+
+    def parse(self, args) -> options.CalibrationSpec:
+        if args.calib_images is not None and not os.path.exists(args.calib_images):
+            raise UserError(f"calibration images not found: {args.calib_images}")
+        return options.CalibrationSpec(args.calib_images, args.calib_count, args.seed)
+
+
+@dataclass(frozen=True)
+class QuantizeOptions(options.OptionGroup):
+    """``--method``, ``--per-channel``, ``--target``, ``--exclude`` -> the quantization keywords
+    of :func:`~mrcnn_trt.calib.qdq.quantize_model`."""
+
+    def add(self, parser):
+        parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                            help=f"activation range calibration (default {DEFAULT_METHOD})")
+        parser.add_argument("--per-channel", dest="per_channel", action="store_true", default=True,
+                            help="per-output-channel weight scales (default)")
+        parser.add_argument("--no-per-channel", dest="per_channel", action="store_false",
+                            help="one scale per weight tensor")
+        parser.add_argument("--target", choices=TARGETS, default="tensorrt",
+                            help="tensorrt (default): symmetric INT8, float biases; cpu: ONNX Runtime QLinearConv form")
+        parser.add_argument("--exclude", metavar="GROUPS", default=None,
+                            help=f"layer groups kept in float, comma separated, or 'none' (default "
+                                 f"{','.join(DEFAULT_EXCLUDE)}; groups: {', '.join(GROUP_NAMES)})")
+
+    def parse(self, args) -> Dict[str, Any]:
+        return dict(method=args.method, target=args.target, exclude=parse_groups(args.exclude),
+                    per_channel=args.per_channel)
+
+
+CALIBRATION = CalibImagesOptions()
+QUANTIZE = QuantizeOptions()
+THREADS = options.ThreadOptions()
+OUT = options.OutputOptions(what="file", help="output model (default: model.int8.onnx / model.fp16.onnx)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .groups import DEFAULT_CALIB_COUNT, DEFAULT_EXCLUDE, DEFAULT_METHOD, GROUP_NAMES, METHODS, TARGETS
-
     p = argparse.ArgumentParser(prog="mrcnn-calibrate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("onnx", help="float32 model.onnx from mrcnn-export (with model.onnx.json beside it)")
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--calib-images", "--images", dest="calib_images", metavar="DIR",
-                      help="INT8: calibration images: a folder of images, a COCO root or instances json, or a "
-                           "Cityscapes root (prefer training images)")
-    what.add_argument("--fp16", action="store_true", help="write a float16 model instead (no calibration)")
-    options.add_split(p)
-    p.add_argument("--calib-count", type=options.positive_int, default=DEFAULT_CALIB_COUNT, metavar="N",
-                   help=f"calibration images (default {DEFAULT_CALIB_COUNT}: enough on the measured models, "
-                        f"see calib/README.md; a fixed-seed random subset when there are more)")
-    p.add_argument("--seed", type=options.nonnegative_int, default=0, help="seed of the image subset (default 0)")
-    p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
-                   help=f"activation range calibration (default {DEFAULT_METHOD})")
-    p.add_argument("--per-channel", dest="per_channel", action="store_true", default=True,
-                   help="per-output-channel weight scales (default)")
-    p.add_argument("--no-per-channel", dest="per_channel", action="store_false", help="one scale per weight tensor")
-    p.add_argument("--target", choices=TARGETS, default="tensorrt",
-                   help="tensorrt (default): symmetric INT8, float biases; cpu: ONNX Runtime QLinearConv form")
-    p.add_argument("--exclude", metavar="GROUPS", default=None,
-                   help=f"layer groups kept in float, comma separated, or 'none' (default "
-                        f"{','.join(DEFAULT_EXCLUDE)}; groups: {', '.join(GROUP_NAMES)})")
-    options.add_threads(p)
-    options.add_output(p, what="file", help="output model (default: model.int8.onnx / model.fp16.onnx)")
-    return p
+    return options.add_groups(p, CALIBRATION, QUANTIZE, THREADS, OUT)
 
 
 def default_output(onnx_path: str, fp16: bool) -> str:
@@ -81,32 +115,21 @@ def default_output(onnx_path: str, fp16: bool) -> str:
 @run_main
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from mrcnn_trt.runtime.modelfile import check_model_file
-
     out = args.out or default_output(args.onnx, args.fp16)
     check_model_file(args.onnx)
-    out_dir = os.path.dirname(os.path.abspath(out))
-    if os.path.isdir(out_dir) and not os.access(out_dir, os.W_OK):
-        raise UserError(f"output folder is not writable: {out_dir}")
+    OUT.check(out)
     if args.fp16:
-        from mrcnn_trt.runtime.modelfile import onnx_session
+        from .fp16 import convert_model   # the command's work (loads torch)
 
-        from .fp16 import convert_model
-
-        onnx_session(args.onnx, threads=args.threads)   # a model ONNX Runtime refuses is not converted
+        onnx_session(args.onnx, threads=THREADS.parse(args))   # a model ONNX Runtime refuses is not converted
         side = convert_model(args.onnx, out)
         f = side["fp16"]
         print(f"wrote {out} (float16: {f['float16_nodes']} nodes, float32: {f['float32_nodes']} geometry/cast "
               f"nodes; float32 inputs/outputs)", file=sys.stderr)
         return 0
-    from .qdq import parse_groups, quantize_model
-
-    if not os.path.exists(args.calib_images):
-        raise UserError(f"calibration images not found: {args.calib_images}")
-    exclude = parse_groups(args.exclude)
-    side = quantize_model(args.onnx, out, args.calib_images, count=args.calib_count, seed=args.seed, method=args.method,
-                          target=args.target, exclude=exclude, per_channel=args.per_channel, split=args.split,
-                          threads=args.threads, progress=True)
+    calib, quantize = CALIBRATION.parse(args), QUANTIZE.parse(args)
+    side = quantize_model(args.onnx, out, calib.images, count=calib.count, seed=calib.seed, split=args.split,
+                          threads=THREADS.parse(args), progress=True, **quantize)
     q = side["quantization"]
     print(f"wrote {out} (INT8 Q/DQ for {args.target}: {len(q['quantized_nodes'])} layers quantized, "
           f"{len(q['excluded_nodes'])} kept float [{','.join(q['excluded_groups']) or 'none'}]; "

@@ -10,11 +10,17 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import time
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
 
 from mrcnn_trt import options
 from mrcnn_trt.cli import run_main
 from mrcnn_trt.errors import UserError
+
+from .synthetic import CITIES, is_synthetic_image, write_dataset
 
 
 MAX_SIDE = 8192            # --size: a generated image stays below 200 MB
@@ -33,6 +39,47 @@ def _size(text: str):
     return w, h
 
 
+@dataclass(frozen=True)
+class ShapesOptions(options.OptionGroup):
+    """``--num-images``, ``--seed``, ``--split``, ``--size``, ``--max-instances``,
+    ``--min-instances``, ``--crowd-prob``, ``--segmentation``, ``--image-format`` -> the
+    keywords of :func:`~mrcnn_trt.data.synthetic.write_dataset` that say what is drawn."""
+
+    def add(self, parser):
+        parser.add_argument("--num-images", type=options.positive_int, default=200,
+                            help="number of images (default 200)")
+        parser.add_argument("--seed", type=options.nonnegative_int, default=0,
+                            help="random seed; image i depends only on seed, split, i (default 0)")
+        options.add_split(parser)
+        parser.add_argument("--size", type=_size, default="320x240", metavar="WxH",
+                            help="image size (default 320x240)")
+        instances = options._number(int, 1, MAX_INSTANCES, what=f"an integer in 1..{MAX_INSTANCES}")
+        parser.add_argument("--max-instances", type=instances, default=8,
+                            help=f"at most this many shapes per image (default 8; at most {MAX_INSTANCES})")
+        parser.add_argument("--min-instances", type=instances, default=1,
+                            help="at least this many shapes per image (default 1)")
+        parser.add_argument("--crowd-prob", type=options.probability, default=0.0,
+                            help="probability that an instance is marked crowd: COCO iscrowd=1, Cityscapes group "
+                                 "region (default 0)")
+        parser.add_argument("--segmentation", choices=["rle", "polygon"], default="rle",
+                            help="COCO segmentation encoding: rle (default), or polygon for unoccluded shapes inside "
+                                 "the image (RLE otherwise)")
+        parser.add_argument("--image-format", choices=["png", "jpg"], default="png",
+                            help="COCO image files (default png)")
+
+    def parse(self, args) -> Dict[str, Any]:
+        if args.min_instances > args.max_instances:
+            raise UserError("need --min-instances <= --max-instances")
+        return dict(num_images=args.num_images, seed=args.seed, split=args.split, size=args.size,
+                    image_format=args.image_format, segmentation=args.segmentation,
+                    max_instances=args.max_instances, min_instances=args.min_instances, crowd_prob=args.crowd_prob)
+
+
+SHAPES = ShapesOptions()
+OUT = options.OutputOptions(required=True, help="output folder (created; generated files of the same split from an "
+                                                "earlier run are replaced)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mrcnn-make-dataset",
@@ -43,25 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", dest="fmt", default="coco", choices=["coco", "cityscapes"],
                    help="on-disk layout: coco (default; images/ + annotations/instances_<split>.json) or "
                         "cityscapes (leftImg8bit/ + gtFine/; circle->person, square->car, triangle->bicycle)")
-    options.add_output(p, required=True, help="output folder (created; generated files of the same split from an "
-                                              "earlier run are replaced)")
-    p.add_argument("--num-images", type=options.positive_int, default=200, help="number of images (default 200)")
-    p.add_argument("--seed", type=options.nonnegative_int, default=0,
-                   help="random seed; image i depends only on seed, split, i (default 0)")
-    options.add_split(p)
-    p.add_argument("--size", type=_size, default="320x240", metavar="WxH", help="image size (default 320x240)")
-    instances = options._number(int, 1, MAX_INSTANCES, what=f"an integer in 1..{MAX_INSTANCES}")
-    p.add_argument("--max-instances", type=instances, default=8,
-                   help=f"at most this many shapes per image (default 8; at most {MAX_INSTANCES})")
-    p.add_argument("--min-instances", type=instances, default=1,
-                   help="at least this many shapes per image (default 1)")
-    p.add_argument("--crowd-prob", type=options.probability, default=0.0,
-                   help="probability that an instance is marked crowd: COCO iscrowd=1, Cityscapes group region "
-                        "(default 0)")
-    p.add_argument("--segmentation", choices=["rle", "polygon"], default="rle",
-                   help="COCO segmentation encoding: rle (default), or polygon for unoccluded shapes inside the "
-                        "image (RLE otherwise)")
-    p.add_argument("--image-format", choices=["png", "jpg"], default="png", help="COCO image files (default png)")
+    OUT.add(p)
+    SHAPES.add(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -75,33 +105,36 @@ def check_out_is_ours(out: str, fmt: str, split: str) -> None:
     ``out`` must be one of ours (an annotation file we wrote, images carrying the
     synthetic mark, our Cityscapes file names), so ``--out`` pointing at a real
     dataset is refused in one line instead of losing its files."""
-    import os
-    import re
-
-    from .synthetic import CITIES, is_synthetic_image
-
-    def refuse(path: str, why: str):
+    problem = (_coco_problem if fmt == "coco" else _cityscapes_problem)(out, split)
+    if problem:
+        path, why = problem
         raise UserError(f"--out {out} holds {path}, {why}: not replaced; mrcnn-make-dataset only replaces the files "
                         f"of its own earlier runs; choose another --out")
 
-    if fmt == "coco":
-        ann = os.path.join(out, "annotations", f"instances_{split}.json")
-        if os.path.lexists(ann):
-            try:
-                with open(ann, "rb") as f:
-                    head = f.read(len(COCO_MARK)) if os.path.isfile(ann) else b""
-            except OSError:
-                head = b""
-            if head != COCO_MARK:
-                refuse(ann, "an annotation file not written by mrcnn-make-dataset")
-        img_dir = os.path.join(out, "images")
-        if os.path.isdir(img_dir):
-            pat = re.compile(re.escape(split) + r"_\d{6}\.(png|jpg)$")
-            for name in sorted(os.listdir(img_dir)):
-                path = os.path.join(img_dir, name)
-                if pat.match(name) and not (os.path.isfile(path) and is_synthetic_image(path)):
-                    refuse(path, "an image without the synthetic mark")
-        return
+
+def _coco_problem(out: str, split: str) -> Optional[Tuple[str, str]]:
+    """(path, why) of the first file in a COCO ``out`` that a run of ``split`` must not replace."""
+    ann = os.path.join(out, "annotations", f"instances_{split}.json")
+    if os.path.lexists(ann):
+        try:
+            with open(ann, "rb") as f:
+                head = f.read(len(COCO_MARK)) if os.path.isfile(ann) else b""
+        except OSError:
+            head = b""
+        if head != COCO_MARK:
+            return ann, "an annotation file not written by mrcnn-make-dataset"
+    img_dir = os.path.join(out, "images")
+    if os.path.isdir(img_dir):
+        pat = re.compile(re.escape(split) + r"_\d{6}\.(png|jpg)$")
+        for name in sorted(os.listdir(img_dir)):
+            path = os.path.join(img_dir, name)
+            if pat.match(name) and not (os.path.isfile(path) and is_synthetic_image(path)):
+                return path, "an image without the synthetic mark"
+    return None
+
+
+def _cityscapes_problem(out: str, split: str) -> Optional[Tuple[str, str]]:
+    """(path, why) of the first file in a Cityscapes ``out`` that a run of ``split`` must not replace."""
     for city in CITIES:
         names = {"leftImg8bit": re.compile(re.escape(city) + r"_\d{6}_000019_leftImg8bit\.png$"),
                  "gtFine": re.compile(re.escape(city) + r"_\d{6}_000019_gtFine_(instanceIds\.png|labelIds\.png|"
@@ -111,31 +144,30 @@ def check_out_is_ours(out: str, fmt: str, split: str) -> None:
             if not os.path.lexists(d):
                 continue
             if not os.path.isdir(d) or os.path.islink(d):
-                refuse(d, "not a folder of ours")
+                return d, "not a folder of ours"
             for name in sorted(os.listdir(d)):
-                path = os.path.join(d, name)
-                if not pat.match(name) or not os.path.isfile(path) or os.path.islink(path):
-                    refuse(path, "a file mrcnn-make-dataset does not write")
-                if top == "leftImg8bit" and not is_synthetic_image(path):
-                    refuse(path, "an image without the synthetic mark")
+                problem = _cityscapes_file_problem(os.path.join(d, name), pat, top == "leftImg8bit")
+                if problem:
+                    return problem
+    return None
+
+
+def _cityscapes_file_problem(path: str, pat, image: bool) -> Optional[Tuple[str, str]]:
+    if not pat.match(os.path.basename(path)) or not os.path.isfile(path) or os.path.islink(path):
+        return path, "a file mrcnn-make-dataset does not write"
+    if image and not is_synthetic_image(path):
+        return path, "an image without the synthetic mark"
+    return None
 
 
 @run_main
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.min_instances > args.max_instances:
-        raise UserError("need --min-instances <= --max-instances")
-    from mrcnn_trt.fileio import output_folder
-
-    from .synthetic import write_dataset
-
+    shapes = SHAPES.parse(args)
     check_out_is_ours(args.out, args.fmt, args.split)
     t0 = time.time()
-    with output_folder(args.out):
-        info = write_dataset(args.out, fmt=args.fmt, num_images=args.num_images, seed=args.seed, split=args.split,
-                             size=args.size, image_format=args.image_format, segmentation=args.segmentation,
-                             show_progress=not args.quiet, max_instances=args.max_instances,
-                             min_instances=args.min_instances, crowd_prob=args.crowd_prob)
+    with OUT.open(OUT.parse(args)) as out:
+        info = write_dataset(out, fmt=args.fmt, show_progress=not args.quiet, **shapes)
     print(f"wrote {info['images']} images with {info['instances']} instances ({args.fmt}, split "
           f"{args.split}) to {args.out} in {time.time() - t0:.1f} s")
     return 0

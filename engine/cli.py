@@ -29,10 +29,19 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from mrcnn_trt import options
 from mrcnn_trt.cli import run_main
-from mrcnn_trt.options import add_batch, add_calibration, add_device, add_output, add_threads, positive_int
+from mrcnn_trt.options import positive_int
 
 from .archs import arch_list_type
+
+CALIBRATION = options.CalibrationOptions()
+BATCH = options.BatchOptions(default=None, help="optimization-profile batch of a dynamic-batch model (1..its max, "
+                                                "default the max); a fixed-batch model keeps its batch")
+DEVICE = options.DeviceOptions(default="cuda")
+THREADS = options.ThreadOptions()
+OUT = options.OutputOptions(what="file", help="plan file (default: the ONNX path with .plan; its sidecar is "
+                                              "<plan>.json)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true",
                    help="INT8: a Q/DQ model, or --calib-images (calibrated in the builder on TensorRT <= 10, as a Q/DQ "
                         "graph otherwise)")
-    add_calibration(p)
+    CALIBRATION.add(p)
     p.add_argument("--calib-cache", metavar="FILE", help="TensorRT <= 10 calibration cache: read if it exists (must "
                                                          "match this model), else written (default: <plan>.calib)")
     p.add_argument("--calibrator", choices=["entropy2", "minmax"], default="entropy2",
@@ -60,13 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", type=positive_int, default=2048, metavar="MB",
                    help="builder workspace limit (default 2048)")
     p.add_argument("--timing-cache", metavar="FILE", help="TensorRT timing cache: read if present, updated after")
-    add_batch(p, default=None, help="optimization-profile batch of a dynamic-batch model (1..its max, default the "
-                                    "max); a fixed-batch model keeps its batch")
-    add_device(p, default="cuda")
-    add_threads(p)
-    add_output(p, what="file", help="plan file (default: the ONNX path with .plan; its sidecar is <plan>.json)")
+    options.add_groups(p, BATCH, DEVICE, THREADS, OUT)
     p.add_argument("--verbose", action="store_true", help="TensorRT messages as they come")
     return p
+
+
+def precision_of(args) -> str:
+    """``--int8`` / ``--fp16`` -> ``fp32``, ``fp16``, ``int8`` or ``int8+fp16``."""
+    return "+".join(x for x in ("int8" if args.int8 else "", "fp16" if args.fp16 else "") if x) or "fp32"
 
 
 @run_main
@@ -74,12 +84,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from .build import BuildRequest, EngineBuild
 
-    precision = "+".join(x for x in ("int8" if args.int8 else "", "fp16" if args.fp16 else "") if x) or "fp32"
-    req = BuildRequest(onnx=args.onnx, output=args.out, arch=args.arch, precision=precision, family=args.family,
-                       plugins=args.plugins, batch=args.batch, workspace_mb=args.workspace,
-                       timing_cache=args.timing_cache, calib_images=args.calib_images, calib_count=args.calib_count,
-                       calib_cache=args.calib_cache, calibrator=args.calibrator, seed=args.seed, threads=args.threads,
-                       device=args.device, verbose=args.verbose)
+    calib = CALIBRATION.parse(args)
+    req = BuildRequest(onnx=args.onnx, output=args.out, arch=args.arch, precision=precision_of(args),
+                       family=args.family, plugins=args.plugins, batch=BATCH.parse(args), workspace_mb=args.workspace,
+                       timing_cache=args.timing_cache, calib_images=calib.images, calib_count=calib.count,
+                       calib_cache=args.calib_cache, calibrator=args.calibrator, seed=calib.seed,
+                       threads=THREADS.parse(args), device=DEVICE.parse(args), verbose=args.verbose)
     build = EngineBuild(req)
     side = build.run()
     fam = "TensorRT for RTX" if side["family"] == "rtx" else "TensorRT"

@@ -29,56 +29,147 @@ and written, with "interrupted": true), 2 a user error.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
 import sys
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence
 
 from .. import options
 from ..cli import interrupt_exit_code, run_main
+from ..data import open_dataset
+from ..data.synthetic import is_synthetic_image
 from ..errors import EXIT_INPUTS_SKIPPED, UserError
-from ..runtime.registry import backends
+from ..fileio import write_bytes_atomic, write_json_atomic
+from ..runtime.registry import backends, open_runner
+from ..runtime.runners import Runner
+from .cityscapes_eval import CityscapesEvaluator
+from .distributed import evaluate_sharded
+from .error_analysis import require_tidecv
+from .evaluate import evaluate, rescore
+from .evaluators import COCOEvaluator, make_evaluator
+from .report import write_report
+
+#: --backend: auto (from the model file's extension) or a backend of the runner registry
+BACKENDS = ("auto",) + backends()
 
 CLASS_MAPS = ("auto", "none", "coco-to-cityscapes", "shapes-to-cityscapes")
 
 #: above this DETECTION_MIN_CONFIDENCE, COCO AP is visibly under-reported
 AP_CONFIDENCE_WARNING = 0.05
 
+#: the lock file of an output folder while an mrcnn-eval writes into it
+LOCK_NAME = options.lock_name("mrcnn-eval")
+
+#: :func:`mrcnn_trt.options.locked_output` for mrcnn-eval: a second mrcnn-eval into the same folder is refused
+locked_output = functools.partial(options.locked_output, tool="mrcnn-eval")
+
+
+@dataclass(frozen=True)
+class RunnerOptions(options.OptionGroup):
+    """``--backend``, read with the ``--model``, ``--config``, ``--threads`` and
+    ``--min-confidence`` groups -> an open :class:`~mrcnn_trt.runtime.runners.Runner`
+    (``open_runner``: the backend from the model file's extension by default).
+    ``--config`` is passed on as written: only a .pth model reads it."""
+
+    model: options.ModelOptions = options.ModelOptions()
+    threads: options.ThreadOptions = options.ThreadOptions()
+    min_confidence: options.MinConfidenceOptions = options.MinConfidenceOptions()
+
+    def add(self, parser):
+        parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                            help="auto (default): from the model file's extension")
+
+    def parse(self, args, pipelined: bool = False) -> Runner:
+        runner = open_runner(self.model.parse(args), args.backend, threads=self.threads.parse(args),
+                             config=args.config, pipelined=pipelined)
+        value = self.min_confidence.parse(args)
+        if value is not None:
+            if runner.backend != "torch":
+                raise UserError("--min-confidence is baked into exported models: re-export with mrcnn-export "
+                                f"--min-confidence {value:g}")
+            runner.set_min_confidence(value)
+        return runner
+
+
+@dataclass(frozen=True)
+class ScoringOptions(options.OptionGroup):
+    """``--class-map``, ``--save-vis``: how detections are scored and shown."""
+
+    def add(self, parser):
+        parser.add_argument("--class-map", choices=CLASS_MAPS, default="auto",
+                            help="model classes -> dataset classes (default auto: by class names)")
+        parser.add_argument("--save-vis", type=options.nonnegative_int, default=0, metavar="K",
+                            help="save K pictures of detections (default 0)")
+
+    def parse(self, args) -> str:
+        return args.class_map
+
+
+@dataclass(frozen=True)
+class LoopOptions(options.OptionGroup):
+    """``--warmup``, ``--pipeline`` -> the keyword arguments of
+    :func:`~mrcnn_trt.eval.evaluate.evaluate` that shape the timed loop."""
+
+    def add(self, parser):
+        parser.add_argument("--warmup", type=options.nonnegative_int, default=1, metavar="N",
+                            help="untimed warm-up calls (default 1)")
+        parser.add_argument("--pipeline", type=options.nonnegative_int, default=2, metavar="N",
+                            help="batches read/molded ahead and post-processed behind the network call, "
+                                 "overlapped with it (default 2; 0: one step after the other)")
+
+    def parse(self, args) -> Dict[str, int]:
+        return {"warmup": args.warmup, "pipeline": args.pipeline}
+
+
+@dataclass(frozen=True)
+class SourceOptions(options.OptionGroup):
+    """``--from-predictions``, ``--report`` -> the saved predictions to score instead
+    of running a model (None: run the model); checks that the report can be written."""
+
+    def add(self, parser):
+        parser.add_argument("--from-predictions", metavar="DIR_OR_FILE",
+                            help="score saved predictions instead of running a model: the -o folder of an "
+                                 "earlier run (its predictions.json, written before scoring), or a COCO results "
+                                 ".json")
+        parser.add_argument("--report", action="store_true",
+                            help="also write report.html + report.md: the paper's numbers side by side, TIDE "
+                                 "errors, AP by size, confusion matrix, PR curves, worst false positives / missed "
+                                 "objects (needs the [report] extra: tidecv)")
+
+    def parse(self, args, ctx=None) -> Optional[str]:
+        if args.from_predictions is not None and args.model is not None:
+            raise UserError("--from-predictions scores saved predictions: --model is not used with it")
+        if args.from_predictions is not None and ctx is not None and ctx.enabled:
+            raise UserError("--from-predictions scores in one process: run it without --nproc / torchrun")
+        if args.report:
+            require_tidecv()   # before the model runs
+        return args.from_predictions
+
+
+MODEL = options.ModelOptions()
+DATA = options.DatasetOptions()
+THREADS = options.ThreadOptions()
+MIN_CONFIDENCE = options.MinConfidenceOptions(help="DETECTION_MIN_CONFIDENCE for a .pth (0 for COCO AP); exported "
+                                                   "models keep the value they were exported with")
+OUT = options.OutputOptions(default="runs/eval", lock="mrcnn-eval")
+BATCH = options.BatchOptions(help="images per network call (default 1; at most the model's batch, or the top of a "
+                                  "dynamic batch's range)")
+DIST = options.DistributedOptions("images")
+LOOP = LoopOptions()
+SCORING = ScoringOptions()
+SOURCE = SourceOptions()
+RUNNER = RunnerOptions(MODEL, THREADS, MIN_CONFIDENCE)
+
+#: mrcnn-eval's options, in the order of --help
+GROUPS = (MODEL, DATA, options.LimitOptions(), BATCH, OUT, RUNNER, options.ConfigOptions(), MIN_CONFIDENCE,
+          SCORING, THREADS, DIST, LOOP, SOURCE)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrcnn-eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    options.add_model(p)
-    options.add_dataset(p)
-    options.add_limit(p)
-    options.add_batch(p, help="images per network call (default 1; at most the model's batch, or the top of a "
-                              "dynamic batch's range)")
-    options.add_output(p, default="runs/eval")
-    p.add_argument("--backend", choices=("auto",) + backends(), default="auto",
-                   help="auto (default): from the model file's extension")
-    options.add_config(p)
-    options.add_min_confidence(p, help="DETECTION_MIN_CONFIDENCE for a .pth (0 for COCO AP); exported models "
-                                       "keep the value they were exported with")
-    p.add_argument("--class-map", choices=CLASS_MAPS, default="auto",
-                   help="model classes -> dataset classes (default auto: by class names)")
-    p.add_argument("--save-vis", type=options.nonnegative_int, default=0, metavar="K",
-                   help="save K pictures of detections (default 0)")
-    options.add_threads(p)
-    options.add_distributed(p, "images")
-    p.add_argument("--warmup", type=options.nonnegative_int, default=1, metavar="N",
-                   help="untimed warm-up calls (default 1)")
-    p.add_argument("--pipeline", type=options.nonnegative_int, default=2, metavar="N",
-                   help="batches read/molded ahead and post-processed behind the network call, overlapped "
-                        "with it (default 2; 0: one step after the other)")
-    p.add_argument("--from-predictions", metavar="DIR_OR_FILE",
-                   help="score saved predictions instead of running a model: the -o folder of an earlier run "
-                        "(its predictions.json, written before scoring), or a COCO results .json")
-    p.add_argument("--report", action="store_true",
-                   help="also write report.html + report.md: the paper's numbers side by side, TIDE errors, "
-                        "AP by size, confusion matrix, PR curves, worst false positives / missed objects "
-                        "(needs the [report] extra: tidecv)")
-    return p
+    return options.add_groups(p, *GROUPS)
 
 
 def confidence_warning(min_confidence: float, backend: str) -> Optional[str]:
@@ -127,75 +218,45 @@ def summary_line(metrics: dict) -> str:
     return " | ".join(parts)
 
 
-#: the lock file of an output folder while an mrcnn-eval writes into it
-LOCK_NAME = ".mrcnn-eval.lock"
+def open_eval_dataset(spec: options.DatasetSpec):
+    """The dataset of a :class:`~mrcnn_trt.options.DatasetSpec`; one line when it has no image."""
+    dataset = open_dataset(spec.root, split=spec.split, fmt=spec.fmt, **spec.open_options)
+    if len(dataset) == 0:
+        raise UserError(f"no images in {spec.root} (split {spec.split})")
+    return dataset
 
 
-@contextlib.contextmanager
-def locked_output(folder: str):
-    """Hold an exclusive lock on an output folder while results are written into it
-    (``flock`` on ``folder/.mrcnn-eval.lock``, released even when the process is
-    killed): a second mrcnn-eval into the same folder is refused with one line
-    instead of both mixing their files. The lock file is removed on exit."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - no flock on this platform
-        yield folder
-        return
-    path = os.path.join(folder, LOCK_NAME)
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip()
-            os.close(fd)
-            raise UserError(f"output folder {folder} is in use by another mrcnn-eval"
-                            f"{f' (pid {holder})' if holder.isdigit() else ''}: wait for it to finish or "
-                            f"pass another -o/--out") from None
-        try:   # the file may have been removed by its previous holder between open and flock
-            same = os.path.samestat(os.fstat(fd), os.stat(path))
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield folder
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        os.close(fd)
+def check_batch(runner: Runner, batch: int) -> None:
+    """``--batch`` within what the model takes (its fixed batch or dynamic range)."""
+    if runner.fixed_batch is not None and batch > runner.fixed_batch:
+        raise UserError(f"--batch {batch} exceeds the model's fixed batch {runner.fixed_batch}")
+    if runner.max_batch is not None and batch > runner.max_batch:
+        raise UserError(f"--batch {batch} exceeds the model's dynamic batch range 1..{runner.max_batch}")
 
 
-def rescore_main(args, dataset) -> int:
+def write_results(out: str, metrics: dict, report: bool, dataset, config=None) -> None:
+    """metrics.json and per_class.txt into ``out``, the table and summary on stdout,
+    and with ``report`` report.html + report.md (called under the folder's lock)."""
+    write_json_atomic(os.path.join(out, "metrics.json"), metrics)
+    table = per_class_table(metrics)
+    write_bytes_atomic(os.path.join(out, "per_class.txt"), (table + "\n").encode())
+    print(table)
+    print(summary_line(metrics))
+    if report:
+        print(f"report: {write_report(out, dataset, config=config).html}")
+
+
+def rescore_main(args, spec: options.DatasetSpec, dataset) -> int:
     """``--from-predictions``: score saved predictions on the same ground truth, write
     metrics.json and per_class.txt to --out, print the table (no model, no inference)."""
-    from ..fileio import output_folder, write_bytes_atomic, write_json_atomic
-    from .evaluate import rescore
-
-    with output_folder(args.out), locked_output(args.out):
-        if args.dataset == "coco":
-            from .evaluators import COCOEvaluator
-
-            evaluator = COCOEvaluator(dataset, output_dir=args.out)
+    with OUT.open(OUT.parse(args)) as out:
+        if spec.fmt == "coco":
+            evaluator = COCOEvaluator(dataset, output_dir=out)
         else:
-            from .cityscapes_eval import CityscapesEvaluator
-
-            evaluator = CityscapesEvaluator(dataset, output_dir=os.path.join(args.out, "cityscapes"))
+            evaluator = CityscapesEvaluator(dataset, output_dir=os.path.join(out, "cityscapes"))
         metrics = rescore(evaluator, args.from_predictions)
-        metrics.update(dataset=args.dataset, data_root=os.path.abspath(args.data_root), split=args.split)
-        write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
-        table = per_class_table(metrics)
-        write_bytes_atomic(os.path.join(args.out, "per_class.txt"), (table + "\n").encode())
-        print(table)
-        print(summary_line(metrics))
-        if args.report:
-            from .report import write_report
-
-            print(f"report: {write_report(args.out, dataset).html}")
+        metrics.update(dataset=spec.fmt, data_root=os.path.abspath(spec.root), split=spec.split)
+        write_results(out, metrics, args.report, dataset)
     return 0
 
 
@@ -203,90 +264,46 @@ def rescore_main(args, dataset) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    from .. import distributed
-
-    if args.nproc > 1 and not distributed.launched():   # several processes: torchrun runs this module
-        return distributed.relaunch("mrcnn_trt.eval", argv, args.nproc)
-    try:
-        # gloo (results travel as Python objects); a GPU model uses the rank's GPU: cuda:LOCAL_RANK
-        return _main(args, distributed.init("cpu", args.dist_timeout, pin_gpu=True))
-    finally:
-        distributed.shutdown()
+    # gloo (results travel as Python objects); a GPU model uses the rank's GPU: cuda:LOCAL_RANK
+    return DIST.launch(args, "mrcnn_trt.eval", argv, functools.partial(_main, args), pin_gpu=True)
 
 
 def _main(args, ctx) -> int:
-    if args.model and not os.path.exists(args.model):
-        raise UserError(f"model file not found: {args.model}")
-    if not os.path.exists(args.data_root):
-        raise UserError(f"data root not found: {args.data_root}")
-    if args.from_predictions is not None and args.model is not None:
-        raise UserError("--from-predictions scores saved predictions: --model is not used with it")
-    if args.from_predictions is not None and ctx.enabled:
-        raise UserError("--from-predictions scores in one process: run it without --nproc / torchrun")
-    if args.report:
-        from .error_analysis import require_tidecv
-
-        require_tidecv()   # before the model runs
-    from ..data import open_dataset
-    from ..fileio import output_folder, write_bytes_atomic, write_json_atomic
-    from .evaluate import evaluate
-    from .evaluators import make_evaluator
-    from ..runtime.registry import open_runner
-
-    if args.image_dir and args.dataset != "coco":
-        raise UserError("--images is for COCO data (Cityscapes images are read from DATA_ROOT/leftImg8bit)")
-    kw = {"image_dir": args.image_dir} if args.image_dir else {}
-    dataset = open_dataset(args.data_root, split=args.split, fmt=args.dataset, **kw)
-    if len(dataset) == 0:
-        raise UserError(f"no images in {args.data_root} (split {args.split})")
-    if args.from_predictions is not None:
-        return rescore_main(args, dataset)
-    runner = open_runner(args.model, args.backend, threads=args.threads, config=args.config,
-                         pipelined=args.pipeline > 0)
-    if args.min_confidence is not None:
-        if runner.backend != "torch":
-            raise UserError("--min-confidence is baked into exported models: re-export with mrcnn-export "
-                            f"--min-confidence {args.min_confidence:g}")
-        runner.set_min_confidence(args.min_confidence)
-    if runner.fixed_batch is not None and args.batch > runner.fixed_batch:
-        raise UserError(f"--batch {args.batch} exceeds the model's fixed batch {runner.fixed_batch}")
-    if runner.max_batch is not None and args.batch > runner.max_batch:
-        raise UserError(f"--batch {args.batch} exceeds the model's dynamic batch range 1..{runner.max_batch}")
+    MODEL.parse(args)
+    spec = DATA.parse(args)
+    predictions = SOURCE.parse(args, ctx)
+    dataset = open_eval_dataset(spec)
+    if predictions is not None:
+        return rescore_main(args, spec, dataset)
+    loop = LOOP.parse(args)
+    runner = RUNNER.parse(args, pipelined=loop["pipeline"] > 0)
+    check_batch(runner, args.batch)
     min_conf = runner.config.DETECTION_MIN_CONFIDENCE
     warning = confidence_warning(min_conf, runner.backend)
     if warning:
         print(warning, file=sys.stderr)
-    if args.model is None:
-        from ..data.synthetic import is_synthetic_image
-
-        if not is_synthetic_image(dataset.image_path(0)):
-            print("note: no --model given: this is the small shipped shapes model, which only knows circles, "
-                  "squares and triangles; pass real weights with --model mask_rcnn_coco.pth", file=sys.stderr)
-    if ctx.enabled:   # one rank of several: evaluate a shard, rank 0 scores everything (eval/distributed.py)
-        from .distributed import evaluate_sharded as evaluate  # noqa: F811
-        evaluate = functools.partial(evaluate, ctx)
-        if not ctx.is_main:
-            done = evaluate(runner, dataset, None, batch_size=args.batch, limit=args.limit, warmup=args.warmup,
-                            pipeline=args.pipeline)
-            return interrupt_exit_code() if done.get("interrupted") else 0
-    with output_folder(args.out), locked_output(args.out):
-        evaluator = make_evaluator(args.dataset, dataset, runner.config.CLASS_NAMES, args.class_map, args.out)
-        metrics = evaluate(runner, dataset, evaluator, batch_size=args.batch, limit=args.limit, out_dir=args.out,
-                           save_vis=args.save_vis, warmup=args.warmup, pipeline=args.pipeline)
+    if args.model is None and not is_synthetic_image(dataset.image_path(0)):
+        print("note: no --model given: this is the small shipped shapes model, which only knows circles, "
+              "squares and triangles; pass real weights with --model mask_rcnn_coco.pth", file=sys.stderr)
+    run = functools.partial(evaluate_sharded, ctx) if ctx.enabled else evaluate
+    if not ctx.is_main:   # one rank of several: evaluate a shard, rank 0 scores everything (eval/distributed.py)
+        done = run(runner, dataset, None, batch_size=args.batch, limit=args.limit, **loop)
+        return interrupt_exit_code() if done.get("interrupted") else 0
+    with OUT.open(OUT.parse(args)) as out:
+        evaluator = make_evaluator(spec.fmt, dataset, runner.config.CLASS_NAMES, SCORING.parse(args), out)
+        metrics = run(runner, dataset, evaluator, batch_size=args.batch, limit=args.limit, out_dir=out,
+                      save_vis=args.save_vis, **loop)
         metrics.update(backend=runner.backend, model=os.path.abspath(args.model) if args.model else "shipped:shapes",
-                       dataset=args.dataset, data_root=os.path.abspath(args.data_root), split=args.split,
+                       dataset=spec.fmt, data_root=os.path.abspath(spec.root), split=spec.split,
                        min_confidence=min_conf)
-        write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
-        table = per_class_table(metrics)
-        write_bytes_atomic(os.path.join(args.out, "per_class.txt"), (table + "\n").encode())
-        print(table)
-        print(summary_line(metrics))
-        if args.report and metrics.get("num_images"):   # still under the folder's lock
-            from .report import write_report
-
-            print(f"report: {write_report(args.out, dataset, config=runner.config).html}")
+        write_results(out, metrics, args.report and bool(metrics.get("num_images")), dataset, config=runner.config)
     if warning:
         print(warning, file=sys.stderr)
+    return exit_code(metrics)
+
+
+def exit_code(metrics: dict) -> int:
+    """130/143 for an interrupted run, 4 when images could not be read (one line), else 0."""
     if metrics.get("interrupted"):
         return interrupt_exit_code()
     if metrics.get("skipped_images"):

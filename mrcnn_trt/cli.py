@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
 import signal
 import sys
 import threading
 from typing import Callable, Iterable, Optional, Sequence
+
+from tqdm import tqdm
 
 from .errors import EXIT_INTERRUPTED, EXIT_MISSING_MODULE, EXIT_TERMINATED, EXIT_USER_ERROR, UserError
 from .threads import prepare_process
@@ -102,10 +105,6 @@ def run_main(fn: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional
 def progress(iterable: Iterable, total: Optional[int] = None, desc: str = "", unit: str = "it", **kw):
     """A tqdm progress bar on stderr: shown on a terminal, hidden when stderr is
     redirected (logs stay small); MRCNN_PROGRESS=1 forces it on, =0 off."""
-    import os
-
-    from tqdm import tqdm
-
     env = os.environ.get("MRCNN_PROGRESS")
     disable = None if env is None else env == "0"
     return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True,
