@@ -19,15 +19,7 @@
 // lower ROI index).
 #pragma once
 
-#include <stddef.h>
-#include <stdint.h>
-
-#include "../common/cpu_parallel.h"
-#include "../common/op_params.h"
-
-#if defined(MRCNN_WITH_CUDA) || defined(__CUDACC__)
-#include <cuda_runtime_api.h>
-#endif
+#include "../common/op_header.h"
 
 namespace mrcnn {
 
@@ -57,7 +49,7 @@ void detection_layer_cpu(const DetectionLayerParams& p, DType dtype, const float
                          int32_t* count, void* workspace, const CpuParallel* par = nullptr);
 
 // --------------------------------------------------------------- CUDA
-#if defined(MRCNN_WITH_CUDA) || defined(__CUDACC__)
+#if MRCNN_OP_WITH_CUDA
 size_t detection_layer_cuda_workspace(const DetectionLayerParams& p);
 cudaError_t detection_layer_cuda(const DetectionLayerParams& p, DType dtype, const float* rois,
                                  const int32_t* roi_count, const void* probs, const void* deltas,
@@ -84,7 +76,7 @@ struct OpTraits<DetectionLayerParams> {
                         static_cast<const float*>(in[4]), static_cast<float*>(out[0]), static_cast<int32_t*>(out[1]),
                         ws, par);
   }
-#if defined(MRCNN_WITH_CUDA) || defined(__CUDACC__)
+#if MRCNN_OP_WITH_CUDA
   static size_t cuda_workspace(const Params& p) { return detection_layer_cuda_workspace(p); }
   static cudaError_t cuda(const Params& p, DType dt, const void* const* in, void* const* out, void* ws,
                           cudaStream_t stream) {

@@ -19,15 +19,7 @@
 // with nvcc or with MRCNN_WITH_CUDA defined.
 #pragma once
 
-#include <stddef.h>
-#include <stdint.h>
-
-#include "../common/cpu_parallel.h"
-#include "../common/op_params.h"
-
-#if defined(MRCNN_WITH_CUDA) || defined(__CUDACC__)
-#include <cuda_runtime_api.h>
-#endif
+#include "../common/op_header.h"
 
 namespace mrcnn {
 
@@ -65,7 +57,7 @@ int nms_cpu(const float* boxes, const float* scores, int K, float threshold, int
             void* workspace);
 
 // --------------------------------------------------------------- CUDA
-#if defined(MRCNN_WITH_CUDA) || defined(__CUDACC__)
+#if MRCNN_OP_WITH_CUDA
 // Device pointers; same layouts and semantics as the CPU function
 // (anchor_index may be nullptr).
 size_t proposal_layer_cuda_workspace(const ProposalLayerParams& p);
@@ -92,7 +84,7 @@ struct OpTraits<ProposalLayerParams> {
     proposal_layer_cpu(p, dt, in[0], in[1], static_cast<const float*>(in[2]), static_cast<float*>(out[0]),
                        static_cast<int32_t*>(out[1]), static_cast<int32_t*>(out[2]), ws, par);
   }
-#if defined(MRCNN_WITH_CUDA) || defined(__CUDACC__)
+#if MRCNN_OP_WITH_CUDA
   static size_t cuda_workspace(const Params& p) { return proposal_layer_cuda_workspace(p); }
   static cudaError_t cuda(const Params& p, DType dt, const void* const* in, void* const* out, void* ws,
                           cudaStream_t stream) {

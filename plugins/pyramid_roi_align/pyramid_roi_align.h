@@ -12,15 +12,7 @@
 // with nvcc or with MRCNN_WITH_CUDA defined (then cuda_runtime_api.h is used).
 #pragma once
 
-#include <stddef.h>
-#include <stdint.h>
-
-#include "../common/cpu_parallel.h"
-#include "../common/op_params.h"
-
-#if defined(MRCNN_WITH_CUDA) || defined(__CUDACC__)
-#include <cuda_runtime_api.h>
-#endif
+#include "../common/op_header.h"
 
 namespace mrcnn {
 
@@ -64,7 +56,7 @@ void crop_and_resize_cpu(DType dtype, const void* image, int N, int C, int H, in
                          const CpuParallel* par = nullptr);
 
 // --------------------------------------------------------------- CUDA
-#if defined(MRCNN_WITH_CUDA) || defined(__CUDACC__)
+#if MRCNN_OP_WITH_CUDA
 // Device pointers; same layouts and semantics as the CPU function.
 size_t pyramid_roi_align_cuda_workspace(const PyramidROIAlignParams& p);
 cudaError_t pyramid_roi_align_cuda(const PyramidROIAlignParams& p, DType dtype, const float* boxes,
@@ -93,7 +85,7 @@ struct OpTraits<PyramidROIAlignParams> {
                   const CpuParallel* par) {
     pyramid_roi_align_cpu(p, dt, static_cast<const float*>(in[0]), in + 1, out[0], ws, par);
   }
-#if defined(MRCNN_WITH_CUDA) || defined(__CUDACC__)
+#if MRCNN_OP_WITH_CUDA
   static size_t cuda_workspace(const Params& p) { return pyramid_roi_align_cuda_workspace(p); }
   static cudaError_t cuda(const Params& p, DType dt, const void* const* in, void* const* out, void* ws,
                           cudaStream_t stream) {

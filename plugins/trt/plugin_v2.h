@@ -102,11 +102,8 @@ class PluginV2 final : public nvinfer1::IPluginV2DynamicExt {
 };
 
 template <typename P>
-class CreatorV2 final : public nvinfer1::IPluginCreator {
+class CreatorV2 final : public nvinfer1::IPluginCreator, private CreatorFields<P> {
  public:
-  CreatorV2() {
-    guarded(Op<P>::kName, "creator", [&] { field_names_.set(default_fields<P>()); });
-  }
   const char* getPluginName() const noexcept override { return Op<P>::kName; }
   const char* getPluginVersion() const noexcept override { return kPluginVersion; }
   const nvinfer1::PluginFieldCollection* getFieldNames() noexcept override { return field_names_.collection(); }
@@ -135,7 +132,7 @@ class CreatorV2 final : public nvinfer1::IPluginCreator {
   const char* getPluginNamespace() const noexcept override { return namespace_.c_str(); }
 
  private:
-  FieldStore field_names_;
+  using CreatorFields<P>::field_names_;
   std::string namespace_ = kPluginNamespace;
 };
 

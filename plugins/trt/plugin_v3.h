@@ -130,11 +130,8 @@ class PluginV3 final : public nvinfer1::IPluginV3,
 };
 
 template <typename P>
-class CreatorV3 final : public nvinfer1::IPluginCreatorV3One {
+class CreatorV3 final : public nvinfer1::IPluginCreatorV3One, private CreatorFields<P> {
  public:
-  CreatorV3() {
-    guarded(Op<P>::kName, "creator", [&] { field_names_.set(default_fields<P>()); });
-  }
   const char* getPluginName() const noexcept override { return Op<P>::kName; }
   const char* getPluginVersion() const noexcept override { return kPluginVersion; }
   const char* getPluginNamespace() const noexcept override { return kPluginNamespace; }
@@ -158,7 +155,7 @@ class CreatorV3 final : public nvinfer1::IPluginCreatorV3One {
   }
 
  private:
-  FieldStore field_names_;
+  using CreatorFields<P>::field_names_;
 };
 
 }  // namespace trt

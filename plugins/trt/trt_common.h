@@ -325,5 +325,14 @@ inline std::vector<host::FieldValue> default_fields() {
   return host::to_fields(host::parse_fields<P>({}));
 }
 
+// What the V2 and V3 creators share: the field list, filled on construction.
+template <typename P>
+struct CreatorFields {
+  FieldStore field_names_;
+  CreatorFields() {
+    guarded(Op<P>::kName, "creator", [&] { field_names_.set(default_fields<P>()); });
+  }
+};
+
 }  // namespace trt
 }  // namespace mrcnn
