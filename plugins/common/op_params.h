@@ -89,6 +89,16 @@ constexpr int array_len(const T (&)[N]) {
 //   MRCNN_OP_ATTR_ACCESS(<Op>)
 // with OpTraits<<Op>Params> (below); plugins/common/all_ops.h includes them all.
 #define MRCNN_OP_ATTR_MEMBERS(Op) MRCNN_##Op##_ATTRS(MRCNN_ATTR_MEMBER)
+// For ops whose kernels need exactly the contract's size symbols: one int
+// member per symbol (int N = 0; ...) and the OpTraits::set_sizes filling them.
+#define MRCNN_SIZE_MEMBER(name, min) int name = 0;
+#define MRCNN_OP_SIZE_MEMBERS(Op) MRCNN_##Op##_SYMBOLS(MRCNN_SIZE_MEMBER)
+#define MRCNN_SET_SIZE(name, min) p.name = size(#name);
+#define MRCNN_OP_SET_SIZES(Op)                        \
+  template <typename Size>                            \
+  static void set_sizes(Op##Params& p, Size&& size) { \
+    MRCNN_##Op##_SYMBOLS(MRCNN_SET_SIZE)              \
+  }
 
 
 // ------------------------------------------------------- generic access

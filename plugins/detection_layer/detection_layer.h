@@ -27,8 +27,7 @@ namespace mrcnn {
 // Attributes (contract) + runtime sizes (from the input shapes; K = num_classes).
 struct DetectionLayerParams {
   MRCNN_OP_ATTR_MEMBERS(DetectionLayer)
-  int N = 0;  // images
-  int R = 0;  // ROIs per image
+  MRCNN_OP_SIZE_MEMBERS(DetectionLayer)
 };
 MRCNN_OP_ATTR_ACCESS(DetectionLayer)
 
@@ -63,11 +62,7 @@ cudaError_t detection_layer_cuda(const DetectionLayerParams& p, DType dtype, con
 template <>
 struct OpTraits<DetectionLayerParams> {
   using Params = DetectionLayerParams;
-  template <typename Size>
-  static void set_sizes(Params& p, Size&& size) {
-    p.N = size("N");
-    p.R = size("R");
-  }
+  MRCNN_OP_SET_SIZES(DetectionLayer)
   // inputs: rois, roi_count, probs, deltas, window; outputs: detections, count.
   static size_t cpu_workspace(const Params& p) { return detection_layer_cpu_workspace(p); }
   static void cpu(const Params& p, DType dt, const void* const* in, void* const* out, void* ws,

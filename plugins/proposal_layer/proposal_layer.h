@@ -27,8 +27,7 @@ namespace mrcnn {
 // Attributes (contract) + runtime sizes (from the input shapes).
 struct ProposalLayerParams {
   MRCNN_OP_ATTR_MEMBERS(ProposalLayer)
-  int N = 0;  // images
-  int A = 0;  // anchors
+  MRCNN_OP_SIZE_MEMBERS(ProposalLayer)
 };
 MRCNN_OP_ATTR_ACCESS(ProposalLayer)
 
@@ -72,11 +71,7 @@ cudaError_t proposal_layer_cuda(const ProposalLayerParams& p, DType dtype, const
 template <>
 struct OpTraits<ProposalLayerParams> {
   using Params = ProposalLayerParams;
-  template <typename Size>
-  static void set_sizes(Params& p, Size&& size) {
-    p.N = size("N");
-    p.A = size("A");
-  }
+  MRCNN_OP_SET_SIZES(ProposalLayer)
   // inputs: scores, deltas, anchors; outputs: rois, count, anchor_index (may be nullptr).
   static size_t cpu_workspace(const Params& p) { return proposal_layer_cpu_workspace(p); }
   static void cpu(const Params& p, DType dt, const void* const* in, void* const* out, void* ws,

@@ -107,10 +107,7 @@ class PluginV3 final : public nvinfer1::IPluginV3,
   int32_t enqueue(const nvinfer1::PluginTensorDesc* input_desc, const nvinfer1::PluginTensorDesc* /*output_desc*/,
                   const void* const* inputs, void* const* outputs, void* workspace,
                   cudaStream_t stream) noexcept override {
-    const bool ok = guarded(Op<P>::kName, "enqueue", [&] {
-      body_.enqueue(input_desc, host::op_io<P>().nb_inputs, inputs, outputs, workspace, stream);
-    });
-    return ok ? 0 : 1;
+    return body_.enqueue_status(input_desc, inputs, outputs, workspace, stream);
   }
 
   nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* /*context*/) noexcept override { return clone(); }

@@ -317,6 +317,15 @@ struct Body {
     const DType dtype = host::data_dtype<P>(types.data(), nb_in);
     Op<P>::launch(sized, dtype, inputs, outputs, ws, stream);
   }
+  // enqueue as both plugin interfaces return it: 0, or 1 after logging the error.
+  int32_t enqueue_status(const nvinfer1::PluginTensorDesc* in_desc, const void* const* inputs, void* const* outputs,
+                         void* ws, cudaStream_t stream) const noexcept {
+    const bool ok = guarded(Op<P>::kName, "enqueue", [&] {
+      enqueue(in_desc, host::op_io<P>().nb_inputs, inputs, outputs, ws, stream);
+    });
+    return ok ? 0 : 1;
+  }
+
 };
 
 // Creator field list (names, types, lengths and default values).
