@@ -13,11 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "../common/all_ops.h"
 #include "../common/op_params.h"
-#include "../detection_layer/detection_layer.h"
 #include "../host/plugin_host.h"
-#include "../proposal_layer/proposal_layer.h"
-#include "../pyramid_roi_align/pyramid_roi_align.h"
 #ifdef MRCNN_CAPI_CHECKS
 #include "capi_checks.h"
 #endif
@@ -114,34 +112,19 @@ int64_t numel(const Dims& d) {
 
 // Calls fn(P{}) for the params type of `op`.
 template <typename Fn>
-void with_op(const char* op, Fn&& fn) {
+void dispatch(const char* op, Fn&& fn) {
   if (op == nullptr) fail("null op name");
-  if (!strcmp(op, mrcnn::kPyramidROIAlign)) return fn(mrcnn::PyramidROIAlignParams{});
-  if (!strcmp(op, mrcnn::kProposalLayer)) return fn(mrcnn::ProposalLayerParams{});
-  if (!strcmp(op, mrcnn::kDetectionLayer)) return fn(mrcnn::DetectionLayerParams{});
-  fail(std::string("unknown op '") + op + "' (PyramidROIAlign, ProposalLayer, DetectionLayer)");
+  if (!mrcnn::with_op(op, fn)) fail(std::string("unknown op '") + op + "' (" + mrcnn::op_names() + ")");
 }
 
-size_t launcher_workspace(const mrcnn::PyramidROIAlignParams& p) { return mrcnn::pyramid_roi_align_cuda_workspace(p); }
-size_t launcher_workspace(const mrcnn::ProposalLayerParams& p) { return mrcnn::proposal_layer_cuda_workspace(p); }
-size_t launcher_workspace(const mrcnn::DetectionLayerParams& p) { return mrcnn::detection_layer_cuda_workspace(p); }
-
-cudaError_t launch(const mrcnn::PyramidROIAlignParams& p, mrcnn::DType dt, const void* const* in, void* const* out,
-                   void* ws, cudaStream_t s) {
-  const void* maps[4] = {in[1], in[2], in[3], in[4]};
-  return mrcnn::pyramid_roi_align_cuda(p, dt, static_cast<const float*>(in[0]), maps, out[0], ws, s);
+// The op's CUDA launcher and its workspace size (OpTraits, in the op's folder).
+template <typename P>
+size_t launcher_workspace(const P& p) {
+  return mrcnn::OpTraits<P>::cuda_workspace(p);
 }
-cudaError_t launch(const mrcnn::ProposalLayerParams& p, mrcnn::DType dt, const void* const* in, void* const* out,
-                   void* ws, cudaStream_t s) {
-  return mrcnn::proposal_layer_cuda(p, dt, in[0], in[1], static_cast<const float*>(in[2]),
-                                    static_cast<float*>(out[0]), static_cast<int32_t*>(out[1]),
-                                    static_cast<int32_t*>(out[2]), ws, s);
-}
-cudaError_t launch(const mrcnn::DetectionLayerParams& p, mrcnn::DType dt, const void* const* in, void* const* out,
-                   void* ws, cudaStream_t s) {
-  return mrcnn::detection_layer_cuda(p, dt, static_cast<const float*>(in[0]), static_cast<const int32_t*>(in[1]),
-                                     in[2], in[3], static_cast<const float*>(in[4]), static_cast<float*>(out[0]),
-                                     static_cast<int32_t*>(out[1]), ws, s);
+template <typename P>
+cudaError_t launch(const P& p, mrcnn::DType dt, const void* const* in, void* const* out, void* ws, cudaStream_t s) {
+  return mrcnn::OpTraits<P>::cuda(p, dt, in, out, ws, s);
 }
 
 }  // namespace
@@ -166,7 +149,7 @@ const char* mrcnn_capi_info(void) {
 int mrcnn_output_shapes(const char* op, const double* attrs, int n_attr_values, int n_inputs, const int* ranks,
                         const int64_t* dims, int max_outputs, int* n_outputs, int* out_ranks, int64_t* out_dims) {
   return guarded([&] {
-    with_op(op, [&](auto tag) {
+    dispatch(op, [&](auto tag) {
       using P = decltype(tag);
       const P p = params_from<P>(attrs, n_attr_values);
       const std::vector<Dims> shapes = mrcnn::host::output_shapes(p, dims_from(n_inputs, ranks, dims), true);
@@ -186,11 +169,11 @@ int mrcnn_output_shapes(const char* op, const double* attrs, int n_attr_values, 
 int mrcnn_cuda_workspace_size(const char* op, const double* attrs, int n_attr_values, int n_inputs, const int* ranks,
                               const int64_t* dims, size_t* bytes) {
   return guarded([&] {
-    with_op(op, [&](auto tag) {
+    dispatch(op, [&](auto tag) {
       using P = decltype(tag);
       const P p = params_from<P>(attrs, n_attr_values);
       if (bytes == nullptr) fail("null result pointer");
-      *bytes = mrcnn::host::workspace_bytes<P>(p, dims_from(n_inputs, ranks, dims), launcher_workspace);
+      *bytes = mrcnn::host::workspace_bytes<P>(p, dims_from(n_inputs, ranks, dims), launcher_workspace<P>);
     });
   });
 }
@@ -199,7 +182,7 @@ int mrcnn_cuda_run(const char* op, const double* attrs, int n_attr_values, int n
                    const int64_t* dims, int dtype, const void* const* inputs, int n_outputs, void* const* outputs,
                    void* workspace, size_t workspace_bytes, int device, void* stream) {
   return guarded([&] {
-    with_op(op, [&](auto tag) {
+    dispatch(op, [&](auto tag) {
       using P = decltype(tag);
       const mrcnn::host::OpIO& io = mrcnn::host::op_io<P>();
       const std::vector<Dims> shapes = dims_from(n_inputs, ranks, dims);
@@ -214,13 +197,13 @@ int mrcnn_cuda_run(const char* op, const double* attrs, int n_attr_values, int n
         if (inputs[i] == nullptr && numel(shapes[i]) > 0)
           fail(std::string(op) + ": input " + io.inputs[i].name + " is null");
       const std::vector<Dims> out_shapes = mrcnn::host::output_shapes(p, shapes, true);
-      void* outs[8] = {nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+      void* outs[mrcnn::host::kMaxOutputs] = {};
       for (int o = 0; o < n_outputs; ++o) {
         outs[o] = outputs[o];
         if (o < io.nb_outputs && outs[o] == nullptr && numel(out_shapes[o]) > 0)
           fail(std::string(op) + ": output " + io.outputs[o].name + " is null");
       }
-      const size_t need = mrcnn::host::workspace_bytes<P>(p, shapes, launcher_workspace);
+      const size_t need = mrcnn::host::workspace_bytes<P>(p, shapes, launcher_workspace<P>);
       if (workspace_bytes < need || (need > 0 && workspace == nullptr))
         fail(std::string(op) + ": workspace of " + std::to_string(workspace_bytes) + " bytes, " +
              std::to_string(need) + " needed");
@@ -242,8 +225,8 @@ int mrcnn_cuda_run(const char* op, const double* attrs, int n_attr_values, int n
                      elem(io.outputs[o]));
       if (workspace != nullptr && need > 0) chk.workspace(workspace, workspace_bytes);
       chk.before();
-      void* staged_outs[8];
-      for (int o = 0; o < 8; ++o) staged_outs[o] = outs[o] != nullptr ? chk.staged(outs[o]) : nullptr;
+      void* staged_outs[mrcnn::host::kMaxOutputs];
+      for (int o = 0; o < mrcnn::host::kMaxOutputs; ++o) staged_outs[o] = outs[o] != nullptr ? chk.staged(outs[o]) : nullptr;
       cuda_check(launch(p, dt, inputs, staged_outs, chk.staged(workspace), s), op, "CUDA launch");
       chk.after(s);
 #else

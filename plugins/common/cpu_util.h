@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "cpu_parallel.h"
 #include "mrcnn_math.h"
 #include "op_params.h"
 
@@ -58,6 +59,17 @@ class Workspace {
   std::vector<uint8_t> own_;
   void* base_;
 };
+
+// fn(n, arena) for every image n in [0, N) through `par`, each image with its
+// own `per_image` bytes (a multiple of 64) of the (aligned or allocated) workspace.
+template <typename Fn>
+inline void for_each_image(const CpuParallel* par, int64_t N, size_t per_image, void* workspace, Fn&& fn) {
+  Workspace ws(workspace, per_image * (size_t)N);
+  parallel_for(par, N, [&](int64_t n) {
+    Arena arena(static_cast<uint8_t*>(ws.get()) + per_image * (size_t)n);
+    fn(n, arena);
+  });
+}
 
 // Kept boxes of a greedy NMS, struct-of-arrays so the overlap test vectorizes.
 struct KeptBoxes {

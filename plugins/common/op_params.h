@@ -1,9 +1,10 @@
-// Parameters of the three custom ops: the attributes of the op contract
+// Parameters of the custom ops, generic part: the attributes of the op contract
 // (plugins/opdefs.py, generated into op_contract.h: names, types, defaults,
-// ranges) plus the runtime sizes each kernel needs. Shared by the CPU kernels,
-// the CUDA kernels, the ONNX Runtime custom ops, the pybind11 module, the C-ABI
-// library of the PyTorch operators and the TensorRT plugins. Plain structs; no
-// CUDA or TensorRT header.
+// ranges) as tables, struct members and set_attr/get_attr, attribute
+// validation, and the OpTraits interface each op implements in its own folder.
+// Shared by the CPU kernels, the CUDA kernels, the ONNX Runtime custom ops, the
+// pybind11 module, the C-ABI library of the PyTorch operators and the TensorRT
+// plugins. No CUDA or TensorRT header.
 //
 // Every attribute is written once, in op_contract.h's X-macros: the struct
 // members, the attribute tables and set_attr/get_attr below are expanded from
@@ -74,6 +75,7 @@ using attr_value_t = typename AttrValue<T, L>::type;
 #define MRCNN_ATTR_TABLE(Op, torch_name) constexpr AttrDesc k##Op##Attrs[] = {MRCNN_##Op##_ATTRS(MRCNN_ATTR_DESC)};
 MRCNN_CONTRACT_OPS(MRCNN_ATTR_TABLE)
 #undef MRCNN_ATTR_TABLE
+#undef MRCNN_ATTR_DESC
 
 template <typename T, size_t N>
 constexpr int array_len(const T (&)[N]) {
@@ -81,46 +83,23 @@ constexpr int array_len(const T (&)[N]) {
 }
 
 // --------------------------------------------------------------- params
-// Attributes (from the contract) + runtime sizes (from the input shapes; see
-// each op's header for the tensors).
+// Each op's params struct (attributes from the contract + the runtime sizes
+// its kernels need) lives in its own folder, plugins/<folder>/<folder>.h:
+//   struct <Op>Params { MRCNN_OP_ATTR_MEMBERS(<Op>) int N = 0; ... };
+//   MRCNN_OP_ATTR_ACCESS(<Op>)
+// with OpTraits<<Op>Params> (below); plugins/common/all_ops.h includes them all.
+#define MRCNN_OP_ATTR_MEMBERS(Op) MRCNN_##Op##_ATTRS(MRCNN_ATTR_MEMBER)
+// For ops whose kernels need exactly the contract's size symbols: one int
+// member per symbol (int N = 0; ...) and the OpTraits::set_sizes filling them.
+#define MRCNN_SIZE_MEMBER(name, min) int name = 0;
+#define MRCNN_OP_SIZE_MEMBERS(Op) MRCNN_##Op##_SYMBOLS(MRCNN_SIZE_MEMBER)
+#define MRCNN_SET_SIZE(name, min) p.name = size(#name);
+#define MRCNN_OP_SET_SIZES(Op)                        \
+  template <typename Size>                            \
+  static void set_sizes(Op##Params& p, Size&& size) { \
+    MRCNN_##Op##_SYMBOLS(MRCNN_SET_SIZE)              \
+  }
 
-// PyramidROIAlign
-//   inputs : boxes [N,R,4] float32 normalized; P2..P5 [N,C,H_l,W_l] (DType)
-//   output : crops [N,R,C,P,P] (DType)
-struct PyramidROIAlignParams {
-  MRCNN_PyramidROIAlign_ATTRS(MRCNN_ATTR_MEMBER)
-  // runtime sizes
-  int N = 0;      // images
-  int R = 0;      // boxes per image
-  int C = 0;      // channels (all levels)
-  int H[4] = {0, 0, 0, 0};  // P2..P5 heights
-  int W[4] = {0, 0, 0, 0};  // P2..P5 widths
-};
-
-// ProposalLayer
-//   inputs : scores [N,A] (DType), deltas [N,A,4] (DType), anchors [A,4] float32 pixels
-//   outputs: rois [N,post_nms_topk,4] float32 normalized, count [N] int32
-//            (+ optional anchor_index [N,post_nms_topk] int32, -1 in padded rows)
-struct ProposalLayerParams {
-  MRCNN_ProposalLayer_ATTRS(MRCNN_ATTR_MEMBER)
-  // runtime sizes
-  int N = 0;  // images
-  int A = 0;  // anchors
-};
-
-// DetectionLayer
-//   inputs : rois [N,R,4] float32 normalized, roi_count [N] int32,
-//            probs [N,R,K] (DType), deltas [N,R,K,4] (DType), window [N,4] float32 pixels
-//   outputs: detections [N,max_instances,6] float32, count [N] int32
-struct DetectionLayerParams {
-  MRCNN_DetectionLayer_ATTRS(MRCNN_ATTR_MEMBER)
-  // runtime sizes (K = num_classes)
-  int N = 0;  // images
-  int R = 0;  // ROIs per image
-};
-
-#undef MRCNN_ATTR_MEMBER
-#undef MRCNN_ATTR_DESC
 
 // ------------------------------------------------------- generic access
 // set_attr: assign attribute `name` from n values (ints given as doubles).
@@ -176,24 +155,21 @@ inline std::string check_finite(const char* op, const char* name, const float* v
   if (!strcmp(attr, #name)) return detail::set_value(p.name, v, n);
 #define MRCNN_GET_ATTR(name, ...) \
   if (!strcmp(attr, #name)) return detail::get_value(p.name, out);
-#define MRCNN_ATTR_ACCESS(Op, torch_name)                                            \
+// set_attr / get_attr / attr_table / op_name of Op##Params (for generic code:
+// plugin field lists, ONNX Runtime attribute parsing). Invoked once in each
+// op's header, after its params struct.
+#define MRCNN_OP_ATTR_ACCESS(Op)                                                     \
   inline bool set_attr(Op##Params& p, const char* attr, const double* v, int n) {    \
     MRCNN_##Op##_ATTRS(MRCNN_SET_ATTR) return false;                                 \
   }                                                                                  \
   inline int get_attr(const Op##Params& p, const char* attr, double* out) {          \
     MRCNN_##Op##_ATTRS(MRCNN_GET_ATTR) return 0;                                     \
   }                                                                                  \
-  /* Attribute table of a params type (for generic code: plugin field lists,  */    \
-  /* ONNX Runtime attribute parsing).                                         */    \
   inline const AttrDesc* attr_table(const Op##Params&, int* n) {                     \
     *n = array_len(k##Op##Attrs);                                                    \
     return k##Op##Attrs;                                                             \
   }                                                                                  \
   inline const char* op_name(const Op##Params&) { return k##Op; }
-MRCNN_CONTRACT_OPS(MRCNN_ATTR_ACCESS)
-#undef MRCNN_ATTR_ACCESS
-#undef MRCNN_GET_ATTR
-#undef MRCNN_SET_ATTR
 
 // ------------------------------------------------------------- validation
 // Attribute ranges as in opdefs.validate_attrs (message format alike):
@@ -219,20 +195,38 @@ inline std::string validate(const P& p) {
   return std::string();
 }
 
-// Runtime sizes (call after the attributes validate).
-inline std::string validate_sizes(const PyramidROIAlignParams& p) {
-  if (p.N < 0 || p.R < 0 || p.C < 0) return "PyramidROIAlign: negative size";
-  for (int l = 0; l < 4; ++l)
-    if (p.H[l] < 1 || p.W[l] < 1) return "PyramidROIAlign: feature map P" + std::to_string(l + 2) + " is empty";
-  return std::string();
-}
-inline std::string validate_sizes(const ProposalLayerParams& p) {
-  if (p.N < 0 || p.A < 0) return "ProposalLayer: negative size";
-  return std::string();
-}
-inline std::string validate_sizes(const DetectionLayerParams& p) {
-  if (p.N < 0 || p.R < 0) return "DetectionLayer: negative size";
-  return std::string();
-}
+// ------------------------------------------------------------ op traits
+// What each layer (ONNX Runtime ops, pybind11 module, C-ABI library, TensorRT
+// plugins, host) needs of an op beyond the contract, specialized once in the
+// op's own header (plugins/<folder>/<folder>.h) with one fixed signature:
+//
+//   template <> struct OpTraits<XParams> {
+//     // runtime sizes from the contract's size symbols: size("N") -> int
+//     template <typename Size> static void set_sizes(XParams& p, Size&& size);
+//     static size_t cpu_workspace(const XParams& p);
+//     static void cpu(const XParams& p, DType dtype, const void* const* inputs,
+//                     void* const* outputs, void* workspace, const CpuParallel* par);
+//     // with CUDA (nvcc or MRCNN_WITH_CUDA):
+//     static size_t cuda_workspace(const XParams& p);
+//     static cudaError_t cuda(const XParams& p, DType dtype, const void* const* inputs,
+//                             void* const* outputs, void* workspace, cudaStream_t stream);
+//   };
+//
+// `inputs` are the contract's inputs in order; `outputs` hold the node outputs
+// then the kernel-only (extra) outputs, which may be nullptr. Plus
+// std::string validate_sizes(const XParams&) ("" when the sizes are valid).
+template <typename P>
+struct OpTraits;
+
+// The contract name of a params type, usable in constant expressions
+// (kOpName<PyramidROIAlignParams> == "PyramidROIAlign").
+template <typename P>
+constexpr const char* kOpName = nullptr;
+#define MRCNN_OP_NAME_OF(Op, torch_name) \
+  struct Op##Params;                     \
+  template <>                            \
+  constexpr const char* kOpName<Op##Params> = k##Op;
+MRCNN_CONTRACT_OPS(MRCNN_OP_NAME_OF)
+#undef MRCNN_OP_NAME_OF
 
 }  // namespace mrcnn

@@ -19,17 +19,23 @@
 // lower ROI index).
 #pragma once
 
-#include <stddef.h>
-#include <stdint.h>
-
-#include "../common/cpu_parallel.h"
-#include "../common/op_params.h"
-
-#if defined(MRCNN_WITH_CUDA) || defined(__CUDACC__)
-#include <cuda_runtime_api.h>
-#endif
+#include "../common/op_header.h"
 
 namespace mrcnn {
+
+// ------------------------------------------------------------- params
+// Attributes (contract) + runtime sizes (from the input shapes; K = num_classes).
+struct DetectionLayerParams {
+  MRCNN_OP_ATTR_MEMBERS(DetectionLayer)
+  MRCNN_OP_SIZE_MEMBERS(DetectionLayer)
+};
+MRCNN_OP_ATTR_ACCESS(DetectionLayer)
+
+// Runtime sizes (call after the attributes validate): "" when valid.
+inline std::string validate_sizes(const DetectionLayerParams& p) {
+  if (p.N < 0 || p.R < 0) return "DetectionLayer: negative size";
+  return std::string();
+}
 
 // ---------------------------------------------------------------- CPU
 size_t detection_layer_cpu_workspace(const DetectionLayerParams& p);
@@ -42,12 +48,38 @@ void detection_layer_cpu(const DetectionLayerParams& p, DType dtype, const float
                          int32_t* count, void* workspace, const CpuParallel* par = nullptr);
 
 // --------------------------------------------------------------- CUDA
-#if defined(MRCNN_WITH_CUDA) || defined(__CUDACC__)
+#if MRCNN_OP_WITH_CUDA
 size_t detection_layer_cuda_workspace(const DetectionLayerParams& p);
 cudaError_t detection_layer_cuda(const DetectionLayerParams& p, DType dtype, const float* rois,
                                  const int32_t* roi_count, const void* probs, const void* deltas,
                                  const float* window, float* detections, int32_t* count, void* workspace,
                                  cudaStream_t stream);
 #endif
+
+
+// ---------------------------------------------------------- op traits
+// The uniform per-op interface (common/op_params.h OpTraits).
+template <>
+struct OpTraits<DetectionLayerParams> {
+  using Params = DetectionLayerParams;
+  MRCNN_OP_SET_SIZES(DetectionLayer)
+  // inputs: rois, roi_count, probs, deltas, window; outputs: detections, count.
+  static size_t cpu_workspace(const Params& p) { return detection_layer_cpu_workspace(p); }
+  static void cpu(const Params& p, DType dt, const void* const* in, void* const* out, void* ws,
+                  const CpuParallel* par) {
+    detection_layer_cpu(p, dt, static_cast<const float*>(in[0]), static_cast<const int32_t*>(in[1]), in[2], in[3],
+                        static_cast<const float*>(in[4]), static_cast<float*>(out[0]), static_cast<int32_t*>(out[1]),
+                        ws, par);
+  }
+#if MRCNN_OP_WITH_CUDA
+  static size_t cuda_workspace(const Params& p) { return detection_layer_cuda_workspace(p); }
+  static cudaError_t cuda(const Params& p, DType dt, const void* const* in, void* const* out, void* ws,
+                          cudaStream_t stream) {
+    return detection_layer_cuda(p, dt, static_cast<const float*>(in[0]), static_cast<const int32_t*>(in[1]), in[2],
+                                in[3], static_cast<const float*>(in[4]), static_cast<float*>(out[0]),
+                                static_cast<int32_t*>(out[1]), ws, stream);
+  }
+#endif
+};
 
 }  // namespace mrcnn

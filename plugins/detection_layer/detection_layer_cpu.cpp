@@ -114,13 +114,10 @@ template <typename T>
 void detection_impl(const DetectionLayerParams& p, const float* rois, const int32_t* roi_count, const void* probs,
                     const void* deltas, const float* window, float* dets, int32_t* count, void* workspace,
                     const CpuParallel* par) {
-  const size_t per = per_image_bytes(p);
-  cpu::Workspace ws(workspace, per * (size_t)p.N);
   const T* pr = static_cast<const T*>(probs);
   const T* de = static_cast<const T*>(deltas);
   const int64_t K = p.num_classes;
-  parallel_for(par, p.N, [&](int64_t n) {
-    cpu::Arena arena(static_cast<uint8_t*>(ws.get()) + per * (size_t)n);
+  cpu::for_each_image(par, p.N, per_image_bytes(p), workspace, [&](int64_t n, cpu::Arena& arena) {
     DetectionScratch s = DetectionScratch::carve(arena, p.R);
     detection_image<T>(p, rois + n * (int64_t)p.R * 4, roi_count[n], pr + n * (int64_t)p.R * K,
                        de + n * (int64_t)p.R * K * 4, window + 4 * n, dets + n * (int64_t)p.max_instances * 6,

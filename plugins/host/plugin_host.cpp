@@ -1,11 +1,14 @@
 // Implementation of plugin_host.h (see there). No TensorRT, no CUDA.
 #include "plugin_host.h"
 
+#include "byte_io.h"
+
 #include <math.h>
 #include <string.h>
 
 #include <set>
 #include <sstream>
+#include <utility>
 
 namespace mrcnn {
 namespace host {
@@ -42,77 +45,6 @@ std::string num(double v) {
 
 [[noreturn]] void fail(const std::string& msg) { throw HostError(msg); }
 
-// ----------------------------------------------------------- byte writing
-struct Writer {
-  uint8_t* p;
-  uint8_t* end;
-  void bytes(const void* src, size_t n) {
-    if ((size_t)(end - p) < n) fail("serialize: buffer too small");
-    memcpy(p, src, n);
-    p += n;
-  }
-  void u8(uint8_t v) { bytes(&v, 1); }
-  void u16(uint16_t v) {
-    uint8_t b[2] = {(uint8_t)(v & 0xff), (uint8_t)(v >> 8)};
-    bytes(b, 2);
-  }
-  void u32(uint32_t v) {
-    uint8_t b[4] = {(uint8_t)(v & 0xff), (uint8_t)((v >> 8) & 0xff), (uint8_t)((v >> 16) & 0xff), (uint8_t)(v >> 24)};
-    bytes(b, 4);
-  }
-  void str(const char* s) {
-    const size_t n = strlen(s);
-    if (n > 0xffff) fail("serialize: name too long");
-    u16((uint16_t)n);
-    bytes(s, n);
-  }
-};
-
-struct Reader {
-  const uint8_t* p;
-  const uint8_t* end;
-  std::string op;
-  void need(size_t n) {
-    if ((size_t)(end - p) < n) fail(op + ": serialized data is truncated (plan file damaged?)");
-  }
-  uint8_t u8() {
-    need(1);
-    return *p++;
-  }
-  uint16_t u16() {
-    need(2);
-    uint16_t v = (uint16_t)(p[0] | (p[1] << 8));
-    p += 2;
-    return v;
-  }
-  uint32_t u32() {
-    need(4);
-    uint32_t v = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-    p += 4;
-    return v;
-  }
-  std::string str() {
-    const uint16_t n = u16();
-    need(n);
-    std::string s((const char*)p, n);
-    p += n;
-    return s;
-  }
-};
-
-constexpr uint32_t kMagic = 0x4E43524Du;  // bytes 'M' 'R' 'C' 'N'
-
-uint32_t f32_bits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  return u;
-}
-float bits_f32(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
 // --------------------------------------------------------------- op specs
 // Expanded from the contract's X-macros (common/op_contract.h). Every list ends
 // with a terminator entry (zero-length arrays are not C++).
@@ -130,6 +62,7 @@ constexpr SymbolSpec kEndSymbol{nullptr, 0};
   constexpr TensorSpec k##Op##Out[] = {MRCNN_##Op##_OUTPUTS(MRCNN_TENSOR) MRCNN_##Op##_EXTRA_OUTPUTS(MRCNN_TENSOR) \
                                            kEndTensor};                                                         \
   constexpr SymbolSpec k##Op##Symbols[] = {MRCNN_##Op##_SYMBOLS(MRCNN_SYMBOL) kEndSymbol};                      \
+  static_assert(array_len(k##Op##Out) - 1 <= kMaxOutputs, #Op ": more outputs than kMaxOutputs");             \
   const OpIO k##Op##IO{array_len(k##Op##In) - 1,                                                                \
                        array_len(k##Op##OutMain) - 1,                                                           \
                        array_len(k##Op##Out) - array_len(k##Op##OutMain),                                       \
@@ -544,45 +477,16 @@ int symbol(const P& p, const std::vector<int64_t>& sym, const char* name) {
 }
 }  // namespace
 
-template <>
-PyramidROIAlignParams with_runtime_sizes(PyramidROIAlignParams p, const std::vector<Dims>& in) {
+template <typename P>
+P with_runtime_sizes(P p, const std::vector<Dims>& in) {
   const std::vector<int64_t> s = check_input_dims(p, in);
-  require_known(kPyramidROIAlign, kPyramidROIAlignIO, in);
-  p.N = symbol(p, s, "N");
-  p.R = symbol(p, s, "R");
-  p.C = symbol(p, s, "C");
-  static const char* const kH[4] = {"H2", "H3", "H4", "H5"};
-  static const char* const kW[4] = {"W2", "W3", "W4", "W5"};
-  for (int l = 0; l < 4; ++l) {
-    p.H[l] = symbol(p, s, kH[l]);
-    p.W[l] = symbol(p, s, kW[l]);
-  }
+  require_known(op_name(p), op_io<P>(), in);
+  OpTraits<P>::set_sizes(p, [&](const char* name) { return symbol(p, s, name); });
   const std::string e = validate_sizes(p);
   if (!e.empty()) fail(e);
   return p;
 }
 
-template <>
-ProposalLayerParams with_runtime_sizes(ProposalLayerParams p, const std::vector<Dims>& in) {
-  const std::vector<int64_t> s = check_input_dims(p, in);
-  require_known(kProposalLayer, kProposalLayerIO, in);
-  p.N = symbol(p, s, "N");
-  p.A = symbol(p, s, "A");
-  const std::string e = validate_sizes(p);
-  if (!e.empty()) fail(e);
-  return p;
-}
-
-template <>
-DetectionLayerParams with_runtime_sizes(DetectionLayerParams p, const std::vector<Dims>& in) {
-  const std::vector<int64_t> s = check_input_dims(p, in);
-  require_known(kDetectionLayer, kDetectionLayerIO, in);
-  p.N = symbol(p, s, "N");
-  p.R = symbol(p, s, "R");
-  const std::string e = validate_sizes(p);
-  if (!e.empty()) fail(e);
-  return p;
-}
 template <typename P>
 size_t workspace_bytes(const P& p, const std::vector<Dims>& inputs, size_t (*launcher_workspace)(const P&)) {
   const P sized = with_runtime_sizes(p, inputs);
@@ -594,9 +498,10 @@ size_t workspace_bytes(const P& p, const std::vector<Dims>& inputs, size_t (*lau
 std::string fields_json() {
   std::ostringstream os;
   os << "{\"serial_format_version\": " << kSerialFormatVersion << ", \"plugin_version\": " << json_str(kPluginVersion)
-     << ", \"plugin_namespace\": " << json_str(kPluginNamespace) << ", \"ops\": {"
-     << op_json<PyramidROIAlignParams>() << ", " << op_json<ProposalLayerParams>() << ", "
-     << op_json<DetectionLayerParams>() << "}}";
+     << ", \"plugin_namespace\": " << json_str(kPluginNamespace) << ", \"ops\": {";
+  const char* sep = "";
+  for_each_op([&](auto tag) { os << std::exchange(sep, ", ") << op_json<decltype(tag)>(); });
+  os << "}}";
   return os.str();
 }
 
@@ -656,8 +561,10 @@ std::string contract_json() {
   std::ostringstream os;
   os << "{\"domain\": " << json_str(kDomain) << ", \"op_version\": " << kOpVersion
      << ", \"plugin_version\": " << json_str(kPluginVersion) << ", \"plugin_namespace\": " << json_str(kPluginNamespace)
-     << ", \"ops\": {" << op_contract_json<PyramidROIAlignParams>() << ", " << op_contract_json<ProposalLayerParams>()
-     << ", " << op_contract_json<DetectionLayerParams>() << "}}";
+     << ", \"ops\": {";
+  const char* sep = "";
+  for_each_op([&](auto tag) { os << std::exchange(sep, ", ") << op_contract_json<decltype(tag)>(); });
+  os << "}}";
   return os.str();
 }
 
@@ -675,11 +582,12 @@ std::string contract_json() {
   template std::vector<int64_t> check_input_dims<P>(const P&, const std::vector<Dims>&);                \
   template std::vector<DimRule> output_dim_rules<P>(const P&, int);                                      \
   template std::vector<Dims> output_shapes<P>(const P&, const std::vector<Dims>&, bool);                 \
+  template P with_runtime_sizes<P>(P, const std::vector<Dims>&);                                         \
   template size_t workspace_bytes<P>(const P&, const std::vector<Dims>&, size_t (*)(const P&));
-
-MRCNN_HOST_INSTANTIATE(PyramidROIAlignParams)
-MRCNN_HOST_INSTANTIATE(ProposalLayerParams)
-MRCNN_HOST_INSTANTIATE(DetectionLayerParams)
+#define MRCNN_HOST_INSTANTIATE_OP(Op, torch_name) MRCNN_HOST_INSTANTIATE(Op##Params)
+MRCNN_CONTRACT_OPS(MRCNN_HOST_INSTANTIATE_OP)
+#undef MRCNN_HOST_INSTANTIATE_OP
+#undef MRCNN_HOST_INSTANTIATE
 
 }  // namespace host
 }  // namespace mrcnn

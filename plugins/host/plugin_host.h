@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/all_ops.h"
 #include "../common/op_params.h"
 
 namespace mrcnn {
@@ -96,6 +97,7 @@ struct DimSpec {
 };
 
 constexpr int kMaxRank = 5;
+constexpr int kMaxOutputs = 8;  // node + kernel-only outputs of one op (checked at compile time)
 struct TensorSpec {
   const char* name;
   Role role;

@@ -9,44 +9,12 @@
 #include <vector>
 
 #include "plugin_host.h"
+#include "unit_check.h"
 
 using namespace mrcnn;
 using namespace mrcnn::host;
 
 namespace {
-
-int g_checks = 0, g_failures = 0;
-
-#define CHECK(cond)                                                      \
-  do {                                                                   \
-    ++g_checks;                                                          \
-    if (!(cond)) {                                                       \
-      ++g_failures;                                                      \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-    }                                                                    \
-  } while (0)
-
-// Expect `fn` to throw HostError whose message contains `needle`.
-#define CHECK_THROWS(fn, needle) check_throws([&]() { fn; }, needle, __FILE__, __LINE__, #fn)
-
-void check_throws(const std::function<void()>& fn, const char* needle, const char* file, int line, const char* expr) {
-  ++g_checks;
-  try {
-    fn();
-  } catch (const HostError& e) {
-    if (strstr(e.what(), needle) == nullptr) {
-      ++g_failures;
-      fprintf(stderr, "%s:%d: %s threw '%s', expected a message containing '%s'\n", file, line, expr, e.what(), needle);
-    }
-    return;
-  } catch (const std::exception& e) {
-    ++g_failures;
-    fprintf(stderr, "%s:%d: %s threw a non-HostError: %s\n", file, line, expr, e.what());
-    return;
-  }
-  ++g_failures;
-  fprintf(stderr, "%s:%d: %s did not throw (expected '%s')\n", file, line, expr, needle);
-}
 
 FieldValue I(const char* name, double v) { return {name, FieldKind::kInt, {v}}; }
 FieldValue F(const char* name, std::vector<double> v) { return {name, FieldKind::kFloat, v}; }

@@ -1,6 +1,6 @@
-// ONNX Runtime custom-op library (libmrcnn_ort_ops.so): runs the nodes
-// mrcnn::PyramidROIAlign, mrcnn::ProposalLayer and mrcnn::DetectionLayer
-// (plugins/opdefs.py) on the CPU execution provider with the C++ kernels.
+// ONNX Runtime custom-op library (libmrcnn_ort_ops.so): runs the nodes of
+// every op of the contract (mrcnn::<Op>, plugins/opdefs.py) on the CPU
+// execution provider with the C++ kernels (each op's OpTraits).
 //
 // Built against the ORT C/C++ API headers only (tools/fetch_ort_headers.sh);
 // it does not link libonnxruntime: ORT hands its API table to
@@ -22,11 +22,9 @@
 #include <string>
 #include <vector>
 
+#include "../common/all_ops.h"
 #include "../common/op_params.h"
-#include "../detection_layer/detection_layer.h"
 #include "../host/plugin_host.h"
-#include "../proposal_layer/proposal_layer.h"
-#include "../pyramid_roi_align/pyramid_roi_align.h"
 
 namespace mrcnn {
 namespace ort {
@@ -159,34 +157,17 @@ OrtStatusPtr guarded(const OrtApi& api, Fn&& fn) {
 }
 
 // ------------------------------------------------------------- kernels
-// Each op's CPU call on inputs already checked against the contract (``p``: the
-// attributes completed by check_inputs, ``out``: the output dims).
-void run(Ort::KernelContext& ctx, const PyramidROIAlignParams& p, DType dtype, const std::vector<host::Dims>& out,
-         OrtParallel& par) {
-  const void* maps[4];
-  for (int l = 0; l < 4; ++l) maps[l] = in_data(ctx, 1 + l);
-  Ort::UnownedValue crops = ctx.GetOutput(0, out[0]);
-  pyramid_roi_align_cpu(p, dtype, static_cast<const float*>(in_data(ctx, 0)), maps, crops.GetTensorMutableRawData(),
-                        nullptr, &par.par);
-}
-
-void run(Ort::KernelContext& ctx, const ProposalLayerParams& p, DType dtype, const std::vector<host::Dims>& out,
-         OrtParallel& par) {
-  Ort::UnownedValue rois = ctx.GetOutput(0, out[0]);
-  Ort::UnownedValue count = ctx.GetOutput(1, out[1]);
-  proposal_layer_cpu(p, dtype, in_data(ctx, 0), in_data(ctx, 1), static_cast<const float*>(in_data(ctx, 2)),
-                     rois.GetTensorMutableData<float>(), count.GetTensorMutableData<int32_t>(), nullptr, nullptr,
-                     &par.par);
-}
-
-void run(Ort::KernelContext& ctx, const DetectionLayerParams& p, DType dtype, const std::vector<host::Dims>& out,
-         OrtParallel& par) {
-  Ort::UnownedValue dets = ctx.GetOutput(0, out[0]);
-  Ort::UnownedValue count = ctx.GetOutput(1, out[1]);
-  detection_layer_cpu(p, dtype, static_cast<const float*>(in_data(ctx, 0)),
-                      static_cast<const int32_t*>(in_data(ctx, 1)), in_data(ctx, 2), in_data(ctx, 3),
-                      static_cast<const float*>(in_data(ctx, 4)), dets.GetTensorMutableData<float>(),
-                      count.GetTensorMutableData<int32_t>(), nullptr, &par.par);
+// The op's CPU call (OpTraits, in the op's folder) on inputs already checked
+// against the contract (``p``: the attributes completed by check_inputs,
+// ``out``: the output dims); kernel-only outputs are not computed (nullptr).
+template <typename P>
+void run(Ort::KernelContext& ctx, const P& p, DType dtype, const std::vector<host::Dims>& out, OrtParallel& par) {
+  const host::OpIO& io = host::op_io<P>();
+  std::vector<const void*> ins((size_t)io.nb_inputs);
+  for (int i = 0; i < io.nb_inputs; ++i) ins[(size_t)i] = in_data(ctx, (size_t)i);
+  std::vector<void*> outs((size_t)(io.nb_outputs + io.nb_extra_outputs), nullptr);
+  for (int o = 0; o < io.nb_outputs; ++o) outs[(size_t)o] = ctx.GetOutput((size_t)o, out[(size_t)o]).GetTensorMutableRawData();
+  OpTraits<P>::cpu(p, dtype, ins.data(), outs.data(), nullptr, &par.par);
 }
 
 // One ORT kernel per op and data type: attributes read once at session creation.
@@ -239,10 +220,6 @@ struct OpBase : Ort::CustomOpBase<OpBase<Params, Kernel>, Kernel, /*WithStatus=*
   ONNXTensorElementDataType GetOutputType(size_t i) const { return out_types[i]; }
 };
 
-using PyramidOp = OpBase<PyramidROIAlignParams, Kernel<PyramidROIAlignParams>>;
-using ProposalOp = OpBase<ProposalLayerParams, Kernel<ProposalLayerParams>>;
-using DetectionOp = OpBase<DetectionLayerParams, Kernel<DetectionLayerParams>>;
-
 // The ops are created once; each registration adds a new domain object
 // holding them (ORT requires both to outlive every session using them).
 struct Registry {
@@ -256,11 +233,11 @@ struct Registry {
     owned.push_back(std::move(op));
   }
   Registry() {
-    for (DType dt : {DType::kFloat32, DType::kFloat16}) {
-      own(std::make_shared<PyramidOp>(dt));
-      own(std::make_shared<ProposalOp>(dt));
-      own(std::make_shared<DetectionOp>(dt));
-    }
+    for (DType dt : {DType::kFloat32, DType::kFloat16})
+      for_each_op([&](auto tag) {
+        using P = decltype(tag);
+        own(std::make_shared<OpBase<P, Kernel<P>>>(dt));
+      });
   }
 };
 

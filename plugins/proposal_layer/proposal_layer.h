@@ -19,17 +19,23 @@
 // with nvcc or with MRCNN_WITH_CUDA defined.
 #pragma once
 
-#include <stddef.h>
-#include <stdint.h>
-
-#include "../common/cpu_parallel.h"
-#include "../common/op_params.h"
-
-#if defined(MRCNN_WITH_CUDA) || defined(__CUDACC__)
-#include <cuda_runtime_api.h>
-#endif
+#include "../common/op_header.h"
 
 namespace mrcnn {
+
+// ------------------------------------------------------------- params
+// Attributes (contract) + runtime sizes (from the input shapes).
+struct ProposalLayerParams {
+  MRCNN_OP_ATTR_MEMBERS(ProposalLayer)
+  MRCNN_OP_SIZE_MEMBERS(ProposalLayer)
+};
+MRCNN_OP_ATTR_ACCESS(ProposalLayer)
+
+// Runtime sizes (call after the attributes validate): "" when valid.
+inline std::string validate_sizes(const ProposalLayerParams& p) {
+  if (p.N < 0 || p.A < 0) return "ProposalLayer: negative size";
+  return std::string();
+}
 
 // ---------------------------------------------------------------- CPU
 size_t proposal_layer_cpu_workspace(const ProposalLayerParams& p);
@@ -50,7 +56,7 @@ int nms_cpu(const float* boxes, const float* scores, int K, float threshold, int
             void* workspace);
 
 // --------------------------------------------------------------- CUDA
-#if defined(MRCNN_WITH_CUDA) || defined(__CUDACC__)
+#if MRCNN_OP_WITH_CUDA
 // Device pointers; same layouts and semantics as the CPU function
 // (anchor_index may be nullptr).
 size_t proposal_layer_cuda_workspace(const ProposalLayerParams& p);
@@ -58,5 +64,29 @@ cudaError_t proposal_layer_cuda(const ProposalLayerParams& p, DType dtype, const
                                 const float* anchors, float* rois, int32_t* count, int32_t* anchor_index,
                                 void* workspace, cudaStream_t stream);
 #endif
+
+
+// ---------------------------------------------------------- op traits
+// The uniform per-op interface (common/op_params.h OpTraits).
+template <>
+struct OpTraits<ProposalLayerParams> {
+  using Params = ProposalLayerParams;
+  MRCNN_OP_SET_SIZES(ProposalLayer)
+  // inputs: scores, deltas, anchors; outputs: rois, count, anchor_index (may be nullptr).
+  static size_t cpu_workspace(const Params& p) { return proposal_layer_cpu_workspace(p); }
+  static void cpu(const Params& p, DType dt, const void* const* in, void* const* out, void* ws,
+                  const CpuParallel* par) {
+    proposal_layer_cpu(p, dt, in[0], in[1], static_cast<const float*>(in[2]), static_cast<float*>(out[0]),
+                       static_cast<int32_t*>(out[1]), static_cast<int32_t*>(out[2]), ws, par);
+  }
+#if MRCNN_OP_WITH_CUDA
+  static size_t cuda_workspace(const Params& p) { return proposal_layer_cuda_workspace(p); }
+  static cudaError_t cuda(const Params& p, DType dt, const void* const* in, void* const* out, void* ws,
+                          cudaStream_t stream) {
+    return proposal_layer_cuda(p, dt, in[0], in[1], static_cast<const float*>(in[2]), static_cast<float*>(out[0]),
+                               static_cast<int32_t*>(out[1]), static_cast<int32_t*>(out[2]), ws, stream);
+  }
+#endif
+};
 
 }  // namespace mrcnn

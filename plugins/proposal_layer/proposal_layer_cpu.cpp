@@ -79,13 +79,10 @@ void proposal_image(const ProposalLayerParams& p, const T* scores, const T* delt
 template <typename T>
 void proposal_impl(const ProposalLayerParams& p, const void* scores, const void* deltas, const float* anchors,
                    float* rois, int32_t* count, int32_t* anchor_index, void* workspace, const CpuParallel* par) {
-  const size_t per = per_image_bytes(p);
-  cpu::Workspace ws(workspace, per * (size_t)p.N);
   const T* sc = static_cast<const T*>(scores);
   const T* de = static_cast<const T*>(deltas);
   const int post = p.post_nms_topk;
-  parallel_for(par, p.N, [&](int64_t n) {
-    cpu::Arena arena(static_cast<uint8_t*>(ws.get()) + per * (size_t)n);
+  cpu::for_each_image(par, p.N, per_image_bytes(p), workspace, [&](int64_t n, cpu::Arena& arena) {
     ProposalScratch s = ProposalScratch::carve(arena, p);
     proposal_image<T>(p, sc + n * (int64_t)p.A, de + n * (int64_t)p.A * 4, anchors, rois + n * (int64_t)post * 4,
                       count + n, anchor_index ? anchor_index + n * (int64_t)post : nullptr, s);

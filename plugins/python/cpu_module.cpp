@@ -11,13 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "../common/all_ops.h"
 #include "../common/mrcnn_math.h"
 #include "../common/op_params.h"
 #include "../common/thread_pool.h"
-#include "../detection_layer/detection_layer.h"
 #include "../host/plugin_host.h"
-#include "../proposal_layer/proposal_layer.h"
-#include "../pyramid_roi_align/pyramid_roi_align.h"
 
 namespace py = pybind11;
 using namespace mrcnn;
@@ -192,73 +190,89 @@ py::array_t<int64_t> py_nms(const F32& boxes, const F32& scores, float threshold
   return out;
 }
 
-py::array py_pyramid_roi_align(const F32& boxes, const std::vector<py::array>& maps, const py::dict& attrs,
-                               int threads) {
-  PyramidROIAlignParams p = params_from<PyramidROIAlignParams>(attrs);
-  if (maps.size() != 4) fail("PyramidROIAlign needs 4 feature maps (P2..P5)");
-  const auto out_shapes = sized(p, {&boxes, &maps[0], &maps[1], &maps[2], &maps[3]});
-  const DType dt = data_dtype(maps[0], "P2");
-  const void* ptrs[4];
-  for (int l = 0; l < 4; ++l) {
-    const std::string name = "P" + std::to_string(l + 2);
-    if (data_dtype(maps[l], name.c_str()) != dt) fail(name + " must have the dtype of P2");
-    ptrs[l] = maps[l].data();
+// Any op of the contract (its OpTraits::cpu, in the op's folder) on arrays:
+// `inputs` in contract order (geometry converted to float32, counts to int32;
+// data tensors float32 or float16, all of one dtype). Returns the node outputs
+// then the kernel-only outputs.
+template <typename P>
+std::vector<py::array> run_op(const std::vector<py::object>& inputs, const py::dict& attrs, int threads) {
+  P p = params_from<P>(attrs);
+  const host::OpIO& io = host::op_io<P>();
+  std::vector<py::array> in;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const host::Role role = (int)i < io.nb_inputs ? io.inputs[i].role : host::Role::kData;
+    if (role == host::Role::kF32) in.push_back(F32::ensure(inputs[i]));
+    else if (role == host::Role::kI32) in.push_back(I32::ensure(inputs[i]));
+    else in.push_back(py::array::ensure(inputs[i]));
+    if (!in.back()) fail(std::string(op_name(p)) + ": input " + std::to_string(i) + " is not an array");
   }
-  py::array out = new_like(dt, out_shapes[0]);
-  void* o = out.mutable_data();
-  const float* b = boxes.data();
+  std::vector<const py::array*> ptrs;
+  for (const py::array& a : in) ptrs.push_back(&a);
+  const auto out_shapes = sized(p, ptrs, /*with_extra=*/true);
+  DType dt = DType::kFloat32;
+  int first = -1;
+  for (int i = 0; i < io.nb_inputs; ++i) {
+    if (io.inputs[i].role != host::Role::kData) continue;
+    const DType t = data_dtype(in[(size_t)i], io.inputs[i].name);
+    if (first < 0) first = i, dt = t;
+    else if (t != dt) fail(std::string(io.inputs[i].name) + " must have the dtype of " + io.inputs[first].name);
+  }
+  std::vector<py::array> out;
+  std::vector<const void*> in_data;
+  std::vector<void*> out_data;
+  for (const py::array& a : in) in_data.push_back(a.data());
+  for (size_t o = 0; o < out_shapes.size(); ++o) {
+    const host::Role role = io.outputs[o].role;
+    out.push_back(role == host::Role::kData ? new_like(dt, out_shapes[o])
+                  : role == host::Role::kI32 ? py::array(py::array_t<int32_t>(out_shapes[o]))
+                                             : py::array(py::array_t<float>(out_shapes[o])));
+    out_data.push_back(out.back().mutable_data());
+  }
   {
     py::gil_scoped_release nogil;
     StdThreadParallel pool(threads);
-    pyramid_roi_align_cpu(p, dt, b, ptrs, o, nullptr, pool.get());
+    OpTraits<P>::cpu(p, dt, in_data.data(), out_data.data(), nullptr, pool.get());
   }
   return out;
 }
 
-py::tuple py_proposal_layer(const py::array& scores, const py::array& deltas, const F32& anchors,
-                            const py::dict& attrs, int threads) {
-  ProposalLayerParams p = params_from<ProposalLayerParams>(attrs);
-  const auto out_shapes = sized(p, {&scores, &deltas, &anchors}, /*with_extra=*/true);
-  const DType dt = data_dtype(scores, "scores");
-  if (data_dtype(deltas, "deltas") != dt) fail("deltas must have the dtype of scores");
-  py::array_t<float> rois(out_shapes[0]);
-  py::array_t<int32_t> count(out_shapes[1]);
-  py::array_t<int32_t> anchor_index(out_shapes[2]);
-  const void* s = scores.data();
-  const void* d = deltas.data();
-  const float* a = anchors.data();
-  float* r = rois.mutable_data();
-  int32_t* c = count.mutable_data();
-  int32_t* ai = anchor_index.mutable_data();
-  {
-    py::gil_scoped_release nogil;
-    StdThreadParallel pool(threads);
-    proposal_layer_cpu(p, dt, s, d, a, r, c, ai, nullptr, pool.get());
+// The Python signature of an op's function: the contract's inputs in order (a
+// list or tuple stands for several, e.g. the feature maps), then `attrs` and
+// optionally `threads` (also as keywords). One output: the array; several: a tuple.
+template <typename P>
+py::object py_op(const py::args& args, const py::kwargs& kw) {
+  std::vector<py::object> items;
+  for (auto a : args) items.push_back(py::reinterpret_borrow<py::object>(a));
+  py::object attrs, threads;
+  for (auto item : kw) {
+    const std::string k = py::str(item.first);
+    if (k == "attrs") attrs = py::reinterpret_borrow<py::object>(item.second);
+    else if (k == "threads") threads = py::reinterpret_borrow<py::object>(item.second);
+    else throw py::type_error(std::string(op_name(P{})) + ": unexpected keyword argument '" + k + "'");
   }
-  return py::make_tuple(rois, count, anchor_index);
-}
-
-py::tuple py_detection_layer(const F32& rois, const I32& roi_count, const py::array& probs, const py::array& deltas,
-                             const F32& window, const py::dict& attrs, int threads) {
-  DetectionLayerParams p = params_from<DetectionLayerParams>(attrs);
-  const auto out_shapes = sized(p, {&rois, &roi_count, &probs, &deltas, &window});
-  const DType dt = data_dtype(probs, "probs");
-  if (data_dtype(deltas, "deltas") != dt) fail("deltas must have the dtype of probs");
-  py::array_t<float> dets(out_shapes[0]);
-  py::array_t<int32_t> count(out_shapes[1]);
-  const float* r = rois.data();
-  const int32_t* rc = roi_count.data();
-  const void* pr = probs.data();
-  const void* de = deltas.data();
-  const float* w = window.data();
-  float* o = dets.mutable_data();
-  int32_t* c = count.mutable_data();
-  {
-    py::gil_scoped_release nogil;
-    StdThreadParallel pool(threads);
-    detection_layer_cpu(p, dt, r, rc, pr, de, w, o, c, nullptr, pool.get());
+  if (!attrs) {
+    size_t at = items.size();
+    for (size_t i = 0; i < items.size(); ++i)
+      if (py::isinstance<py::dict>(items[i])) at = i;
+    if (at == items.size() || items.size() - at > (threads ? 1u : 2u))
+      throw py::type_error(std::string(op_name(P{})) + ": expected (inputs..., attrs, threads=1)");
+    attrs = items[at];
+    if (at + 2 == items.size()) threads = items[at + 1];
+    items.resize(at);
   }
-  return py::make_tuple(dets, count);
+  std::vector<py::object> inputs;
+  for (const py::object& x : items) {
+    if (py::isinstance<py::list>(x) || py::isinstance<py::tuple>(x))
+      for (auto e : x) inputs.push_back(py::reinterpret_borrow<py::object>(e));
+    else
+      inputs.push_back(x);
+  }
+  const std::vector<py::array> out =
+      run_op<P>(inputs, attrs.cast<py::dict>(), threads ? threads.cast<int>() : 1);
+  if (out.size() == 1) return out[0];
+  py::tuple t(out.size());
+  for (size_t i = 0; i < out.size(); ++i) t[i] = out[i];
+  return std::move(t);
 }
 
 }  // namespace
@@ -270,26 +284,33 @@ PYBIND11_MODULE(_cpu, m) {
 
   m.def("attr_tables", []() {
     py::dict d;
-    d[kPyramidROIAlign] = table_of(kPyramidROIAlignAttrs, array_len(kPyramidROIAlignAttrs));
-    d[kProposalLayer] = table_of(kProposalLayerAttrs, array_len(kProposalLayerAttrs));
-    d[kDetectionLayer] = table_of(kDetectionLayerAttrs, array_len(kDetectionLayerAttrs));
+    for_each_op([&](auto tag) {
+      int n = 0;
+      const AttrDesc* t = attr_table(tag, &n);
+      d[op_name(tag)] = table_of(t, n);
+    });
     return d;
   }, "The C++ attribute tables (op_params.h): op -> list of {name, type, length, default, min, max, doc}.");
   m.def("param_defaults", []() {
     py::dict d;
-    d[kPyramidROIAlign] = attrs_of(PyramidROIAlignParams{});
-    d[kProposalLayer] = attrs_of(ProposalLayerParams{});
-    d[kDetectionLayer] = attrs_of(DetectionLayerParams{});
+    for_each_op([&](auto tag) { d[op_name(tag)] = attrs_of(tag); });
     return d;
   }, "Attribute values of default-constructed C++ params structs: op -> {name: value}.");
   m.def("contract_json", []() { return host::contract_json(); },
         "The op contract as compiled (host layer): JSON with attributes, tensors and size symbols per op.");
   m.def("validate", [](const std::string& op, const py::dict& attrs) -> py::dict {
-    if (op == kPyramidROIAlign) return attrs_of(params_from<PyramidROIAlignParams>(attrs));
-    if (op == kProposalLayer) return attrs_of(params_from<ProposalLayerParams>(attrs));
-    if (op == kDetectionLayer) return attrs_of(params_from<DetectionLayerParams>(attrs));
-    fail("unknown op " + op);
+    py::dict out;
+    if (!with_op(op.c_str(), [&](auto tag) { out = attrs_of(params_from<decltype(tag)>(attrs)); }))
+      fail("unknown op " + op);
+    return out;
   }, py::arg("op"), py::arg("attrs"), "Fill defaults and check attributes in C++; ValueError on a bad one.");
+  m.def("run", [](const std::string& op, const std::vector<py::object>& inputs, const py::dict& attrs, int threads) {
+    std::vector<py::array> out;
+    if (!with_op(op.c_str(), [&](auto tag) { out = run_op<decltype(tag)>(inputs, attrs, threads); }))
+      fail("unknown op " + op);
+    return out;
+  }, py::arg("op"), py::arg("inputs"), py::arg("attrs"), py::arg("threads") = 1,
+        "Op `op` (contract name) on arrays in contract order: [node outputs..., kernel-only outputs...].");
 
   // mrcnn_math.h's binary16 conversions, for tests (bit patterns as uint16).
   m.def("half_bits_to_float", [](const py::array_t<uint16_t, py::array::c_style | py::array::forcecast>& h) {
@@ -310,10 +331,10 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("crop_and_resize", &py_crop_and_resize, py::arg("image"), py::arg("boxes"), py::arg("box_ind"),
         py::arg("crop_size"), py::arg("extrapolation_value") = 0.0f, py::arg("threads") = 1);
   m.def("nms", &py_nms, py::arg("boxes"), py::arg("scores"), py::arg("threshold"), py::arg("max_keep") = -1);
-  m.def("pyramid_roi_align", &py_pyramid_roi_align, py::arg("boxes"), py::arg("feature_maps"), py::arg("attrs"),
-        py::arg("threads") = 1);
-  m.def("proposal_layer", &py_proposal_layer, py::arg("scores"), py::arg("deltas"), py::arg("anchors"),
-        py::arg("attrs"), py::arg("threads") = 1);
-  m.def("detection_layer", &py_detection_layer, py::arg("rois"), py::arg("roi_count"), py::arg("probs"),
-        py::arg("deltas"), py::arg("window"), py::arg("attrs"), py::arg("threads") = 1);
+  // One function per op, named as its PyTorch operator: fn(inputs..., attrs, threads=1).
+#define MRCNN_DEF_OP(Op, torch_name)                                                                        \
+  m.def(#torch_name, &py_op<Op##Params>,                                                                    \
+        #Op " on arrays: the contract's inputs in order (a list stands for several), attrs (dict), threads=1");
+  MRCNN_CONTRACT_OPS(MRCNN_DEF_OP)
+#undef MRCNN_DEF_OP
 }

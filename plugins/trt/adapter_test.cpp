@@ -21,6 +21,7 @@
 
 #include "plugin_v2.h"
 #include "plugin_v3.h"
+#include "../host/unit_check.h"
 
 using namespace nvinfer1;
 using namespace mrcnn;
@@ -88,15 +89,6 @@ const char* CUDARTAPI cudaGetErrorString(cudaError_t) { return "stub failure"; }
 
 // ------------------------------------------------------------ test harness
 namespace {
-int g_checks = 0, g_failures = 0;
-#define CHECK(c)                                                         \
-  do {                                                                   \
-    ++g_checks;                                                          \
-    if (!(c)) {                                                          \
-      ++g_failures;                                                      \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-    }                                                                    \
-  } while (0)
 
 #if NV_TENSORRT_MAJOR >= 10
 using CV = int64_t;
@@ -191,16 +183,25 @@ void check_field_names(C& creator, const char* name, int n, const char* first) {
     CHECK(f->fields[i].type == PluginFieldType::kINT32 || f->fields[i].type == PluginFieldType::kFLOAT32);
 }
 
+// The three creators of one plugin interface, their names and fields checked.
+template <template <typename> class Creator>
+struct Creators {
+  Creator<ProposalLayerParams> pc;
+  Creator<PyramidROIAlignParams> rc;
+  Creator<DetectionLayerParams> dc;
+  Creators() {
+    check_field_names(pc, "ProposalLayer", 5, "pre_nms_topk");
+    check_field_names(rc, "PyramidROIAlign", 4, "pooled_size");
+    check_field_names(dc, "DetectionLayer", 6, "num_classes");
+  }
+};
+
 // ------------------------------------------------------------------ V2
 void test_v2() {
   Fields F;
   FakeBuilder eb;
-  trt::CreatorV2<ProposalLayerParams> pc;
-  trt::CreatorV2<PyramidROIAlignParams> rc;
-  trt::CreatorV2<DetectionLayerParams> dc;
-  check_field_names(pc, "ProposalLayer", 5, "pre_nms_topk");
-  check_field_names(rc, "PyramidROIAlign", 4, "pooled_size");
-  check_field_names(dc, "DetectionLayer", 6, "num_classes");
+  Creators<trt::CreatorV2> creators;
+  auto& pc = creators.pc; auto& rc = creators.rc; auto& dc = creators.dc;
   // default values are advertised with the field names
   CHECK(*(const int32_t*)rc.getFieldNames()->fields[0].data == 7);
 
@@ -288,11 +289,8 @@ void test_v2() {
 void test_v3() {
   Fields F;
   FakeBuilder eb;
-  trt::CreatorV3<ProposalLayerParams> pc;
-  trt::CreatorV3<DetectionLayerParams> dc;
-  trt::CreatorV3<PyramidROIAlignParams> rc;
-  check_field_names(pc, "ProposalLayer", 5, "pre_nms_topk");
-  check_field_names(dc, "DetectionLayer", 6, "num_classes");
+  Creators<trt::CreatorV3> creators;
+  auto& pc = creators.pc; auto& rc = creators.rc; auto& dc = creators.dc;
   CHECK(!strcmp(static_cast<IPluginCreatorInterface&>(pc).getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE"));
 
   IPluginV3* p = pc.createPlugin("prop", &F.fc, TensorRTPhase::kBUILD);

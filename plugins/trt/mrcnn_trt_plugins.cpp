@@ -1,5 +1,5 @@
-// libmrcnn_trt_plugins.so: TensorRT plugins "PyramidROIAlign",
-// "ProposalLayer" and "DetectionLayer" (version "1", namespace "").
+// libmrcnn_trt_plugins.so: one TensorRT plugin per op of the contract, named
+// as the op (version "1", namespace ""; plugins/opdefs.py).
 //
 // Interface (compile time, NV_TENSORRT_MAJOR of the headers):
 //   * TensorRT 8.5 / 8.6: IPluginV2DynamicExt + IPluginCreator;
@@ -70,32 +70,38 @@ using Creator = CreatorV2<Params>;
 using CreatorBase = nvinfer1::IPluginCreator;
 constexpr const char* kApi = "IPluginV2DynamicExt";
 #endif
-using RoiAlignCreator = Creator<PyramidROIAlignParams>;
-using ProposalCreator = Creator<ProposalLayerParams>;
-using DetectionCreator = Creator<DetectionLayerParams>;
 
-// The creators handed out by getPluginCreators()/getCreators() (the static
-// registrars below own their own instances).
+// The creators handed out by getPluginCreators()/getCreators(), one per op of
+// the contract (the static registrars below own their own instances).
 inline CreatorBase* const* exported_creators(int32_t& n) {
-  static RoiAlignCreator roi_align;
-  static ProposalCreator proposal;
-  static DetectionCreator detection;
-  static CreatorBase* const creators[] = {&roi_align, &proposal, &detection};
-  n = 3;
+#define MRCNN_CREATOR(Op, torch_name) static Creator<Op##Params> creator_##Op;
+#define MRCNN_CREATOR_PTR(Op, torch_name) &creator_##Op,
+  MRCNN_CONTRACT_OPS(MRCNN_CREATOR)
+  static CreatorBase* const creators[] = {MRCNN_CONTRACT_OPS(MRCNN_CREATOR_PTR)};
+#undef MRCNN_CREATOR_PTR
+#undef MRCNN_CREATOR
+  n = (int32_t)array_len(creators);
   return creators;
+}
+
+// ["PyramidROIAlign", ...]: the ops' names as a JSON list.
+inline std::string op_names_json() {
+  std::string s = "[";
+  for_each_op([&](auto tag) { s += (s.size() > 1 ? ", \"" : "\"") + std::string(op_name(tag)) + "\""; });
+  return s + "]";
 }
 
 }  // namespace trt
 }  // namespace mrcnn
 
 #if MRCNN_TRT_STATIC_REGISTRATION
-// REGISTER_TENSORRT_PLUGIN pastes the type name into an identifier: plain aliases.
-using MrcnnPyramidROIAlignCreator = mrcnn::trt::RoiAlignCreator;
-using MrcnnProposalLayerCreator = mrcnn::trt::ProposalCreator;
-using MrcnnDetectionLayerCreator = mrcnn::trt::DetectionCreator;
-REGISTER_TENSORRT_PLUGIN(MrcnnPyramidROIAlignCreator);
-REGISTER_TENSORRT_PLUGIN(MrcnnProposalLayerCreator);
-REGISTER_TENSORRT_PLUGIN(MrcnnDetectionLayerCreator);
+// REGISTER_TENSORRT_PLUGIN pastes the type name into an identifier: plain
+// aliases (MrcnnPyramidROIAlignCreator, ...), one per op of the contract.
+#define MRCNN_REGISTER_CREATOR(Op, torch_name)                      \
+  using Mrcnn##Op##Creator = mrcnn::trt::Creator<mrcnn::Op##Params>; \
+  REGISTER_TENSORRT_PLUGIN(Mrcnn##Op##Creator);
+MRCNN_CONTRACT_OPS(MRCNN_REGISTER_CREATOR)
+#undef MRCNN_REGISTER_CREATOR
 #endif
 
 #if MRCNN_TRT_HAS_LOGGER_FINDER
@@ -127,8 +133,7 @@ MRCNN_EXPORT const char* mrcnn_trt_plugins_info(void) {
       "\", \"family_version\": \"" + MRCNN_TRT_FAMILY_VERSION + "\", \"tensorrt_headers\": \"" +
       MRCNN_TRT_HEADERS_VERSION + "\", \"plugin_api\": \"" + mrcnn::trt::kApi + "\", \"plugin_version\": \"" +
       mrcnn::kPluginVersion + "\", \"serial_format_version\": " + std::to_string(mrcnn::host::kSerialFormatVersion) +
-      ", \"cuda_archs\": \"" + MRCNN_TRT_CUDA_ARCHS + "\", \"ops\": [\"" + mrcnn::kPyramidROIAlign + "\", \"" +
-      mrcnn::kProposalLayer + "\", \"" + mrcnn::kDetectionLayer + "\"]}";
+      ", \"cuda_archs\": \"" + MRCNN_TRT_CUDA_ARCHS + "\", \"ops\": " + mrcnn::trt::op_names_json() + "}";
   return info.c_str();
 }
 

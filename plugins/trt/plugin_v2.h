@@ -90,10 +90,7 @@ class PluginV2 final : public nvinfer1::IPluginV2DynamicExt {
   int32_t enqueue(const nvinfer1::PluginTensorDesc* input_desc, const nvinfer1::PluginTensorDesc* /*output_desc*/,
                   const void* const* inputs, void* const* outputs, void* workspace,
                   cudaStream_t stream) noexcept override {
-    const bool ok = guarded(Op<P>::kName, "enqueue", [&] {
-      body_.enqueue(input_desc, host::op_io<P>().nb_inputs, inputs, outputs, workspace, stream);
-    });
-    return ok ? 0 : 1;
+    return body_.enqueue_status(input_desc, inputs, outputs, workspace, stream);
   }
 
  private:
@@ -102,11 +99,8 @@ class PluginV2 final : public nvinfer1::IPluginV2DynamicExt {
 };
 
 template <typename P>
-class CreatorV2 final : public nvinfer1::IPluginCreator {
+class CreatorV2 final : public nvinfer1::IPluginCreator, private CreatorFields<P> {
  public:
-  CreatorV2() {
-    guarded(Op<P>::kName, "creator", [&] { field_names_.set(default_fields<P>()); });
-  }
   const char* getPluginName() const noexcept override { return Op<P>::kName; }
   const char* getPluginVersion() const noexcept override { return kPluginVersion; }
   const nvinfer1::PluginFieldCollection* getFieldNames() noexcept override { return field_names_.collection(); }
@@ -135,7 +129,7 @@ class CreatorV2 final : public nvinfer1::IPluginCreator {
   const char* getPluginNamespace() const noexcept override { return namespace_.c_str(); }
 
  private:
-  FieldStore field_names_;
+  using CreatorFields<P>::field_names_;
   std::string namespace_ = kPluginNamespace;
 };
 

@@ -107,10 +107,7 @@ class PluginV3 final : public nvinfer1::IPluginV3,
   int32_t enqueue(const nvinfer1::PluginTensorDesc* input_desc, const nvinfer1::PluginTensorDesc* /*output_desc*/,
                   const void* const* inputs, void* const* outputs, void* workspace,
                   cudaStream_t stream) noexcept override {
-    const bool ok = guarded(Op<P>::kName, "enqueue", [&] {
-      body_.enqueue(input_desc, host::op_io<P>().nb_inputs, inputs, outputs, workspace, stream);
-    });
-    return ok ? 0 : 1;
+    return body_.enqueue_status(input_desc, inputs, outputs, workspace, stream);
   }
 
   nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* /*context*/) noexcept override { return clone(); }
@@ -130,11 +127,8 @@ class PluginV3 final : public nvinfer1::IPluginV3,
 };
 
 template <typename P>
-class CreatorV3 final : public nvinfer1::IPluginCreatorV3One {
+class CreatorV3 final : public nvinfer1::IPluginCreatorV3One, private CreatorFields<P> {
  public:
-  CreatorV3() {
-    guarded(Op<P>::kName, "creator", [&] { field_names_.set(default_fields<P>()); });
-  }
   const char* getPluginName() const noexcept override { return Op<P>::kName; }
   const char* getPluginVersion() const noexcept override { return kPluginVersion; }
   const char* getPluginNamespace() const noexcept override { return kPluginNamespace; }
@@ -158,7 +152,7 @@ class CreatorV3 final : public nvinfer1::IPluginCreatorV3One {
   }
 
  private:
-  FieldStore field_names_;
+  using CreatorFields<P>::field_names_;
 };
 
 }  // namespace trt

@@ -14,10 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "../detection_layer/detection_layer.h"
+#include "../common/all_ops.h"
 #include "../host/plugin_host.h"
-#include "../proposal_layer/proposal_layer.h"
-#include "../pyramid_roi_align/pyramid_roi_align.h"
 
 #if NV_TENSORRT_MAJOR < 8 || (NV_TENSORRT_MAJOR == 8 && NV_TENSORRT_MINOR < 5)
 #error "mrcnn TensorRT plugins need TensorRT >= 8.5"
@@ -244,47 +242,22 @@ class FieldStore {
 };
 
 // ---------------------------------------------------------------- op traits
-template <typename P>
-struct Op;
-
 inline void check_cuda(cudaError_t e, const char* op) {
   if (e != cudaSuccess)
     throw host::HostError(std::string(op) + " CUDA launch failed: " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
 }
 
-template <>
-struct Op<PyramidROIAlignParams> {
-  static constexpr const char* kName = kPyramidROIAlign;
-  static size_t workspace(const PyramidROIAlignParams& p) { return pyramid_roi_align_cuda_workspace(p); }
-  static void launch(const PyramidROIAlignParams& p, DType dtype, const void* const* in, void* const* out, void* ws,
-                     cudaStream_t stream) {
-    const void* const maps[4] = {in[1], in[2], in[3], in[4]};
-    check_cuda(pyramid_roi_align_cuda(p, dtype, static_cast<const float*>(in[0]), maps, out[0], ws, stream), kName);
-  }
-};
-
-template <>
-struct Op<ProposalLayerParams> {
-  static constexpr const char* kName = kProposalLayer;
-  static size_t workspace(const ProposalLayerParams& p) { return proposal_layer_cuda_workspace(p); }
-  static void launch(const ProposalLayerParams& p, DType dtype, const void* const* in, void* const* out, void* ws,
-                     cudaStream_t stream) {
-    check_cuda(proposal_layer_cuda(p, dtype, in[0], in[1], static_cast<const float*>(in[2]), static_cast<float*>(out[0]),
-                                   static_cast<int32_t*>(out[1]), nullptr, ws, stream),
-               kName);
-  }
-};
-
-template <>
-struct Op<DetectionLayerParams> {
-  static constexpr const char* kName = kDetectionLayer;
-  static size_t workspace(const DetectionLayerParams& p) { return detection_layer_cuda_workspace(p); }
-  static void launch(const DetectionLayerParams& p, DType dtype, const void* const* in, void* const* out, void* ws,
-                     cudaStream_t stream) {
-    check_cuda(detection_layer_cuda(p, dtype, static_cast<const float*>(in[0]), static_cast<const int32_t*>(in[1]),
-                                    in[2], in[3], static_cast<const float*>(in[4]), static_cast<float*>(out[0]),
-                                    static_cast<int32_t*>(out[1]), ws, stream),
-               kName);
+// An op's name and CUDA launcher (its OpTraits, in the op's folder). TensorRT
+// passes the node outputs only: the kernel-only outputs are nullptr.
+template <typename P>
+struct Op {
+  static constexpr const char* kName = kOpName<P>;
+  static size_t workspace(const P& p) { return OpTraits<P>::cuda_workspace(p); }
+  static void launch(const P& p, DType dtype, const void* const* in, void* const* out, void* ws, cudaStream_t stream) {
+    const host::OpIO& io = host::op_io<P>();
+    void* outs[host::kMaxOutputs] = {};
+    for (int o = 0; o < io.nb_outputs; ++o) outs[o] = out[o];
+    check_cuda(OpTraits<P>::cuda(p, dtype, in, outs, ws, stream), kName);
   }
 };
 
@@ -344,6 +317,15 @@ struct Body {
     const DType dtype = host::data_dtype<P>(types.data(), nb_in);
     Op<P>::launch(sized, dtype, inputs, outputs, ws, stream);
   }
+  // enqueue as both plugin interfaces return it: 0, or 1 after logging the error.
+  int32_t enqueue_status(const nvinfer1::PluginTensorDesc* in_desc, const void* const* inputs, void* const* outputs,
+                         void* ws, cudaStream_t stream) const noexcept {
+    const bool ok = guarded(Op<P>::kName, "enqueue", [&] {
+      enqueue(in_desc, host::op_io<P>().nb_inputs, inputs, outputs, ws, stream);
+    });
+    return ok ? 0 : 1;
+  }
+
 };
 
 // Creator field list (names, types, lengths and default values).
@@ -351,6 +333,15 @@ template <typename P>
 inline std::vector<host::FieldValue> default_fields() {
   return host::to_fields(host::parse_fields<P>({}));
 }
+
+// What the V2 and V3 creators share: the field list, filled on construction.
+template <typename P>
+struct CreatorFields {
+  FieldStore field_names_;
+  CreatorFields() {
+    guarded(Op<P>::kName, "creator", [&] { field_names_.set(default_fields<P>()); });
+  }
+};
 
 }  // namespace trt
 }  // namespace mrcnn
