@@ -276,6 +276,21 @@ def sidecar_path(path: str | os.PathLike) -> str:
     return os.fspath(path) + ".json"
 
 
+def read_sidecar_of(path: str | os.PathLike, *, missing: str, unusable: str, error=UserError,
+                    reader=read_json) -> Any:
+    """The JSON sidecar of the artifact at ``path`` (:func:`sidecar_path`), read by
+    ``reader``; one ``error`` line when it is absent (``missing``, which may name
+    ``{path}`` and ``{sidecar}``) or unreadable ("the sidecar of <path> is unusable
+    (<why>); ``unusable``")."""
+    sp = sidecar_path(path)
+    if not os.path.isfile(sp):
+        raise error(missing.format(path=path, sidecar=sp))
+    try:
+        return reader(sp)
+    except UserError as e:   # missing, not UTF-8, not JSON, nested too deeply, not an object
+        raise error(f"the sidecar of {path} is unusable ({e}); {unusable}") from None
+
+
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 

@@ -28,7 +28,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mrcnn_trt.config import Config
 from mrcnn_trt.errors import UserError
-from mrcnn_trt.fileio import check_regular_file, read_json_object, sha256_file, sidecar_path, verify_model_digest
+from mrcnn_trt.fileio import check_regular_file, read_json_object, read_sidecar_of, sha256_file, verify_model_digest
 from mrcnn_trt.plugins.ort import CustomOpsUnavailable, make_session
 
 
@@ -39,13 +39,8 @@ class ModelFileError(UserError):
 def read_sidecar(path: str) -> dict:
     """The JSON sidecar of model file ``path`` (``<path>.json``), one :class:`UserError`
     line when it is missing or unreadable."""
-    sp = sidecar_path(path)
-    if not os.path.isfile(sp):
-        raise UserError(f"{path} has no sidecar {sp}; export it with mrcnn-export")
-    try:
-        return read_json_object(sp, "sidecar")
-    except UserError as e:
-        raise UserError(f"the sidecar of {path} is unusable ({e}); re-export the model") from None
+    return read_sidecar_of(path, missing="{path} has no sidecar {sidecar}; export it with mrcnn-export",
+                           unusable="re-export the model", reader=lambda sp: read_json_object(sp, "sidecar"))
 
 
 def sidecar_problems(side: dict, inputs: Dict[str, Sequence], outputs: Dict[str, Sequence]) -> List[str]:
