@@ -11,14 +11,8 @@
 metrics.json: ``bbox`` / ``segm`` (COCO-style, both evaluators) and ``cityscapes`` (the
 official Cityscapes numbers); the evaluation loop merges them without interpreting them.
 
-A per-image output is the original ``detect`` contract (docs/model.md §3.10): a dict with
-
-- ``rois``: int32 ``[D, 4]`` ``(y1, x1, y2, x2)`` in original-image pixels (x2/y2 exclusive),
-- ``class_ids``: int32 ``[D]`` model internal ids,
-- ``scores``: float32 ``[D]``,
-- ``masks``: uint8 ``[H, W, D]`` in {0, 1} (an empty ``(0, 28, 28)`` array is accepted for
-  ``D == 0``, as the original returns).
-
+A per-image output is the original ``detect`` contract (docs/model.md §3.10: ``rois``,
+``class_ids``, ``scores``, ``masks``; shapes in :mod:`.evaluator_base`).
 A "sample" is anything with an ``image_id`` (a :class:`mrcnn_trt.data.Sample`, a dict with
 ``"image_id"``) or the image id itself. All AP/AR numbers are fractions in [0, 1]; a value that
 the protocol leaves undefined (no ground truth for that class / area range) is ``nan``.
