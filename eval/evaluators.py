@@ -127,8 +127,6 @@ class COCOEvaluator(DatasetEvaluator):
         """Write ``coco_instances_results.json`` and then the manifest ``predictions.json``
         (:mod:`.predictions`) into ``output_dir``; returns the manifest's path (None
         without ``output_dir``). :meth:`evaluate` does this before scoring."""
-
-
         if not self.output_dir:
             return None
         write_bytes_atomic(os.path.join(self.output_dir, predictions.COCO_RESULTS),
@@ -143,8 +141,6 @@ class COCOEvaluator(DatasetEvaluator):
         """Take the predictions saved by :meth:`save_predictions` (``path``: the manifest)
         or a plain COCO results list (then every image of the ground truth is scored)
         instead of :meth:`process` calls; everything is checked against the ground truth."""
-
-
         man = predictions.read_predictions(path, "coco")
         if man.get("plain"):
             results, img_ids, where = man["results"], sorted(self.coco.getImgIds()), path
@@ -194,7 +190,6 @@ def make_evaluator(dataset_kind: str, dataset, class_names: Sequence[str], class
     """The evaluator of ``mrcnn-eval`` for a dataset kind ("coco" | "cityscapes") and a
     ``--class-map`` choice ("auto" (by class names) | "none" | "coco-to-cityscapes" |
     "shapes-to-cityscapes"); its files go to ``out``."""
-
     if dataset_kind == "coco":
         if class_map not in ("auto", "none"):
             raise UserError(f"--class-map {class_map} is for Cityscapes data")
