@@ -24,7 +24,7 @@ from mrcnn_trt.errors import UserError
 from mrcnn_trt.fileio import write_bytes_atomic
 
 from . import cityscapes_shim, predictions
-from .evaluator_base import (DatasetEvaluator, _check_output, _jsonable_results, _load_coco, _pairs, coco_evaluate,
+from .evaluator_base import (SavingEvaluator, _check_output, _jsonable_results, _load_coco, _pairs, coco_evaluate,
                          encode_mask_rle)
 
 
@@ -105,7 +105,7 @@ def cityscapes_gt_to_coco(gt_files: Sequence[str], image_ids: Sequence[str]) -> 
             "annotations": anns, "categories": cats}
 
 
-class CityscapesEvaluator(DatasetEvaluator):
+class CityscapesEvaluator(SavingEvaluator):
     """The official Cityscapes instance-level evaluation (``cityscapesscripts`` 2.3.0:
     AP over overlaps 0.50:0.95 and AP at 0.5, GT instances < 100 px and group / void
     regions ignored), restricted to the processed images.
@@ -268,11 +268,9 @@ class CityscapesEvaluator(DatasetEvaluator):
         self._num_dets = int(man.get("num_detections") or len(results))
         self._dropped = int(man.get("num_dropped_detections") or 0)
 
-    def evaluate(self) -> dict:
-        if not self._image_ids:
-            warnings.warn("CityscapesEvaluator.evaluate() called without processed images")
-            return {}
-        self.save_predictions()   # first: a failed or interrupted scoring step loses nothing
+    def score(self) -> dict:
+        """The official Cityscapes numbers (+ COCO-style AP) of the saved predictions
+        (:meth:`evaluate` saves them first)."""
         run = cityscapes_shim.run(self._gt_files, self.results_dir, self.output_dir)
         self.log = run.log
         avg = run.result["averages"]

@@ -43,6 +43,21 @@ class DatasetEvaluator:
         raise NotImplementedError
 
 
+class SavingEvaluator(DatasetEvaluator):
+    """An evaluator that saves its predictions (``save_predictions``), then scores them
+    (``score``): whatever happens while scoring, the predictions are on disk."""
+
+    def evaluate(self) -> dict:
+        if not self.image_ids:
+            warnings.warn(f"{type(self).__name__}.evaluate() called without processed images")
+            return {}
+        self.save_predictions()   # first: a failed or interrupted scoring step loses nothing
+        return self.score()
+
+    def score(self) -> dict:
+        raise NotImplementedError
+
+
 # ---------------------------------------------------------------------------- helpers
 def _as_list(x, kind: type) -> list:
     if isinstance(x, kind) or not isinstance(x, (list, tuple)):

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -41,15 +40,16 @@ from mrcnn_trt.fileio import read_json, write_bytes_atomic
 
 from . import predictions
 from .cityscapes_eval import CityscapesEvaluator, cityscapes_gt_to_coco
-from .evaluator_base import (STAT_NAMES, DatasetEvaluator, _check_output, _jsonable_results, _load_coco, _pairs,
-                             class_map_by_name, coco_evaluate, encode_detections, encode_mask_rle, run_cocoeval)
+from .evaluator_base import (STAT_NAMES, DatasetEvaluator, SavingEvaluator, _check_output, _jsonable_results,
+                             _load_coco, _pairs, class_map_by_name, coco_evaluate, encode_detections, encode_mask_rle,
+                             run_cocoeval)
 
 __all__ = ["STAT_NAMES", "DatasetEvaluator", "COCOEvaluator", "CityscapesEvaluator", "cityscapes_gt_to_coco",
            "class_map_by_name", "coco_evaluate", "encode_detections", "encode_mask_rle", "make_evaluator",
            "run_cocoeval"]
 
 # ---------------------------------------------------------------------------- COCO
-class COCOEvaluator(DatasetEvaluator):
+class COCOEvaluator(SavingEvaluator):
     """COCO bbox + segm AP with pycocotools, restricted to the processed images.
 
     Args:
@@ -167,11 +167,8 @@ class COCOEvaluator(DatasetEvaluator):
         self._results, self._img_ids = list(results), list(img_ids)
         self._dropped = int(man.get("num_dropped_detections") or 0)
 
-    def evaluate(self) -> dict:
-        if not self._img_ids:
-            warnings.warn("COCOEvaluator.evaluate() called without processed images")
-            return {}
-        self.save_predictions()   # first: a failed or interrupted scoring step loses nothing
+    def score(self) -> dict:
+        """COCO bbox / segm AP of the saved predictions (:meth:`evaluate` saves them first)."""
         metrics, self.summaries = coco_evaluate(self.coco, self._results, self._img_ids, self.iou_types,
                                                 self.segm_box_area)
         metrics["num_images"] = len(set(self._img_ids))
