@@ -168,3 +168,12 @@ def pipeline_documents(onnx_path: str, files) -> dict:
     runner = OnnxRunner(onnx_path)
     return {f: json.loads(json.dumps(result_to_json(detect(runner, [load_image(f)])[0], runner.config.CLASS_NAMES, f)))
             for f in files}
+
+
+def model_repository(onnx_path: str, folder, max_batch: int) -> str:
+    """A Triton model repository for ``onnx_path`` written to ``<folder>/repo`` (mrcnn-triton repo)."""
+    from mrcnn_trt.serve.repository import RepoOptions, write_repository
+
+    path = os.path.join(str(folder), "repo")
+    write_repository(onnx_path, path, RepoOptions(max_batch=max_batch))
+    return path

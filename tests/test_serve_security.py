@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import pipeline_documents, write_scenes
+from conftest import model_repository, pipeline_documents, write_scenes
 
 from mrcnn_trt.errors import UserError
 
@@ -34,7 +34,7 @@ except UserError as e:   # the wheel could not be installed (offline setup)
 
 from mrcnn_trt.serve.cli import main  # noqa: E402
 from mrcnn_trt.serve.client import TritonClient  # noqa: E402
-from mrcnn_trt.serve.repository import RepoOptions, write_repository  # noqa: E402
+from mrcnn_trt.serve.repository import write_repository  # noqa: E402
 
 START_TIMEOUT = 240
 
@@ -47,9 +47,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def repo(shipped_onnx, workdir):
-    path = str(workdir / "repo")
-    write_repository(shipped_onnx, path, RepoOptions(max_batch=4))
-    return path
+    return model_repository(shipped_onnx, workdir, max_batch=4)
 
 
 @pytest.fixture(scope="module")

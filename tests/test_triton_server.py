@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import pipeline_documents, write_scenes
+from conftest import model_repository, pipeline_documents, write_scenes
 
 from mrcnn_trt.errors import UserError
 
@@ -31,7 +31,6 @@ except UserError as e:   # the wheel could not be installed (offline setup)
     pytest.skip(f"no tritonserver: {e}", allow_module_level=True)
 
 from mrcnn_trt.serve.client import InferenceError, TritonClient, encode_batch, model_statistics  # noqa: E402
-from mrcnn_trt.serve.repository import RepoOptions, write_repository  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +59,7 @@ def expected(onnx_model, images):
 
 @pytest.fixture(scope="module")
 def repo(onnx_model, workdir):
-    path = str(workdir / "repo")
-    write_repository(onnx_model, path, RepoOptions(max_batch=8))
-    return path
+    return model_repository(onnx_model, workdir, max_batch=8)
 
 
 @pytest.fixture(scope="module")
