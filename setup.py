@@ -116,5 +116,7 @@ setup(
         # tools/setup.sh installs these and then tidecv with --no-deps.
         "report": ["tidecv==1.0.1", "opencv-python-headless>=4.8", "seaborn>=0.13", "pandas>=2", "appdirs>=1.4"],
     },
-    entry_points={"console_scripts": CONSOLE_SCRIPTS},
+    entry_points={"console_scripts": CONSOLE_SCRIPTS,
+                  # runner backends of layers above mrcnn_trt.runtime, imported by its registry on demand
+                  "mrcnn_trt.runners": ["tensorrt = mrcnn_trt.engine.runner"]},
 )

@@ -126,21 +126,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     files = collect_images(args.images)
     if not files:
         raise UserError("no input images found")
-    import torch
-
     from mrcnn_trt.fileio import atomic_path, output_folder, write_json_atomic
-    from mrcnn_trt.model.checkpoint import load_model
     from mrcnn_trt.model.molding import load_image
     from mrcnn_trt.runtime.pipeline import run_pipelined
+    from mrcnn_trt.runtime.registry import open_runner
     from mrcnn_trt.runtime.results import result_to_json
-    from mrcnn_trt.threads import configure_torch
+    from mrcnn_trt.runtime.runners import detect
     from mrcnn_trt.visualize import draw_detections
 
-    configure_torch(args.threads)   # --threads, else one per available core (mrcnn_trt.threads)
-    model, cfg, _ = load_model(args.weights, args.config, ops_backend=args.ops, device=args.device)
+    # --threads, else one per available core (mrcnn_trt.threads)
+    runner = open_runner(args.weights, "torch", threads=args.threads, config=args.config, ops=args.ops,
+                         device=args.device)
     if args.min_confidence is not None:
-        cfg = cfg.replace(DETECTION_MIN_CONFIDENCE=args.min_confidence)
-        model.set_config(cfg)
+        runner.set_min_confidence(args.min_confidence)
+    cfg = runner.config
     if args.weights is None:
         from mrcnn_trt.data.synthetic import is_synthetic_image
 
@@ -165,8 +164,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def network(item):   # stage 2 (this thread)
         if not item[0]:
             return []
-        with torch.no_grad():
-            return model.detect(item[0])
+        return detect(runner, item[0])
 
     def write(item, results):   # stage 3 (a writer thread, in input order): JSON + PNG
         images, names, failed = item

@@ -70,7 +70,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mrcnn_trt.data.synthetic import write_dataset
     from mrcnn_trt.eval.evaluators import make_evaluator
     from mrcnn_trt.eval.evaluate import evaluate
-    from mrcnn_trt.eval.runners import open_runner
+    from mrcnn_trt.runtime.registry import open_runner
     from mrcnn_trt.export.exporter import export_onnx
     from mrcnn_trt.fileio import make_folder, write_json_atomic
     from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
@@ -111,11 +111,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if arch:
         def trt_runner():
             from mrcnn_trt.engine import build_engine
-            from mrcnn_trt.engine.runner import TensorRTRunner
 
             plan = os.path.join(args.out, "shapes_fp16.plan")
             build_engine(onnx_paths["trt"], arch=arch, precision="fp16", output=plan)
-            return TensorRTRunner(plan)
+            return open_for(plan)
         runs.append(("tensorrt fp16", trt_runner))
     else:
         say("TensorRT not installed (or no GPU): skipping the engine")

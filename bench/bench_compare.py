@@ -223,7 +223,8 @@ def main(argv=None):
     from mrcnn_trt.calib.qdq import quantize_model
     from mrcnn_trt.export.exporter import export_onnx
     from mrcnn_trt.model.molding import mold_batch
-    from mrcnn_trt.runtime.runners import OnnxRunner, TorchRunner
+    from mrcnn_trt.runtime.runners import OnnxRunner
+    from mrcnn_trt.runtime.torch_runner import TorchRunner
 
     work = args.work or tempfile.mkdtemp(prefix="bench-compare-")
     os.makedirs(work, exist_ok=True)

@@ -162,7 +162,8 @@ def main(argv=None):
     if args.batches or args.eval:
         print(f"# load average {load_avg()} (end)", file=sys.stderr)
         return
-    from mrcnn_trt.runtime.runners import OnnxRunner, TorchRunner
+    from mrcnn_trt.runtime.runners import OnnxRunner
+    from mrcnn_trt.runtime.torch_runner import TorchRunner
     from mrcnn_trt.export.exporter import export_onnx
 
     rows = []

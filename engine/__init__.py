@@ -17,15 +17,5 @@ the CUDA bindings are imported only by the functions that need them.
 """
 
 
-def build_engine(onnx_path, **kwargs):
-    """Build a plan; see :func:`mrcnn_trt.engine.build.build_engine`."""
-    from .build import build_engine as _build_engine
-
-    return _build_engine(onnx_path, **kwargs)
-
-
-def build_plugins(**kwargs):
-    """Build the plugin library; see :func:`mrcnn_trt.engine.plugins_build.build_plugins`."""
-    from .plugins_build import build_plugins as _build_plugins
-
-    return _build_plugins(**kwargs)
+from .build import build_engine  # noqa: F401  (ONNX -> plan + sidecar)
+from .plugins_build import build_plugins  # noqa: F401  (the plugin library for the installed family)

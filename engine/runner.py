@@ -16,21 +16,32 @@ plan gets partial batches zero-padded; a dynamic-batch plan (sidecar
 ``batch_range`` [1, opt, N]) gets its input shape set per call and is never
 padded. Device memory comes from cuda-python, or pycuda when only that is
 installed (:mod:`.cuda_mem`).
+
+Importing this module registers the backend ``tensorrt`` (``.plan``, ``.engine``)
+with :func:`mrcnn_trt.runtime.registry.open_runner`; the entry point
+``mrcnn_trt.runners: tensorrt`` (setup.py) names this module so that the
+registry finds it without importing ``engine``.
 """
 from __future__ import annotations
 
-import os
+import hashlib
 import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mrcnn_trt.config import Config
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import check_regular_file, sha256_file
+from mrcnn_trt.runtime.registry import register_runner
 from mrcnn_trt.runtime.runners import Runner
 
 from . import gpu, sidecars
+from .cuda_mem import DeviceBuffer, open_cuda
 from .errors import PlanMismatch
+from .families import import_family
+from .plugin_library import open_library
 
 
 @dataclass
@@ -72,28 +83,17 @@ def input_roles(inputs: Sequence[IOTensor]) -> Dict[str, str]:
     return roles
 
 
-def read_plan_sidecar(plan_path: str) -> dict:
-    return sidecars.read_plan_sidecar(plan_path)
-
-
 class TensorRTRunner(Runner):
     """The :class:`mrcnn_trt.runtime.runners.Runner` interface over a TensorRT plan."""
 
     backend = "tensorrt"
 
     def __init__(self, plan_path: str, plugins: Optional[str] = None, device: int = 0, check: bool = True):
-        import hashlib
-
-        from mrcnn_trt.config import Config
-        from mrcnn_trt.fileio import check_regular_file, sha256_file
-
-        from .families import import_family
-
         if not plan_path:
             raise UserError("no TensorRT plan given")
         check_regular_file(plan_path, what="TensorRT plan")
         self.name = plan_path
-        side = read_plan_sidecar(plan_path)
+        side = sidecars.read_plan_sidecar(plan_path)
         family_name, _ = sidecars.plan_family(side)
         fam = import_family(family_name, ",".join(sidecars.plan_targets(side)) or None)
         trt = self.trt = fam.module
@@ -107,8 +107,6 @@ class TensorRTRunner(Runner):
         self.sidecar = side
         self.config = Config.from_dict(side["config"]) if "config" in side else None
         if side.get("flavor") == "trt":
-            from .plugin_library import open_library
-
             lib = open_library(fam, plugins)
             want = side.get("plugin_sha256")
             if want and sha256_file(lib.path) != want:
@@ -116,8 +114,6 @@ class TensorRTRunner(Runner):
                       f"({side.get('plugin_library')})", file=sys.stderr)
         elif hasattr(trt, "init_libnvinfer_plugins"):
             trt.init_libnvinfer_plugins(trt.Logger(trt.Logger.WARNING), "")
-        from .cuda_mem import DeviceBuffer, open_cuda
-
         self.cuda = open_cuda(device)
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
@@ -188,3 +184,11 @@ class TensorRTRunner(Runner):
         for b in self.buffers.values():
             b.free()
         self.buffers = {}
+
+
+def open_plan(path: str, **_options) -> TensorRTRunner:
+    """The registry's factory for ``.plan`` / ``.engine`` files (CPU options do not apply)."""
+    return TensorRTRunner(path)
+
+
+register_runner("tensorrt", (".plan", ".engine"), open_plan, what="a .plan or .engine file")

@@ -38,6 +38,7 @@ from typing import Optional, Sequence
 from .. import options
 from ..cli import interrupt_exit_code, run_main
 from ..errors import EXIT_INPUTS_SKIPPED, UserError
+from ..runtime.registry import backends
 
 CLASS_MAPS = ("auto", "none", "coco-to-cityscapes", "shapes-to-cityscapes")
 
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_batch(p, help="images per network call (default 1; at most the model's batch, or the top of a "
                               "dynamic batch's range)")
     options.add_output(p, default="runs/eval")
-    p.add_argument("--backend", choices=["auto", "tensorrt", "onnxruntime", "torch"], default="auto",
+    p.add_argument("--backend", choices=("auto",) + backends(), default="auto",
                    help="auto (default): from the model file's extension")
     options.add_config(p)
     options.add_min_confidence(p, help="DETECTION_MIN_CONFIDENCE for a .pth (0 for COCO AP); exported models "
@@ -230,7 +231,7 @@ def _main(args, ctx) -> int:
     from ..fileio import output_folder, write_bytes_atomic, write_json_atomic
     from .evaluate import evaluate
     from .evaluators import make_evaluator
-    from .runners import open_runner
+    from ..runtime.registry import open_runner
 
     if args.image_dir and args.dataset != "coco":
         raise UserError("--images is for COCO data (Cityscapes images are read from DATA_ROOT/leftImg8bit)")

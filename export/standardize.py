@@ -91,7 +91,7 @@ opset 16 or 17 for TensorRT.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import onnx
@@ -112,6 +112,21 @@ _INPUTS = {op: tuple(t.name for t in d.inputs) for op, d in OP_DEFS.items()}
 _OUTPUTS = {op: len(d.outputs) for op, d in OP_DEFS.items()}
 
 Shape = Tuple[int, ...]
+
+#: contract op name (plugins/opdefs.py) -> its expansion
+#: ``expand(builder, inputs, outputs, attrs, shapes, max_topk)``, filled by :func:`expander`
+EXPANDERS: Dict[str, Callable[..., None]] = {}
+
+
+def expander(op: str):
+    """Register the decorated function as the standard-ONNX expansion of contract op ``op``."""
+    if op not in OP_DEFS:
+        raise ValueError(f"{op!r} is not an op of the contract (plugins/opdefs.py)")
+
+    def register(fn):
+        EXPANDERS[op] = fn
+        return fn
+    return register
 
 
 # --------------------------------------------------------------------------- graph builder
@@ -237,7 +252,9 @@ def _pad_rows(b: _Builder, rows: str, n: int, m: int, total: int, d: int, out: O
 
 
 # --------------------------------------------------------------------------- PyramidROIAlign
-def _expand_roi_align(b: _Builder, ins: Sequence[str], outs: Sequence[str], a: dict, shapes: Dict[str, Shape]):
+@expander("PyramidROIAlign")
+def _expand_roi_align(b: _Builder, ins: Sequence[str], outs: Sequence[str], a: dict, shapes: Dict[str, Shape],
+                      max_topk: Optional[int] = None):
     boxes, fmaps = ins[0], list(ins[1:5])
     n, r, four = shapes[boxes]
     if four != 4:
@@ -315,6 +332,7 @@ def _chunked_topk_indices(b: _Builder, key: str, n: int, k: int, max_topk: Optio
     return b.op("Concat", parts, axis=1)
 
 
+@expander("ProposalLayer")
 def _expand_proposal(b: _Builder, ins: Sequence[str], outs: Sequence[str], a: dict, shapes: Dict[str, Shape],
                      max_topk: Optional[int]):
     scores, deltas, anchors = ins
@@ -357,6 +375,7 @@ def _expand_proposal(b: _Builder, ins: Sequence[str], outs: Sequence[str], a: di
 
 
 # --------------------------------------------------------------------------- DetectionLayer
+@expander("DetectionLayer")
 def _expand_detection(b: _Builder, ins: Sequence[str], outs: Sequence[str], a: dict, shapes: Dict[str, Shape],
                       max_topk: Optional[int]):
     rois, roi_count, probs, deltas, window = ins
@@ -496,6 +515,8 @@ def expand_custom_nodes(model: onnx.ModelProto, opset: int = 17, *,
     for node in g.node:
         if node.domain == DOMAIN and node.op_type not in OPS:
             raise ValueError(f"unknown {DOMAIN} op {node.op_type!r} (node {node.name!r})")
+        if is_custom(node) and node.op_type not in EXPANDERS:
+            raise ValueError(f"{DOMAIN} op {node.op_type!r} has no standard-ONNX expansion (node {node.name!r})")
 
     taken = {v for node in g.node for v in list(node.input) + list(node.output)}
     taken |= {node.name for node in g.node}
@@ -539,12 +560,7 @@ def expand_custom_nodes(model: onnx.ModelProto, opset: int = 17, *,
             prefix = f"std{counter}_{node.name or op}"
             b = _Builder(prefix, taken, target)
             outs = list(node.output)
-            if op == "PyramidROIAlign":
-                _expand_roi_align(b, ins, outs, attrs, shapes)
-            elif op == "ProposalLayer":
-                _expand_proposal(b, ins, outs, attrs, shapes, max_topk)
-            else:
-                _expand_detection(b, ins, outs, attrs, shapes, max_topk)
+            EXPANDERS[op](b, ins, outs, attrs, shapes, max_topk)
             new_nodes.extend(b.nodes)
             g.initializer.extend(b.inits)
             for name, shp, t in zip(outs, _output_shapes(op, ins, attrs, shapes), OP_DEFS[op].outputs):

@@ -13,7 +13,8 @@
   directly (``mrcnn_trt.plugins.cpu``; CPU results for any input device).
 
 The exporter supplies its own (ONNX custom nodes or standard ONNX ops).
-All take the attributes from the config through ``plugins.opdefs``.
+All take the attributes from the config through ``plugins.opdefs``
+(``attrs_from_config``) and pass them in the contract's order (``attr_args``).
 """
 from __future__ import annotations
 
@@ -22,8 +23,12 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ..plugins.opdefs import attrs_from_config
+from ..errors import UserError
+from ..plugins import cpu, torch_ops  # noqa: F401  (torch_ops registers torch.ops.mrcnn.*)
+from ..plugins.opdefs import attr_args, attrs_from_config
 from . import ops as ref
+
+ROI_ALIGN, PROPOSAL, DETECTION = "PyramidROIAlign", "ProposalLayer", "DetectionLayer"
 
 
 class TorchOps:
@@ -31,37 +36,35 @@ class TorchOps:
 
     def __init__(self, config):
         self.config = config
-        self.box_attrs = attrs_from_config(config, "PyramidROIAlign", pooled_size=config.POOL_SIZE)
-        self.mask_attrs = attrs_from_config(config, "PyramidROIAlign", pooled_size=config.MASK_POOL_SIZE)
-        self.proposal_attrs = attrs_from_config(config, "ProposalLayer")
-        self.proposal_train_attrs = attrs_from_config(config, "ProposalLayer", training=True)
-        self.detection_attrs = attrs_from_config(config, "DetectionLayer")
+        self.box_attrs = attrs_from_config(config, ROI_ALIGN, pooled_size=config.POOL_SIZE)
+        self.mask_attrs = attrs_from_config(config, ROI_ALIGN, pooled_size=config.MASK_POOL_SIZE)
+        self.proposal_attrs = attrs_from_config(config, PROPOSAL)
+        self.proposal_train_attrs = attrs_from_config(config, PROPOSAL, training=True)
+        self.detection_attrs = attrs_from_config(config, DETECTION)
+
+    def roi_align_args(self, mask: bool = False) -> list:
+        """The PyramidROIAlign attributes (box or mask head) in the contract's order."""
+        return attr_args(ROI_ALIGN, self.mask_attrs if mask else self.box_attrs)
+
+    def proposal_args(self, training: bool = False) -> list:
+        """The ProposalLayer attributes (inference or training) in the contract's order."""
+        return attr_args(PROPOSAL, self.proposal_train_attrs if training else self.proposal_attrs)
 
     def pyramid_roi_align(self, boxes: Tensor, feature_maps: Sequence[Tensor], mask: bool = False) -> Tensor:
-        a = self.mask_attrs if mask else self.box_attrs
-        return ref.pyramid_roi_align(boxes, feature_maps, a["pooled_size"], a["image_size"],
-                                     a["canonical_size"], a["canonical_level"])
+        return ref.pyramid_roi_align(boxes, feature_maps, *self.roi_align_args(mask))
 
     def proposal_layer(self, scores: Tensor, deltas: Tensor, anchors: Tensor, training: bool = False
                        ) -> Tuple[Tensor, Tensor, Tensor]:
-        a = self.proposal_train_attrs if training else self.proposal_attrs
-        return ref.proposal_layer(scores, deltas, anchors, a["pre_nms_topk"], a["post_nms_topk"],
-                                  a["nms_threshold"], a["rpn_bbox_std_dev"], a["image_size"])
+        return ref.proposal_layer(scores, deltas, anchors, *self.proposal_args(training))
 
     def detection_layer(self, rois: Tensor, roi_count: Tensor, probs: Tensor, deltas: Tensor, windows: Tensor
                         ) -> Tuple[Tensor, Tensor]:
-        a = self.detection_attrs
-        return ref.detection_layer(rois, roi_count, probs, deltas, windows, a["num_classes"], a["min_confidence"],
-                                   a["nms_threshold"], a["max_instances"], a["bbox_std_dev"], a["image_size"])
+        return ref.detection_layer(rois, roi_count, probs, deltas, windows, *attr_args(DETECTION, self.detection_attrs))
 
 
 def _cpu_kernels():
     """The compiled C++ kernels (``mrcnn_trt.plugins.cpu``); a one-line error when not built."""
-    from ..plugins import cpu
-
     if not cpu.available():
-        from ..errors import UserError
-
         raise UserError("the compiled CPU kernels (mrcnn_trt.plugins._cpu) are not built; reinstall with "
                         "`pip install -e .` or use the reference ops (ops backend 'torch')")
     return cpu
@@ -77,20 +80,14 @@ class CpuKernelOps(TorchOps):
         self._k = _cpu_kernels()
 
     def pyramid_roi_align(self, boxes, feature_maps, mask=False):
-        a = self.mask_attrs if mask else self.box_attrs
-        return self._k.pyramid_roi_align(boxes, feature_maps, a["pooled_size"], a["image_size"],
-                                         a["canonical_size"], a["canonical_level"])
+        return self._k.pyramid_roi_align(boxes, feature_maps, *self.roi_align_args(mask))
 
     def proposal_layer(self, scores, deltas, anchors, training=False):
-        a = self.proposal_train_attrs if training else self.proposal_attrs
-        return self._k.proposal_layer(scores, deltas, anchors, a["pre_nms_topk"], a["post_nms_topk"],
-                                      a["nms_threshold"], a["rpn_bbox_std_dev"], a["image_size"])
+        return self._k.proposal_layer(scores, deltas, anchors, *self.proposal_args(training))
 
     def detection_layer(self, rois, roi_count, probs, deltas, windows):
-        a = self.detection_attrs
-        return self._k.detection_layer(rois, roi_count, probs, deltas, windows, a["num_classes"],
-                                       a["min_confidence"], a["nms_threshold"], a["max_instances"],
-                                       a["bbox_std_dev"], a["image_size"])
+        return self._k.detection_layer(rois, roi_count, probs, deltas, windows,
+                                       *attr_args(DETECTION, self.detection_attrs))
 
 
 def _same_data_dtype(tensors: Sequence[Tensor]) -> list:
@@ -115,42 +112,32 @@ class NativeOps(TorchOps):
     def __init__(self, config):
         super().__init__(config)
         _cpu_kernels()
-        from ..plugins import torch_ops  # noqa: F401  (registers torch.ops.mrcnn.*)
 
     def pyramid_roi_align(self, boxes, feature_maps, mask=False):
         maps = list(feature_maps[:4])
         if torch.is_grad_enabled() and any(m.requires_grad for m in maps):
             return super().pyramid_roi_align(boxes, feature_maps, mask)
-        a = self.mask_attrs if mask else self.box_attrs
-        return torch.ops.mrcnn.pyramid_roi_align(boxes.float(), *_same_data_dtype(maps), a["pooled_size"],
-                                                 a["image_size"], a["canonical_size"], a["canonical_level"])
+        return torch.ops.mrcnn.pyramid_roi_align(boxes.float(), *_same_data_dtype(maps), *self.roi_align_args(mask))
 
     def proposal_layer(self, scores, deltas, anchors, training=False):
-        a = self.proposal_train_attrs if training else self.proposal_attrs
         s, d = _same_data_dtype([scores.detach(), deltas.detach()])
-        rois, count, anchor_index = torch.ops.mrcnn.proposal_layer(
-            s, d, anchors.float(), a["pre_nms_topk"], a["post_nms_topk"], a["nms_threshold"],
-            list(a["rpn_bbox_std_dev"]), a["image_size"])
+        rois, count, anchor_index = torch.ops.mrcnn.proposal_layer(s, d, anchors.float(), *self.proposal_args(training))
         return rois, count, anchor_index.long()
 
     def detection_layer(self, rois, roi_count, probs, deltas, windows):
-        a = self.detection_attrs
         p, d = _same_data_dtype([probs.detach(), deltas.detach()])
-        return torch.ops.mrcnn.detection_layer(
-            rois.detach().float(), roi_count.int(), p, d, windows.float(), a["num_classes"], a["min_confidence"],
-            a["nms_threshold"], a["max_instances"], list(a["bbox_std_dev"]), a["image_size"])
+        return torch.ops.mrcnn.detection_layer(rois.detach().float(), roi_count.int(), p, d, windows.float(),
+                                               *attr_args(DETECTION, self.detection_attrs))
 
 
-BACKENDS = ("native", "torch", "cpu")
+#: ops backend name -> its class (the order of ``--ops`` choices)
+OPS_BACKENDS = {"native": NativeOps, "torch": TorchOps, "cpu": CpuKernelOps}
+BACKENDS = tuple(OPS_BACKENDS)
 DEFAULT_BACKEND = "native"
 
 
 def make_ops(config, backend: str = DEFAULT_BACKEND):
     """The ops object of ``backend`` (native | torch | cpu)."""
-    if backend == "native":
-        return NativeOps(config)
-    if backend == "torch":
-        return TorchOps(config)
-    if backend == "cpu":
-        return CpuKernelOps(config)
-    raise ValueError(f"unknown ops backend {backend!r} ({'|'.join(BACKENDS)})")
+    if backend not in OPS_BACKENDS:
+        raise ValueError(f"unknown ops backend {backend!r} ({'|'.join(BACKENDS)})")
+    return OPS_BACKENDS[backend](config)

@@ -9,11 +9,10 @@
 * ``ort``         - ONNX Runtime sessions with the custom ops registered.
 * ``load()``      - find and load the TensorRT plugin library (``loader``).
 """
+from .loader import load as _load
 from .opdefs import DOMAIN, OP_VERSION, OPS  # noqa: F401
 
 
 def load(path=None):
     """Load ``libmrcnn_trt_plugins.so`` into TensorRT's plugin registry (see ``loader``)."""
-    from .loader import load as _load
-
     return _load(path)

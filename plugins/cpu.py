@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .opdefs import op_def
+
 try:  # built by setup.py (tools/plugins_build.py)
     from . import _cpu
     _IMPORT_ERROR = None
@@ -122,23 +124,28 @@ def detection_layer(rois: Tensor, roi_count: Tensor, probs: Tensor, deltas: Tens
     return torch.from_numpy(dets), torch.from_numpy(count)
 
 
+#: the pybind11 function of an op takes its inputs in contract order, converted by role
+_CONVERT = {"f32": _f32, "i32": _i32, "data": _data}
+#: except these runs of inputs, which it takes as one list: op -> (start, end) (P2..P5 as feature_maps)
+_LISTED_INPUTS = {"PyramidROIAlign": (1, 5)}
+
+
 def run(op: str, inputs: Sequence[Tensor], attrs: dict, threads: int | None = None) -> list:
     """One op of the contract on CPU tensors in contract order (``plugins/opdefs.py``):
     data tensors float32 or float16, geometry float32, counts int32, complete
     attributes. Returns the node outputs, then the kernel-only outputs, as CPU
-    tensors of the contract's dtypes (what ``torch.ops.mrcnn.*`` returns)."""
-    lib, t = _lib(), _threads(threads)
+    tensors of the contract's dtypes (what ``torch.ops.mrcnn.*`` returns).
+
+    Calls the module's function named like the PyTorch operator
+    (``OpDef.torch_name``) with the inputs converted by their contract role."""
+    d = op_def(op)
+    args = [_CONVERT[t.role](x) for x, t in zip(inputs, d.inputs)]
+    if op in _LISTED_INPUTS:
+        start, end = _LISTED_INPUTS[op]
+        args = args[:start] + [args[start:end]] + args[end:]
     a = {k: (list(v) if isinstance(v, tuple) else v) for k, v in attrs.items()}
-    if op == "PyramidROIAlign":
-        outs = [lib.pyramid_roi_align(_f32(inputs[0]), [_data(m) for m in inputs[1:5]], a, t)]
-    elif op == "ProposalLayer":
-        outs = list(lib.proposal_layer(_data(inputs[0]), _data(inputs[1]), _f32(inputs[2]), a, t))
-    elif op == "DetectionLayer":
-        outs = list(lib.detection_layer(_f32(inputs[0]), _i32(inputs[1]), _data(inputs[2]), _data(inputs[3]),
-                                        _f32(inputs[4]), a, t))
-    else:
-        raise ValueError(f"unknown op {op!r}")
-    return [torch.from_numpy(o) for o in outs]
+    outs = getattr(_lib(), d.torch_name)(*args, a, _threads(threads))
+    return [torch.from_numpy(o) for o in ((outs,) if isinstance(outs, np.ndarray) else outs)]
 
 
 def contract_json() -> str:

@@ -28,6 +28,7 @@ from mrcnn_trt.errors import UserError
 
 from . import libsearch
 from .opdefs import op_def, validate_attrs
+from .opdefs import output_shapes as contract_shapes
 
 LIB_NAME = "libmrcnn_cuda_ops.so"
 ENV_VAR = "MRCNN_CUDA_OPS"
@@ -199,8 +200,6 @@ def run(op: str, inputs: Sequence, attrs: Dict[str, Any], extra: bool = True) ->
     launches go to the current CUDA stream; the workspace comes from PyTorch's
     caching allocator (stream-ordered, so it is safe to release on return)."""
     import torch
-
-    from .opdefs import output_shapes as contract_shapes
 
     d = op_def(op)
     attrs = validate_attrs(op, attrs)

@@ -38,7 +38,7 @@ BUILD_HINT = ("build it with CMake and TensorRT + CUDA (see engine/README.md): c
 
 
 class PluginLibraryNotFound(UserError):
-    """No plugin library where we looked (exit code 17, like engine.checks)."""
+    """No plugin library where we looked (exit code 17, like mrcnn_trt.engine.errors.PluginLibraryMissing)."""
 
     exit_code = 17
 

@@ -57,8 +57,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 DOMAIN = "mrcnn"          # ONNX node domain and torch.ops namespace; TensorRT plugin namespace is ""
 OP_VERSION = 1            # ONNX op set version of DOMAIN; TensorRT plugin version "1"
@@ -101,6 +101,8 @@ class OpDef:
     outputs: Tuple[TensorDef, ...]
     extra_outputs: Tuple[TensorDef, ...] = ()
     nonempty: Tuple[str, ...] = ()     # size symbols that must be >= 1
+    # the attributes from a mrcnn_trt.config.Config: from_config(cfg, pooled_size=None, training=False)
+    from_config: Optional[Callable[..., Dict[str, Any]]] = field(default=None, compare=False, repr=False)
 
     @property
     def attr_names(self) -> Tuple[str, ...]:
@@ -122,6 +124,25 @@ def _levels(doc_suffix: str) -> Tuple[TensorDef, ...]:
                            + doc_suffix) for k in (2, 3, 4, 5))
 
 
+def _roi_align_config(cfg, pooled_size: int | None = None, **_) -> Dict[str, Any]:
+    return dict(pooled_size=pooled_size or cfg.POOL_SIZE, image_size=cfg.IMAGE_MAX_DIM,
+                canonical_size=float(cfg.ROI_CANONICAL_SIZE), canonical_level=cfg.ROI_CANONICAL_LEVEL)
+
+
+def _proposal_config(cfg, training: bool = False, **_) -> Dict[str, Any]:
+    return dict(pre_nms_topk=cfg.PRE_NMS_LIMIT,
+                post_nms_topk=cfg.POST_NMS_ROIS_TRAINING if training else cfg.POST_NMS_ROIS_INFERENCE,
+                nms_threshold=float(cfg.RPN_NMS_THRESHOLD), rpn_bbox_std_dev=tuple(cfg.RPN_BBOX_STD_DEV),
+                image_size=cfg.IMAGE_MAX_DIM)
+
+
+def _detection_config(cfg, **_) -> Dict[str, Any]:
+    # The original refines final boxes with RPN_BBOX_STD_DEV (docs/model.md §3.9; equal values).
+    return dict(num_classes=cfg.NUM_CLASSES, min_confidence=float(cfg.DETECTION_MIN_CONFIDENCE),
+                nms_threshold=float(cfg.DETECTION_NMS_THRESHOLD), max_instances=cfg.DETECTION_MAX_INSTANCES,
+                bbox_std_dev=tuple(cfg.RPN_BBOX_STD_DEV), image_size=cfg.IMAGE_MAX_DIM)
+
+
 OP_DEFS: Dict[str, OpDef] = {op.name: op for op in (
     OpDef(
         "PyramidROIAlign", "pyramid_roi_align",
@@ -136,6 +157,7 @@ OP_DEFS: Dict[str, OpDef] = {op.name: op for op in (
         inputs=(TensorDef("boxes", "f32", ("N", "R", 4), "normalized (y1, x1, y2, x2)"),) + _levels(""),
         outputs=(TensorDef("crops", "data", ("N", "R", "C", "pooled_size", "pooled_size"), "crops of each box"),),
         nonempty=("H2", "W2", "H3", "W3", "H4", "W4", "H5", "W5"),
+        from_config=_roi_align_config,
     ),
     OpDef(
         "ProposalLayer", "proposal_layer",
@@ -159,6 +181,7 @@ OP_DEFS: Dict[str, OpDef] = {op.name: op for op in (
         extra_outputs=(
             TensorDef("anchor_index", "i32", ("N", "post_nms_topk"), "anchor of each proposal, -1 in padded rows"),
         ),
+        from_config=_proposal_config,
     ),
     OpDef(
         "DetectionLayer", "detection_layer",
@@ -182,6 +205,7 @@ OP_DEFS: Dict[str, OpDef] = {op.name: op for op in (
             TensorDef("detections", "f32", ("N", "max_instances", 6), "(y1, x1, y2, x2 pixels, class, score)"),
             TensorDef("count", "i32", ("N",), "valid rows of detections"),
         ),
+        from_config=_detection_config,
     ),
 )}
 
@@ -222,24 +246,20 @@ def validate_attrs(op: str, attrs: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def attrs_from_config(cfg, op: str, *, pooled_size: int | None = None, training: bool = False) -> Dict[str, Any]:
-    """Attributes of ``op`` for a :class:`mrcnn_trt.config.Config`."""
-    S = cfg.IMAGE_MAX_DIM
-    if op == "PyramidROIAlign":
-        d = dict(pooled_size=pooled_size or cfg.POOL_SIZE, image_size=S,
-                 canonical_size=float(cfg.ROI_CANONICAL_SIZE), canonical_level=cfg.ROI_CANONICAL_LEVEL)
-    elif op == "ProposalLayer":
-        d = dict(pre_nms_topk=cfg.PRE_NMS_LIMIT,
-                 post_nms_topk=cfg.POST_NMS_ROIS_TRAINING if training else cfg.POST_NMS_ROIS_INFERENCE,
-                 nms_threshold=float(cfg.RPN_NMS_THRESHOLD), rpn_bbox_std_dev=tuple(cfg.RPN_BBOX_STD_DEV),
-                 image_size=S)
-    elif op == "DetectionLayer":
-        # The original refines final boxes with RPN_BBOX_STD_DEV (docs/model.md §3.9; equal values).
-        d = dict(num_classes=cfg.NUM_CLASSES, min_confidence=float(cfg.DETECTION_MIN_CONFIDENCE),
-                 nms_threshold=float(cfg.DETECTION_NMS_THRESHOLD), max_instances=cfg.DETECTION_MAX_INSTANCES,
-                 bbox_std_dev=tuple(cfg.RPN_BBOX_STD_DEV), image_size=S)
-    else:
-        raise ValueError(op)
-    return validate_attrs(op, d)
+    """Attributes of ``op`` for a :class:`mrcnn_trt.config.Config` (the op's ``from_config``;
+    ``pooled_size``: the crop size of a PyramidROIAlign, ``training``: the training
+    post_nms_topk of a ProposalLayer), complete and validated."""
+    d = op_def(op)
+    if d.from_config is None:
+        raise ValueError(f"{op}: the contract says nothing about its attributes from a config")
+    return validate_attrs(op, d.from_config(cfg, pooled_size=pooled_size, training=training))
+
+
+def attr_args(op: str, attrs: Dict[str, Any]) -> List[Any]:
+    """The values of ``op``'s attributes in the contract's order (``floats`` as lists): the
+    calling convention of every implementation after the tensors (``torch.ops.mrcnn.*``
+    (:func:`torch_schema`), the C++ kernels of ``plugins.cpu``, ``model/ops.py``)."""
+    return [list(attrs[a.name]) if a.type == "floats" else attrs[a.name] for a in op_def(op).attrs]
 
 
 # --------------------------------------------------------------------- tensors

@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
 
+from . import cpu, cuda
 from .opdefs import DOMAIN, OP_DEFS, op_def, output_shapes, torch_schema, validate_attrs
 
 _DTYPES = {"f32": torch.float32, "i32": torch.int32}
@@ -71,8 +72,6 @@ def _result(outs: List[torch.Tensor]):
 def _cpu_kernel(op: str):
     def kernel(*args):
         tensors, attrs, _ = check_args(op, args)
-        from . import cpu
-
         return _result(cpu.run(op, tensors, attrs))
 
     return kernel
@@ -81,8 +80,6 @@ def _cpu_kernel(op: str):
 def _cuda_kernel(op: str):
     def kernel(*args):
         tensors, attrs, _ = check_args(op, args)
-        from . import cuda
-
         return _result(cuda.run(op, tensors, attrs, extra=True))
 
     return kernel

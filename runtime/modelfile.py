@@ -26,60 +26,15 @@ import os
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from mrcnn_trt.config import Config
 from mrcnn_trt.errors import UserError
-from mrcnn_trt.fileio import check_regular_file, read_json_object, read_sidecar_of, sha256_file, verify_model_digest
+from mrcnn_trt.fileio import check_regular_file, sha256_file, verify_model_digest
 from mrcnn_trt.plugins.ort import CustomOpsUnavailable, make_session
+
+from .onnx_sidecar import read_sidecar, sidecar_problems
 
 
 class ModelFileError(UserError):
     """A model file that cannot be loaded (the message is one line naming the file)."""
-
-
-def read_sidecar(path: str) -> dict:
-    """The JSON sidecar of model file ``path`` (``<path>.json``), one :class:`UserError`
-    line when it is missing or unreadable."""
-    return read_sidecar_of(path, missing="{path} has no sidecar {sidecar}; export it with mrcnn-export",
-                           unusable="re-export the model", reader=lambda sp: read_json_object(sp, "sidecar"))
-
-
-def sidecar_problems(side: dict, inputs: Dict[str, Sequence], outputs: Dict[str, Sequence]) -> List[str]:
-    """Where an ONNX sidecar disagrees with itself or with the graph's input/output
-    shapes (``{name: [dims]}``, symbolic dims as strings or None). Empty when it fits."""
-    problems = []
-    try:
-        cfg = Config.from_dict(side["config"])
-        size, batch = int(side["image_size"]), int(side["batch"])
-        num_classes = int(side["num_classes"])
-    except (KeyError, TypeError, ValueError, UserError) as e:
-        return [f"unreadable field {e}"]
-    if size != cfg.IMAGE_MAX_DIM:
-        problems.append(f"image_size {size} but config IMAGE_MAX_DIM {cfg.IMAGE_MAX_DIM}")
-    if num_classes != cfg.NUM_CLASSES or len(side.get("class_names", cfg.CLASS_NAMES)) != num_classes:
-        problems.append(f"num_classes {num_classes} but config NUM_CLASSES {cfg.NUM_CLASSES} and "
-                        f"{len(side.get('class_names', []))} class_names")
-    missing = sorted({"images", "windows"} - set(inputs)) + sorted({"detections", "count", "masks"} - set(outputs))
-    if missing:
-        problems.append(f"the graph lacks {', '.join(missing)} (inputs {sorted(inputs)}, outputs {sorted(outputs)}): "
-                        f"not an mrcnn-export model")
-    img = list(inputs.get("images") or [])
-    if len(img) != 4 or img[1] != 3:
-        problems.append(f"graph input 'images' has shape {img}, expected [N, 3, S, S]")
-    else:
-        if img[2] != size or img[3] != size:
-            problems.append(f"image_size {size} but the graph takes {img[2]}x{img[3]} images")
-        dynamic = bool(side.get("dynamic_batch"))
-        if isinstance(img[0], int) and not dynamic and img[0] != batch:
-            problems.append(f"batch {batch} but the graph's batch is {img[0]}")
-        if not isinstance(img[0], int) and not dynamic:
-            problems.append("the graph has a dynamic batch but the sidecar says a fixed one")
-    det = list(outputs.get("detections") or [])
-    if det and (len(det) != 3 or det[2] not in (6, None) and not isinstance(det[2], str)):
-        problems.append(f"graph output 'detections' has shape {det}, expected [N, D, 6]")
-    if len(det) == 3 and isinstance(det[1], int) and det[1] != cfg.DETECTION_MAX_INSTANCES:
-        problems.append(f"config DETECTION_MAX_INSTANCES {cfg.DETECTION_MAX_INSTANCES} but the graph gives "
-                        f"{det[1]} detections")
-    return problems
 
 
 def error_detail(e: BaseException, limit: int = 300) -> str:
@@ -188,7 +143,7 @@ def verify_sidecar(path: str, side: dict, inputs: Dict[str, list], outputs: Dict
                    sha256: Optional[str] = None) -> None:
     """The integrity rule of a model read with its sidecar: the sidecar names
     this file (``onnx_sha256`` present and equal) and describes this graph
-    (:func:`sidecar_problems`). A model made by
+    (:func:`mrcnn_trt.runtime.onnx_sidecar.sidecar_problems`). A model made by
     another tool, or a sidecar copied from another model, is refused in one line."""
     if not isinstance(side, dict):
         raise UserError(f"{path}.json is not a JSON object: re-export the model")

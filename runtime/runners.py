@@ -5,13 +5,13 @@ A runner maps molded batches to raw network outputs:
     runner.run(images float32 [N,3,S,S] RGB 0..255, windows float32 [N,4])
         -> {"detections": [N,D,6], "count": [N] int32, "masks": [N,D,28,28]}
 
-``TorchRunner`` (a .pth, any batch), ``OnnxRunner`` (either ONNX flavor in ONNX
-Runtime, custom ops registered when needed; a fixed-batch model pads smaller
-batches, a dynamic-batch one runs any batch up to its maximum) and the TensorRT runner
-(``mrcnn_trt.engine.runner``) all implement it; :func:`detect` does the
-molding and unmolding (``mrcnn_trt.model.molding``) for all of them, so the
-backends differ only in the network itself. ``mrcnn_trt.eval.runners.open_runner``
-picks the runner for a file.
+``OnnxRunner`` (here: either ONNX flavor in ONNX Runtime, custom ops registered
+when needed; a fixed-batch model pads smaller batches, a dynamic-batch one runs
+any batch up to its maximum), ``TorchRunner`` (:mod:`.torch_runner`: a .pth, any
+batch) and the TensorRT runner (``mrcnn_trt.engine.runner``) all implement it;
+:func:`detect` does the molding and unmolding (``mrcnn_trt.model.molding``) for
+all of them, so the backends differ only in the network itself.
+:func:`mrcnn_trt.runtime.registry.open_runner` picks the runner for a file.
 """
 from __future__ import annotations
 
@@ -22,9 +22,12 @@ import numpy as np
 
 from mrcnn_trt.config import Config
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import verify_model_digest
+from mrcnn_trt.model.molding import mold_batch, unmold_detections
 
 from .batcher import pad_batch
-from .modelfile import read_sidecar, sidecar_problems  # noqa: F401 (their home is modelfile)
+from .modelfile import ModelFileError, check_model_file, error_detail, onnx_session
+from .onnx_sidecar import read_sidecar, sidecar_problems
 
 
 class Runner:
@@ -58,52 +61,14 @@ class Runner:
         return {k: v[:n] for k, v in out.items()}
 
 
-class TorchRunner(Runner):
-    backend = "torch"
-
-    def __init__(self, weights: Optional[str], config=None, ops: str = "native", device: str = "cpu",
-                 threads: Optional[int] = None):
-        from mrcnn_trt.model.checkpoint import load_model
-        from mrcnn_trt.threads import configure_torch
-
-        configure_torch(threads)   # threads, else one per available core; see mrcnn_trt.threads
-        self.model, self.config, _ = load_model(weights, config, ops_backend=ops, device=device)
-        self.device = device
-        self.name = weights or "shipped shapes model"
-
-    @classmethod
-    def from_model(cls, model, device: str = "cpu") -> "TorchRunner":
-        """Wrap an in-memory MaskRCNN (e.g. one just built or trained)."""
-        r = cls.__new__(cls)
-        r.model, r.config, r.device, r.name = model.eval(), model.config, device, "in-memory model"
-        return r
-
-    def set_min_confidence(self, value: float) -> None:
-        """Another DETECTION_MIN_CONFIDENCE (PyTorch models only: exported ones bake it in)."""
-        self.config = self.config.replace(DETECTION_MIN_CONFIDENCE=float(value))
-        self.model.set_config(self.config)
-
-    def run(self, images, windows):
-        import torch
-
-        with torch.no_grad():
-            d, c, m = self.model(torch.from_numpy(images).to(self.device), torch.from_numpy(windows).to(self.device))
-        return {"detections": d.cpu().numpy(), "count": c.cpu().numpy().astype(np.int32),
-                "masks": m.float().cpu().numpy()}
-
-
 class OnnxRunner(Runner):
     backend = "onnxruntime"
 
     def __init__(self, path: str, threads: int = 2, providers=None, check_sidecar: bool = True,
                  spinning: bool = False):
-        from .modelfile import check_model_file, onnx_session
-
         check_model_file(path)
         side = read_sidecar(path)
         if check_sidecar:
-            from mrcnn_trt.fileio import verify_model_digest
-
             verify_model_digest(path, side)
         self.session = onnx_session(path, threads=threads, providers=providers, spinning=spinning)
         if check_sidecar:
@@ -124,25 +89,24 @@ class OnnxRunner(Runner):
         try:
             d, c, m = self.session.run(["detections", "count", "masks"], {"images": images, "windows": windows})
         except Exception as e:  # noqa: BLE001 - a graph that loads but cannot run (ONNX Runtime's Fail, ...)
-            from .modelfile import ModelFileError, error_detail
-
             raise ModelFileError(f"ONNX Runtime cannot run {self.name}: {error_detail(e)}") from None
         return {"detections": d, "count": c.astype(np.int32), "masks": m}
 
 
 def unmold_outputs(out: Dict[str, np.ndarray], infos, with_masks: bool = True) -> List[Dict[str, np.ndarray]]:
     """Raw runner outputs of a batch -> one original ``detect`` dict per image."""
-    from mrcnn_trt.model.molding import unmold_detections
-
     return [unmold_detections(out["detections"][i], int(out["count"][i]), out["masks"][i], info, with_masks)
             for i, info in enumerate(infos)]
 
 
 def detect(runner: Runner, images: Sequence[np.ndarray], with_masks: bool = True) -> List[Dict[str, np.ndarray]]:
     """The original ``detect`` contract on any backend (see MaskRCNN.detect)."""
-    from mrcnn_trt.model.molding import mold_batch
-
     if not images:
         return []
     batch, windows, infos = mold_batch(images, runner.config)
     return unmold_outputs(runner(batch, windows), infos, with_masks)
+
+
+def open_onnx(path: str, threads: int = 2, spinning: bool = False, **_options) -> OnnxRunner:
+    """The registry's factory for ``.onnx`` files (mrcnn_trt.runtime.registry)."""
+    return OnnxRunner(path, threads=threads, spinning=spinning)

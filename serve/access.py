@@ -46,7 +46,6 @@ from mrcnn_trt.fileio import check_regular_file
 RESTRICTED = ("shared-memory", "model-repository", "trace", "logging")
 #: HTTP header (and, after Triton's prefix, gRPC metadata key) carrying the admin key
 ADMIN_HEADER = "mrcnn-admin-key"
-GRPC_HEADER_PREFIX = "triton-grpc-protocol-"
 _KEY_RE = re.compile(r"[A-Za-z0-9_.~+/-]{16,256}")
 
 
@@ -67,9 +66,6 @@ class AdminAccess:
     def header(self) -> dict:
         """The HTTP header a client sends (``{}`` when off)."""
         return {ADMIN_HEADER: self.key} if self.key else {}
-
-    def grpc_metadata(self) -> dict:
-        return {GRPC_HEADER_PREFIX + ADMIN_HEADER: self.key} if self.key else {}
 
     def flags(self) -> List[str]:
         """tritonserver flags restricting :data:`RESTRICTED` on HTTP and gRPC."""

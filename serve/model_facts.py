@@ -17,8 +17,7 @@ from typing import List, Optional, Tuple
 from mrcnn_trt.config import Config
 from mrcnn_trt.engine.archs import arch_name, parse_arch, parse_trt_version
 from mrcnn_trt.engine.gpu import visible_compute_capabilities
-from mrcnn_trt.engine.runner import read_plan_sidecar
-from mrcnn_trt.engine.sidecars import PLAN_FORMAT, check_onnx_sidecar
+from mrcnn_trt.engine.sidecars import PLAN_FORMAT, check_onnx_sidecar, read_plan_sidecar
 from mrcnn_trt.errors import UserError
 from mrcnn_trt.fileio import sha256_file
 

@@ -6,7 +6,7 @@ imports one of these classes) and use the project's own code for every step:
 * :class:`PreprocessModel` - decode (``mrcnn_trt.data.base.load_rgb_image``) and
   mold (``mrcnn_trt.model.molding.mold_batch``) each image;
 * :class:`NetworkModel` - the exported ONNX model in ONNX Runtime with the
-  custom-op library (``mrcnn_trt.runtime.runners.OnnxRunner``), one run per
+  custom-op library (``mrcnn_trt.runtime.registry.open_runner``: ``OnnxRunner``), one run per
   dynamic batch of requests;
 * :class:`PostprocessModel` - unmolding, mask paste (``unmold_outputs``) and
   the per-image JSON of ``mrcnn-demo`` (``result_to_json``).
@@ -32,10 +32,19 @@ import os
 from typing import Dict, List
 
 import numpy as np
+from PIL import Image
 
 import triton_python_backend_utils as pb_utils  # only importable inside Triton's Python backend
 
+from mrcnn_trt.config import Config
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import json_safe
+from mrcnn_trt.imageio import load_rgb_image
+from mrcnn_trt.model.molding import MoldInfo, mold_batch
+from mrcnn_trt.runtime.registry import open_runner
+from mrcnn_trt.runtime.results import result_to_json
+from mrcnn_trt.runtime.runners import unmold_outputs
+from mrcnn_trt.serve.repository import read_model_info
 
 
 # --------------------------------------------------------------------------- helpers
@@ -49,8 +58,6 @@ def _version_dir(args: dict) -> str:
 
 
 def _model_info(args: dict) -> dict:
-    from mrcnn_trt.serve.repository import read_model_info
-
     return read_model_info(_version_dir(args))
 
 
@@ -103,10 +110,6 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     The header is read first, so an image larger than ``max_pixels`` is refused
     before it is decoded (a 20000 x 20000 PNG header costs nothing).
     """
-    from PIL import Image
-
-    from mrcnn_trt.imageio import load_rgb_image
-
     if not data:
         raise UserError("empty image (0 bytes)")
     try:
@@ -126,14 +129,10 @@ class PreprocessModel:
     """IMAGE uint8 [n, L] (encoded files, zero padded) -> images, windows, mold_info."""
 
     def initialize(self, args):
-        from mrcnn_trt.config import Config
-
         self.config = Config.from_dict(_model_info(args)["config"])
         self.max_pixels = int(_parameters(args).get("max_pixels", "40000000"))
 
     def execute(self, requests):
-        from mrcnn_trt.model.molding import mold_batch
-
         responses = []
         for request in requests:
             try:
@@ -164,11 +163,9 @@ class NetworkModel:
     """
 
     def initialize(self, args):
-        from mrcnn_trt.runtime.runners import OnnxRunner
-
         threads = int(_parameters(args).get("threads", "2"))
         self.max_batch = int(json.loads(args["model_config"]).get("max_batch_size", 1)) or 1
-        self.runner = OnnxRunner(os.path.join(_version_dir(args), "model.onnx"), threads=threads)
+        self.runner = open_runner(os.path.join(_version_dir(args), "model.onnx"), "onnxruntime", threads=threads)
         dynamic = bool(self.runner.sidecar.get("dynamic_batch"))
         self.chunk = self.max_batch if dynamic else int(self.runner.sidecar["batch"])
         if dynamic:
@@ -218,11 +215,6 @@ class PostprocessModel:
         self.class_names = list(_model_info(args)["class_names"])
 
     def execute(self, requests):
-        from mrcnn_trt.runtime.results import result_to_json
-        from mrcnn_trt.runtime.runners import unmold_outputs
-        from mrcnn_trt.fileio import json_safe
-        from mrcnn_trt.model.molding import MoldInfo
-
         responses = []
         for request in requests:
             try:

@@ -11,7 +11,10 @@ import pytest
 
 from mrcnn_trt.calib import qdq
 from mrcnn_trt.calib.cli import main as calibrate_main
-from mrcnn_trt.engine import checks
+from mrcnn_trt.calib.precision import onnx_precision
+from mrcnn_trt.engine.errors import PrecisionUnsupported
+from mrcnn_trt.engine.precision import plan_precision
+from mrcnn_trt.engine.sidecars import check_onnx_sidecar
 from mrcnn_trt.runtime.runners import OnnxRunner, detect
 from mrcnn_trt.fileio import sha256_file
 from mrcnn_trt.plugins.onnx_schemas import register_schemas
@@ -132,16 +135,16 @@ def test_sidecar_and_engine_precision_checks(work):
         for k in ("config", "image_size", "batch", "num_classes", "class_names", "flavor", "mean_pixel"):
             assert side[k] == src_side[k]
         # what mrcnn-build-engine reads
-        checks.check_onnx_sidecar(work[target])
-        prec = checks.onnx_precision(work[target])
+        check_onnx_sidecar(work[target])
+        prec = onnx_precision(work[target])
         assert prec.has_qdq and not prec.has_fp16
-        assert checks.plan_precision("11.1.0", fp16=False, int8=True, model=prec).label == "qdq-int8"
-        plan10 = checks.plan_precision("10.4.0", fp16=True, int8=True, model=prec)
+        assert plan_precision("11.1.0", fp16=False, int8=True, model=prec).label == "qdq-int8"
+        plan10 = plan_precision("10.4.0", fp16=True, int8=True, model=prec)
         assert plan10.int8_mode == "qdq" and not plan10.calibrate
-    fp16 = checks.onnx_precision(work["fp16"])
+    fp16 = onnx_precision(work["fp16"])
     assert fp16.has_fp16 and not fp16.has_qdq
-    assert checks.plan_precision("11.1.0", fp16=True, int8=False, model=fp16).label == "fp16"
-    checks.check_onnx_sidecar(work["fp16"])
+    assert plan_precision("11.1.0", fp16=True, int8=False, model=fp16).label == "fp16"
+    check_onnx_sidecar(work["fp16"])
 
 
 def test_build_engine_refuses_the_cpu_form(work, monkeypatch, capsys):
@@ -151,7 +154,7 @@ def test_build_engine_refuses_the_cpu_form(work, monkeypatch, capsys):
     fake.__version__ = "10.4.0.26"
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     out = str(work["dir"] / "x.plan")
-    assert build_main([work["cpu"], "--arch", "sm_86", "--int8", "-o", out]) == checks.PrecisionUnsupported.exit_code
+    assert build_main([work["cpu"], "--arch", "sm_86", "--int8", "-o", out]) == PrecisionUnsupported.exit_code
     assert "--target tensorrt" in capsys.readouterr().err
     assert not os.path.exists(out)
 

@@ -95,11 +95,11 @@ def test_unreadable_image_is_reported(tmp_path, shipped_onnx, capsys):
 
 
 def test_ctrl_c_keeps_valid_outputs(shapes_data, shipped_onnx, tmp_path, monkeypatch):
-    from mrcnn_trt.eval import runners
+    from mrcnn_trt.runtime.runners import OnnxRunner
 
     _, onnx_path = shipped_onnx
     calls = {"n": 0}
-    orig = runners.OnnxRunner.run
+    orig = OnnxRunner.run
 
     def interrupted_run(self, images, windows):
         calls["n"] += 1
@@ -107,7 +107,7 @@ def test_ctrl_c_keeps_valid_outputs(shapes_data, shipped_onnx, tmp_path, monkeyp
             raise KeyboardInterrupt
         return orig(self, images, windows)
 
-    monkeypatch.setattr(runners.OnnxRunner, "run", interrupted_run)
+    monkeypatch.setattr(OnnxRunner, "run", interrupted_run)
     out = str(tmp_path / "o")
     rc = eval_main(["--engine", onnx_path, "--dataset", "coco", "--data-root", str(shapes_data / "coco"),
                     "--out", out])

@@ -199,9 +199,12 @@ def test_evaluation_runs_onnxruntime_without_spinning(shipped, tmp_path, monkeyp
     """mrcnn-eval opens ONNX Runtime with its threads not busy-waiting between ops (they
     would take the cores from the reading/scoring threads and from other processes),
     pipelined or not; OnnxRunner(spinning=True) still gives ONNX Runtime's default."""
+    import dataclasses
+
+    from mrcnn_trt.runtime import registry
     from mrcnn_trt.runtime.runners import OnnxRunner
 
-    from mrcnn_trt.eval import cli, runners
+    from mrcnn_trt.eval import cli
 
     onnx_path, coco = shipped
     key = "session.intra_op.allow_spinning"
@@ -212,18 +215,18 @@ def test_evaluation_runs_onnxruntime_without_spinning(shipped, tmp_path, monkeyp
         except RuntimeError:   # not set: ONNX Runtime's default (spinning)
             return "default"
 
-    assert spinning(runners.open_runner(onnx_path, pipelined=True)) == "0"
-    assert spinning(runners.open_runner(onnx_path)) == "0"
+    assert spinning(registry.open_runner(onnx_path, pipelined=True)) == "0"
+    assert spinning(registry.open_runner(onnx_path)) == "0"
     assert spinning(OnnxRunner(onnx_path, spinning=True)) == "default"
     seen = []
-    real = runners.open_runner
+    entry = registry._RUNNERS["onnxruntime"]
 
-    def recording(*a, **k):
-        r = real(*a, **k)
+    def recording(*a, **k):   # the registry's ONNX Runtime factory, recording what the command opened
+        r = entry.open(*a, **k)
         seen.append(spinning(r))
         return r
 
-    monkeypatch.setattr(runners, "open_runner", recording)
+    monkeypatch.setitem(registry._RUNNERS, "onnxruntime", dataclasses.replace(entry, factory=recording))
     for pipeline in ("2", "0"):
         assert cli.main(["--model", onnx_path, "--dataset", "coco", "--data-root", coco, "--limit", "2",
                          "--pipeline", pipeline, "-o", str(tmp_path / pipeline)]) == 0

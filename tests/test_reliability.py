@@ -446,7 +446,7 @@ def test_exit_codes_are_documented_in_one_table():
     table = text[text.index("## Exit codes"):]
     table = table[:table.index("\n## ", 5)]
     codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_")}
-    from mrcnn_trt.engine.checks import EXIT_CODES
+    from mrcnn_trt.engine.errors import EXIT_CODES
 
     codes |= set(EXIT_CODES.values())
     for c in codes:

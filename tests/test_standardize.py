@@ -14,6 +14,7 @@ from onnx import TensorProto as T
 from onnx import helper
 
 from mrcnn_trt.export import trt_ops_table
+from mrcnn_trt.export import standardize
 from mrcnn_trt.export.standardize import expand_custom_nodes
 from mrcnn_trt.model import ops
 
@@ -305,6 +306,26 @@ def test_expand_rejects_bad_models():
             at.i = 4
     with pytest.raises(ValueError, match="num_classes"):
         expand_custom_nodes(bad)
+
+
+def test_each_contract_op_is_expanded_by_its_registered_expander(monkeypatch):
+    """One expander per op of the contract (plugins/opdefs.py), chosen by the node's op
+    name; a contract op without one is refused by name, before anything is rewritten."""
+    from mrcnn_trt.plugins.opdefs import OP_DEFS
+
+    assert set(standardize.EXPANDERS) == set(OP_DEFS)
+    calls = []
+    real = standardize.EXPANDERS["DetectionLayer"]
+    monkeypatch.setitem(standardize.EXPANDERS, "DetectionLayer",
+                        lambda *a: calls.append(a[1]) or real(*a))
+    expanded = expand_custom_nodes(_detection_model(1, 4, 3, 0.5, 0.3, 2, 128))
+    assert not any(n.domain == "mrcnn" for n in expanded.graph.node)
+    assert calls == [["rois", "roi_count", "probs", "deltas", "window"]]
+    monkeypatch.delitem(standardize.EXPANDERS, "DetectionLayer")
+    with pytest.raises(ValueError, match="'DetectionLayer' has no standard-ONNX expansion"):
+        expand_custom_nodes(_detection_model(1, 4, 3, 0.5, 0.3, 2, 128))
+    with pytest.raises(ValueError, match="not an op of the contract"):
+        standardize.expander("NoSuchOp")
 
 
 def test_check_trt_supported_flags_problems():

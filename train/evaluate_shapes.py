@@ -28,7 +28,7 @@ def evaluate_ap(weights: Optional[str], data_root: str, split: str = "val", min_
     from mrcnn_trt.eval.evaluators import COCOEvaluator
     from mrcnn_trt.model import load_model
     from mrcnn_trt.model.checkpoint import config_from_checkpoint, read_checkpoint, shipped_model_path
-    from mrcnn_trt.runtime.runners import TorchRunner
+    from mrcnn_trt.runtime.torch_runner import TorchRunner
 
     cfg = None
     if min_confidence is not None:
