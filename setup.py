@@ -7,15 +7,20 @@ R-CNN, ``plugins/`` the custom ops (C++/CUDA sources + Python glue),
 ``export/``, ``engine/``, ``calib/``, ``eval/``, ``data/``, ``train/`` and
 ``serve/`` (Triton Inference Server) the tools built on top of the model.
 
-The compiled CPU kernels (a pybind11 module, ``mrcnn_trt.plugins._cpu``) are
-built here; TensorRT plugins and CUDA kernels are built by CMake
-(``CMakeLists.txt``) because they need toolchains that pip cannot provide.
+The compiled CPU parts (the pybind11 module ``mrcnn_trt.plugins._cpu``, the
+ONNX Runtime custom-op library, ``mrcnn_trt.calib._stats``) are built here by
+``tools/native_ext.py``; TensorRT plugins and CUDA kernels are built by CMake
+(``CMakeLists.txt``) or ``mrcnn-build-plugins`` because they need toolchains
+that pip cannot provide. All of them are described once, in ``plugins/native.json``.
 """
 import os
+import sys
 
 from setuptools import setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "tools"))
+import native_ext  # noqa: E402  (tools/native_ext.py: the extensions of plugins/native.json)
 
 PACKAGE_DIRS = {
     "mrcnn_trt": "mrcnn_trt",
@@ -37,7 +42,7 @@ CONSOLE_SCRIPTS = [
     "mrcnn-demo = mrcnn_trt.apps.demo:main",
     "mrcnn-export = mrcnn_trt.export.cli:main",
     "mrcnn-build-engine = mrcnn_trt.engine.cli:main",
-    "mrcnn-build-plugins = mrcnn_trt.engine.plugins_build:main",
+    "mrcnn-build-plugins = mrcnn_trt.engine.plugins_cli:main",
     "mrcnn-eval = mrcnn_trt.eval.cli:main",
     "mrcnn-make-dataset = mrcnn_trt.data.cli:main",
     "mrcnn-train = mrcnn_trt.train.cli:main",
@@ -51,19 +56,9 @@ CONSOLE_SCRIPTS = [
 RTX_REQUIREMENTS = ["tensorrt-rtx-cu12-libs==1.7.1.116", "tensorrt-rtx-cu12-bindings==1.7.1.116"]
 
 
-def _build_helpers():
-    """tools/plugins_build.py (C++ CPU kernels + ONNX Runtime custom-op library)."""
-    import sys
-
-    sys.path.insert(0, os.path.join(HERE, "tools"))
-    import plugins_build  # noqa: E402  (local helper)
-
-    return plugins_build
-
-
 def ext_modules():
-    """The pybind11 CPU kernels and the ORT custom-op library (see plugins/README.md)."""
-    return _build_helpers().ext_modules(HERE)
+    """The pybind11 CPU kernels, the ORT custom-op library, the calibration statistics (plugins/README.md)."""
+    return native_ext.ext_modules(HERE)
 
 
 def _ext_modules_or_empty():
@@ -71,13 +66,6 @@ def _ext_modules_or_empty():
         return ext_modules()
     except ImportError:
         return []
-
-
-def _cmdclass():
-    try:
-        return {"build_ext": _build_helpers().BuildExt}
-    except ImportError:
-        return {}
 
 
 setup(
@@ -89,7 +77,7 @@ setup(
     package_dir=PACKAGE_DIRS,
     package_data={"mrcnn_trt": ["assets/*"], "mrcnn_trt.plugins": ["*.so", "*.json"]},
     ext_modules=_ext_modules_or_empty(),
-    cmdclass=_cmdclass(),
+    cmdclass={"build_ext": native_ext.BuildExt},
     install_requires=[
         "torch==2.13.0",
         "numpy>=1.26",

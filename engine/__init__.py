@@ -2,7 +2,7 @@
 
 * :func:`build_engine` (module ``build``) - ONNX -> plan + sidecar, the API
   behind ``mrcnn-build-engine`` (``cli``);
-* ``plugins_build`` - ``mrcnn-build-plugins``, the plugin library for the
+* ``plugin_builder`` / ``plugins_cli`` - ``mrcnn-build-plugins``, the plugin library for the
   installed family; ``plugin_library`` - finding, checking and loading it;
 * ``families`` (what the installed TensorRT offers), ``archs`` (GPU
   architectures per family and release), ``gpu`` (visible GPUs),
@@ -18,4 +18,4 @@ the CUDA bindings are imported only by the functions that need them.
 
 
 from .build import build_engine  # noqa: F401  (ONNX -> plan + sidecar)
-from .plugins_build import build_plugins  # noqa: F401  (the plugin library for the installed family)
+from .plugin_builder import build_plugins  # noqa: F401  (the plugin library for the installed family)

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from .opdefs import op_def
 
-try:  # built by setup.py (tools/plugins_build.py)
+try:  # built by setup.py (tools/native_ext.py)
     from . import _cpu
     _IMPORT_ERROR = None
 except ImportError as e:  # pragma: no cover - depends on the build

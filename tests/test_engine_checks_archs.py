@@ -149,15 +149,15 @@ def test_parse_arch_list():
 def test_one_arch_grammar_in_both_commands():
     """mrcnn-build-engine --arch and mrcnn-build-plugins --cuda-archs (alias --arch) read the same
     spellings into the same canonical list; a bad one is one argparse error line (exit 2)."""
-    from mrcnn_trt.engine import cli, plugins_build
+    from mrcnn_trt.engine import cli, plugin_builder, plugins_cli
 
     for text, canon in (("89", "sm_89"), ("86,89", "sm_86,sm_89"), ("sm_86,8.9,sm_120", "sm_86,sm_89,sm_120")):
         assert cli.build_parser().parse_args(["m.onnx", "--arch", text]).arch == canon
-        assert plugins_build.build_parser().parse_args(["--cuda-archs", text]).cuda_archs == canon
-        assert plugins_build.build_parser().parse_args(["--arch", text]).cuda_archs == canon
-    assert plugins_build.parse_cuda_archs("89,86,sm_75") == [75, 86, 89]
+        assert plugins_cli.build_parser().parse_args(["--cuda-archs", text]).cuda_archs == canon
+        assert plugins_cli.build_parser().parse_args(["--arch", text]).cuda_archs == canon
+    assert plugin_builder.parse_cuda_archs("89,86,sm_75") == [75, 86, 89]
     for parser, argv in ((cli.build_parser(), ["m.onnx", "--arch", "sm_8x"]),
-                         (plugins_build.build_parser(), ["--cuda-archs", "sm_8x"])):
+                         (plugins_cli.build_parser(), ["--cuda-archs", "sm_8x"])):
         with pytest.raises(SystemExit) as e:
             parser.parse_args(argv)
         assert e.value.code == 2

@@ -154,7 +154,7 @@ def test_runner_input_roles():
 
 def test_engine_package_imports_nothing_heavy():
     code = ("import sys, mrcnn_trt.engine, mrcnn_trt.engine.build, mrcnn_trt.engine.cli, "
-            "mrcnn_trt.engine.plugins_build; "
+            "mrcnn_trt.engine.plugins_cli; "
             "print(sorted(m for m in ('tensorrt', 'tensorrt_rtx_bindings', 'torch', 'onnx', 'onnxruntime') "
             "if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -185,22 +185,22 @@ def test_plugin_headers_sources_and_rtx_sdk_headers(tmp_path, monkeypatch):
     headers (TRT_*_RTX macros) are read as such: accepted for that family, refused for TensorRT."""
     from types import SimpleNamespace
 
-    from mrcnn_trt.engine import plugins_build
+    from mrcnn_trt.engine import plugin_builder
     from mrcnn_trt.engine.errors import PluginLibraryMismatch
 
     monkeypatch.delenv("TENSORRT_ROOT", raising=False)
-    monkeypatch.setattr(plugins_build.os.path, "isfile", lambda p: False)   # no system headers either
+    monkeypatch.setattr(plugin_builder.os.path, "isfile", lambda p: False)   # no system headers either
     with pytest.raises(UserError, match=r"NVIDIA/TensorRT.*11\.x release tag.*TensorRT for RTX SDK"):
-        plugins_build.find_tensorrt_include("rtx", None)
+        plugin_builder.find_tensorrt_include("rtx", None)
     monkeypatch.undo()
     (tmp_path / "NvInferVersion.h").write_text("#define TRT_MAJOR_RTX 1\n#define TRT_MINOR_RTX 7\n"
                                               "#define TRT_PATCH_RTX 1\n#define NV_TENSORRT_MAJOR TRT_MAJOR_RTX\n")
-    assert plugins_build.header_version(str(tmp_path)) == "rtx-1.7.1"
-    plugins_build.check_headers(SimpleNamespace(name="rtx", version="1.7.1.116"), "rtx-1.7.1", str(tmp_path))
+    assert plugin_builder.header_version(str(tmp_path)) == "rtx-1.7.1"
+    plugin_builder.check_headers(SimpleNamespace(name="rtx", version="1.7.1.116"), "rtx-1.7.1", str(tmp_path))
     with pytest.raises(PluginLibraryMismatch, match="TensorRT for RTX headers"):
-        plugins_build.check_headers(SimpleNamespace(name="tensorrt", version="10.4.0"), "rtx-1.7.1", str(tmp_path))
+        plugin_builder.check_headers(SimpleNamespace(name="tensorrt", version="10.4.0"), "rtx-1.7.1", str(tmp_path))
     with pytest.raises(PluginLibraryMismatch, match="TensorRT 11 layout"):
-        plugins_build.check_headers(SimpleNamespace(name="rtx", version="1.7.1.116"), "10.13.3", str(tmp_path))
+        plugin_builder.check_headers(SimpleNamespace(name="rtx", version="1.7.1.116"), "10.13.3", str(tmp_path))
     public = os.path.join(REPO, "..", "shared", "third_party", "tensorrt-include", "11.1.0")
     if os.path.isdir(public):
-        assert plugins_build.header_version(public) == "11.1.0"
+        assert plugin_builder.header_version(public) == "11.1.0"

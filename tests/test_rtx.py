@@ -107,8 +107,8 @@ def plugin_lib():
         pytest.skip(msg)
     h = hashlib.sha256()
     srcs = sorted(glob.glob(os.path.join(REPO, "plugins", "**", "*.*"), recursive=True))
-    for p in srcs + [os.path.join(REPO, "engine", "plugins_build.py")]:
-        if p.endswith((".h", ".cpp", ".cu", ".cuh", ".map", ".py")) and "/lib/" not in p:
+    for p in srcs + [os.path.join(REPO, "engine", f) for f in ("plugin_builder.py", "plugins_cli.py")]:
+        if p.endswith((".h", ".cpp", ".cu", ".cuh", ".map", ".py", "native.json")) and "/lib/" not in p:
             h.update(p.encode())
             with open(p, "rb") as f:
                 h.update(f.read())
@@ -119,7 +119,7 @@ def plugin_lib():
     if not os.path.isfile(lib + ".json"):
         for old in glob.glob(os.path.join(root, "*")):
             shutil.rmtree(old, ignore_errors=True)
-        r = subprocess.run([sys.executable, "-m", "mrcnn_trt.engine.plugins_build", "--tensorrt-include", HEADERS_11,
+        r = subprocess.run([sys.executable, "-m", "mrcnn_trt.engine.plugins_cli", "--tensorrt-include", HEADERS_11,
                             "--cuda-archs", CUDA_ARCHS, "-o", out], capture_output=True, text=True, timeout=1200)
         assert r.returncode == 0, r.stderr[-3000:]
         assert r.stdout.strip() == lib                          # stdout: where it went (scripts read it)
@@ -205,7 +205,7 @@ print(json.dumps({"before": before, "after": resolvable(), "ops": ops}))
 
 
 def test_build_plugins_refusals(tmp_path, capsys):
-    from mrcnn_trt.engine.plugins_build import main
+    from mrcnn_trt.engine.plugins_cli import main
 
     def run(*argv):
         capsys.readouterr()

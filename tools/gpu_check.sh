@@ -6,7 +6,7 @@
 #
 # Steps (each logged to DIR/logs/<step>.log, timed, and recorded in DIR/gpu_check.json):
 #   env        GPU, driver, CUDA, Python, PyTorch, torchvision, nvcc versions
-#   build_cpu  mrcnn_trt.plugins._cpu for this Python (tools/plugins_build.py; no install)
+#   build_cpu  mrcnn_trt.plugins._cpu for this Python (tools/native_ext.py; no install)
 #   build_cuda libmrcnn_cuda_ops.so + mrcnn_check_cuda_kernels with this machine's nvcc for
 #              the local GPU's architecture (nvidia-smi compute_cap); SASS checked with
 #              tools/fatbin_archs.py
@@ -163,7 +163,7 @@ fi
 [[ $ARCH =~ ^[0-9]+$ ]] || { log "cannot tell the GPU architecture (nvidia-smi); pass --arch"; ARCH=90; FAILED=1; }
 
 # ----------------------------------------------------------------------- builds
-step build_cpu "$PYTHON" tools/plugins_build.py --jobs "$JOBS"
+step build_cpu "$PYTHON" tools/native_ext.py --jobs "$JOBS"
 
 NVCC=$(command -v nvcc || true)
 [[ -z $NVCC && -x /usr/local/cuda/bin/nvcc ]] && NVCC=/usr/local/cuda/bin/nvcc

@@ -2,7 +2,7 @@
 # Create .venv (Python >= 3.10) and install mrcnn-trt with its CPU dependencies.
 # Idempotent: a re-run installs only what changed; the native parts (C++ kernels, ORT custom-op
 # library, calibration statistics) are reused from .cache/native/ when their sources, flags and
-# compiler are unchanged (tools/plugins_build.py BuildExt), also by a later `pip install -e ".[extra]"`.
+# compiler are unchanged (tools/native_ext.py BuildExt), also by a later `pip install -e ".[extra]"`.
 # Each step prints one line with its time; pip's output goes to .cache/setup.log and is shown only
 # when a step fails.
 set -euo pipefail

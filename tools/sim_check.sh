@@ -102,7 +102,7 @@ if [[ -n $MUTANT ]]; then
   BUILD=$BUILD/mutant-$MUTANT
   SRC=$BUILD/src
   rm -rf "$SRC" && mkdir -p "$SRC/tests"
-  cp -a "$ROOT/CMakeLists.txt" "$ROOT/plugins" "$SRC/"
+  cp -a "$ROOT/CMakeLists.txt" "$ROOT/cmake" "$ROOT/plugins" "$SRC/"
   cp -a "$ROOT/tests/cuda" "$SRC/tests/"
   python3 "$ROOT/tools/sim/mutants.py" apply "$MUTANT" "$SRC" || die "mutant $MUTANT could not be applied"
   log "mutant $MUTANT: $(cd "$SRC" && diff -r "$ROOT/plugins" plugins | grep -c '^[<>]') changed lines in a copy of the sources"

@@ -1,23 +1,24 @@
-"""Build helpers for the compiled CPU parts of ``mrcnn_trt.plugins`` (used by setup.py).
+"""setuptools side of the native build (used by setup.py): the compiled CPU parts of ``mrcnn_trt``.
 
-Three artifacts, all built by ``pip install`` / ``python setup.py build_ext``:
+Three artifacts, all built by ``pip install`` / ``python setup.py build_ext``, each a
+``python_extension`` target of ``plugins/native.json`` (the one description of the native
+build, which CMake and ``mrcnn-build-plugins`` read too; ``plugins/native_build.py`` reads it):
 
-* ``mrcnn_trt.plugins._cpu`` - pybind11 module with the C++ CPU kernels
-  (``cpu_extension``).
-* ``plugins/libmrcnn_ort_ops.so`` - ONNX Runtime custom-op library running the
-  three ``mrcnn`` nodes on the CPU (``ort_extension``). It needs the ORT C/C++
-  API headers, which ``tools/fetch_ort_headers.sh`` downloads into
-  ``.cache/ort-headers`` (Debian trixie ``libonnxruntime-dev``, headers only).
-  When they cannot be fetched the library is skipped with a warning and the
-  install still succeeds; ``mrcnn_trt.plugins.ort`` then says why it is missing.
-  The extension is ``optional``: a compile failure is a warning too.
-* ``mrcnn_trt.calib._stats`` - pybind11 module with the one-pass activation
-  statistics of INT8 calibration (``calib/native/tensor_stats.cpp``,
-  ``calib_stats_extension``).
+* ``mrcnn_trt.plugins._cpu`` (target ``cpu_module``) - pybind11 module with the C++ CPU
+  kernels (``cpu_extension``).
+* ``plugins/libmrcnn_ort_ops.so`` (target ``ort_ops``) - ONNX Runtime custom-op library running
+  the ``mrcnn`` nodes on the CPU (``ort_extension``). It needs the ORT C/C++ API headers, which
+  ``tools/fetch_ort_headers.sh`` downloads into ``.cache/ort-headers`` (Debian trixie
+  ``libonnxruntime-dev``, headers only). When they cannot be fetched the library is skipped
+  with a warning and the install still succeeds; ``mrcnn_trt.plugins.ort`` then says why it is
+  missing. The extension is ``optional``: a compile failure is a warning too.
+* ``mrcnn_trt.calib._stats`` (target ``calib_stats``) - pybind11 module with the one-pass
+  activation statistics of INT8 calibration (``calib_stats_extension``).
 
-Flags: ``-O3 -std=c++17 -ffp-contract=off`` (no FMA contraction, so results
-match the float32 PyTorch reference; no ``-march=native``: wheels and CI
-machines differ).
+Sources, include folders, defines and the exact-arithmetic flags (``-ffp-contract=off``: no FMA
+contraction, so results match the float32 PyTorch reference) come from the description; the
+flags of this builder are ``-O3 -std=c++17`` with hidden visibility (no ``-march=native``: wheels
+and CI machines differ).
 
 Environment:
   MRCNN_NO_ORT_FETCH=1   never run the header download (offline builds)
@@ -25,11 +26,16 @@ Environment:
 """
 from __future__ import annotations
 
+import argparse
 import glob
+import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
+from concurrent.futures import ThreadPoolExecutor
 
 try:
     from setuptools import Extension
@@ -37,59 +43,71 @@ try:
 except ImportError:  # build_cpu_module_inplace (tools/gpu_check.sh) needs no setuptools
     Extension = build_ext = None
 
-CXX_FLAGS = ["-O3", "-g0", "-std=c++17", "-ffp-contract=off", "-fvisibility=hidden",
-             "-fvisibility-inlines-hidden", "-Wall"]
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: this builder's flags; the exact-arithmetic ones are added from the description
+BASE_CXX_FLAGS = ["-O3", "-g0", "-std=c++17", "-fvisibility=hidden", "-fvisibility-inlines-hidden", "-Wall"]
 ORT_LIB_NAME = "libmrcnn_ort_ops"
-ORT_EXT_NAME = "mrcnn_trt.plugins." + ORT_LIB_NAME
 
 
-def _rel(repo_root: str, paths):
-    # setuptools wants sources relative to setup.py's folder
-    return sorted(os.path.relpath(p, repo_root) for p in paths)
+def _native_build():
+    """plugins/native_build.py, loaded by path: nothing of mrcnn_trt is installed while setup.py runs."""
+    path = os.path.join(REPO_ROOT, "plugins", "native_build.py")
+    spec = importlib.util.spec_from_file_location("_mrcnn_native_build", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module   # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
-def kernel_sources(repo_root: str):
-    """The C++ CPU kernels and the host layer (op contract: attributes, shapes) shared by both artifacts."""
-    return _rel(repo_root, glob.glob(os.path.join(repo_root, "plugins", "*", "*_cpu.cpp"))
-                + [os.path.join(repo_root, "plugins", "host", "plugin_host.cpp")])
+native_build = _native_build()
+
+
+def description(repo_root: str = REPO_ROOT):
+    """``plugins/native.json`` of the checkout at ``repo_root`` (a ``native_build.NativeBuild``)."""
+    return native_build.load(repo_root, os.path.join(repo_root, "plugins", "native.json"))
+
+
+def cxx_flags(desc, target) -> list:
+    """Compile flags of a target: this builder's, the exact-arithmetic ones, the target's extras."""
+    return BASE_CXX_FLAGS + list(desc.exact_cxx) + list(target.cxx_flags)
 
 
 def kernel_headers(repo_root: str):
     """Headers the CPU sources include (so that editing one triggers a rebuild)."""
-    return _rel(repo_root, glob.glob(os.path.join(repo_root, "plugins", "*", "*.h")))
+    return sorted(os.path.relpath(p, repo_root) for p in glob.glob(os.path.join(repo_root, "plugins", "*", "*.h")))
 
 
-def cpu_module_sources(repo_root: str):
-    """Sources of ``mrcnn_trt.plugins._cpu``: the pybind11 glue, the kernels, the host layer."""
-    return _rel(repo_root, [os.path.join(repo_root, "plugins", "python", "cpu_module.cpp")]) + kernel_sources(repo_root)
+def extension(repo_root: str, name: str, include_dirs=(), **kwargs) -> Extension:
+    """The setuptools Extension of ``python_extension`` target ``name`` of the description."""
+    desc = description(repo_root)
+    t = desc.target(name)
+    if t.kind != "python_extension" or "setuptools" not in t.built_by:
+        raise ValueError(f"plugins/native.json: {name} is not a python_extension built by setuptools")
+    return Extension(
+        t.module,
+        sources=list(t.all_sources),   # relative to setup.py's folder, as setuptools wants them
+        include_dirs=list(include_dirs) + [desc.path(d) for d in t.include_dirs],
+        define_macros=[tuple(d.split("=", 1)) if "=" in d else (d, None) for d in t.defines],
+        extra_compile_args=cxx_flags(desc, t),
+        extra_link_args=list(t.link_flags),
+        export_symbols=list(t.exports) or None,
+        language="c++",
+        **kwargs,
+    )
 
 
 def cpu_extension(repo_root: str) -> Extension:
     """The pybind11 module ``mrcnn_trt.plugins._cpu``."""
     import pybind11  # build requirement (pyproject.toml)
 
-    return Extension(
-        "mrcnn_trt.plugins._cpu",
-        sources=cpu_module_sources(repo_root),
-        include_dirs=[pybind11.get_include()],
-        depends=kernel_headers(repo_root),
-        extra_compile_args=CXX_FLAGS,
-        language="c++",
-    )
+    return extension(repo_root, "cpu_module", [pybind11.get_include()], depends=kernel_headers(repo_root))
 
 
 def calib_stats_extension(repo_root: str) -> Extension:
     """The pybind11 module ``mrcnn_trt.calib._stats`` (calibration statistics, see calib/stats.py)."""
     import pybind11  # build requirement (pyproject.toml)
 
-    return Extension(
-        "mrcnn_trt.calib._stats",
-        sources=_rel(repo_root, [os.path.join(repo_root, "calib", "native", "tensor_stats.cpp")]),
-        include_dirs=[pybind11.get_include()],
-        extra_compile_args=CXX_FLAGS + ["-pthread"],
-        extra_link_args=["-pthread"],
-        language="c++",
-    )
+    return extension(repo_root, "calib_stats", [pybind11.get_include()])
 
 
 def ort_include_dir(repo_root: str, fetch: bool = True) -> str | None:
@@ -121,16 +139,7 @@ def ort_extension(repo_root: str, fetch: bool = True) -> Extension | None:
     inc = ort_include_dir(repo_root, fetch)
     if inc is None:
         return None
-    return Extension(
-        ORT_EXT_NAME,
-        sources=_rel(repo_root, [os.path.join(repo_root, "plugins", "ort_ops", "ort_custom_ops.cpp")])
-        + kernel_sources(repo_root),
-        include_dirs=[inc],
-        depends=kernel_headers(repo_root),
-        extra_compile_args=CXX_FLAGS,
-        language="c++",
-        optional=True,
-    )
+    return extension(repo_root, "ort_ops", [inc], depends=kernel_headers(repo_root), optional=True)
 
 
 #: where built extensions are kept for reuse (see BuildExt)
@@ -151,9 +160,6 @@ def extension_stamp(ext, repo_root: str, compiler_id: str = "") -> str:
     headers (contents), the headers of its include folders that are ours or ORT's,
     flags, the Python ABI, the pybind11 version and the compiler. Equal stamps: the
     binary built before can be reused."""
-    import hashlib
-    import sysconfig
-
     h = hashlib.sha256()
     # pybind11's include folder lies in pip's temporary build environment: its version stands for it
     includes = ["pybind11" if "pybind11" in d else d for d in ext.include_dirs or []]
@@ -202,7 +208,7 @@ class BuildExt(build_ext if build_ext is not None else object):
     """
 
     def build_extension(self, ext):
-        repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        repo_root = REPO_ROOT
         target = self.get_ext_fullpath(ext.name)
         cache_dir = os.path.join(repo_root, NATIVE_CACHE)
         cached = os.path.join(cache_dir, os.path.basename(target))
@@ -242,9 +248,8 @@ class BuildExt(build_ext if build_ext is not None else object):
         return super().get_ext_filename(fullname)
 
     def get_export_symbols(self, ext):
-        if ext.name == ORT_EXT_NAME:
-            return ["RegisterCustomOps", "mrcnn_ort_contract_json"]
-        return super().get_export_symbols(ext)
+        # the description's exports (the ORT library's entry points), else setuptools' PyInit_<name>
+        return ext.export_symbols or super().get_export_symbols(ext)
 
 
 def ext_modules(repo_root: str):
@@ -257,18 +262,17 @@ def ext_modules(repo_root: str):
 
 
 # --------------------------------------------------------------------------- without setuptools
-def build_cpu_module_inplace(repo_root: str, cxx: str | None = None, jobs: int = 4, force: bool = False) -> str:
+def build_cpu_module_inplace(repo_root: str = REPO_ROOT, cxx: str | None = None, jobs: int = 4,
+                             force: bool = False) -> str:
     """Compile ``mrcnn_trt.plugins._cpu`` for the running Python straight into ``plugins/``
     with the C++ compiler (no setuptools, no install: what tools/gpu_check.sh does on a
     machine with another Python). Same sources and flags as :func:`cpu_extension`.
     Skipped when the module is newer than every source and header. Returns its path."""
-    import shutil
-    import sysconfig
-    from concurrent.futures import ThreadPoolExecutor
-
     import pybind11
 
-    sources = cpu_module_sources(repo_root)
+    desc = description(repo_root)
+    target = desc.target("cpu_module")
+    sources = list(target.all_sources)
     out = os.path.join(repo_root, "plugins", "_cpu" + sysconfig.get_config_var("EXT_SUFFIX"))
     inputs = [os.path.join(repo_root, p) for p in sources + kernel_headers(repo_root)]
     if not force and os.path.isfile(out) and os.path.getmtime(out) >= max(os.path.getmtime(p) for p in inputs):
@@ -277,29 +281,34 @@ def build_cpu_module_inplace(repo_root: str, cxx: str | None = None, jobs: int =
     if not cxx:
         raise RuntimeError("no C++ compiler (set CXX)")
     incs = ["-I" + pybind11.get_include(), "-I" + sysconfig.get_paths()["include"]]
+    incs += ["-I" + desc.path(d) for d in target.include_dirs]
+    incs += ["-D" + d for d in target.defines]
     objdir = os.path.join(repo_root, ".cache", "cpu-module-" + sysconfig.get_config_var("SOABI"))
     os.makedirs(objdir, exist_ok=True)
 
     def compile_one(src):
         obj = os.path.join(objdir, os.path.basename(src) + ".o")
-        subprocess.run([cxx, "-c", "-fPIC", *CXX_FLAGS, *incs, os.path.join(repo_root, src), "-o", obj], check=True)
+        subprocess.run([cxx, "-c", "-fPIC", *cxx_flags(desc, target), *incs, os.path.join(repo_root, src), "-o", obj],
+                       check=True)
         return obj
 
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         objs = list(pool.map(compile_one, sources))
     tmp = out + ".tmp"
-    subprocess.run([cxx, "-shared", *objs, "-o", tmp], check=True)
+    subprocess.run([cxx, "-shared", *objs, *target.link_flags, "-o", tmp], check=True)
     os.replace(tmp, out)
     return out
 
 
-if __name__ == "__main__":
-    import argparse
-
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Build mrcnn_trt.plugins._cpu in place for this Python "
                                              "(no setuptools; see build_cpu_module_inplace).")
     ap.add_argument("--jobs", type=int, default=4)
     ap.add_argument("--force", action="store_true", help="rebuild even when up to date")
-    a = ap.parse_args()
-    print(build_cpu_module_inplace(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), jobs=a.jobs,
-                                   force=a.force))
+    a = ap.parse_args(argv)
+    print(build_cpu_module_inplace(jobs=a.jobs, force=a.force))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,33 +1,13 @@
-"""``mrcnn-build-plugins``: build ``libmrcnn_trt_plugins.so`` for the installed TensorRT.
+"""The API behind ``mrcnn-build-plugins`` (``plugins_cli``): build ``libmrcnn_trt_plugins.so``
+for the installed TensorRT family (:func:`build_plugins`; the command's help says what it does).
 
-    mrcnn-build-plugins --tensorrt-include TensorRT/include   # TensorRT for RTX: NVIDIA/TensorRT's include/ at 11.x
-    mrcnn-build-plugins --family tensorrt --tensorrt-include /opt/TensorRT-10.4.0/include --cuda-archs 86
-    mrcnn-build-plugins --cuda-archs sm_86,sm_89 --nvcc /usr/local/cuda-12.8/bin/nvcc
-
-The family (TensorRT or TensorRT for RTX) and its release come from the
-Python bindings that import (``--family auto``); the library is linked
-against the very shared library those bindings load. Headers: ``--tensorrt-include
-DIR``, else ``$TENSORRT_ROOT/include``, else the installed SDK. TensorRT for
-RTX needs TensorRT-11-layout headers and gets the IPluginV3 adapters.
-
-CUDA kernels are compiled with nvcc (``--nvcc``, ``$CUDACXX``, ``nvcc`` on the
-PATH, ``$CUDA_HOME``) for ``--cuda-archs`` (SASS for each + PTX for the
-highest; default: every target of TensorRT for RTX that this nvcc knows, or
-the visible GPU for TensorRT) and the CUDA runtime is linked statically when
-the toolkit has ``libcudart_static.a``.
-
-The library goes to ``plugins/lib/<family>/`` of the checkout (the folder of the
-``mrcnn_trt.plugins`` package, where ``mrcnn-build-engine`` looks first) or ``-o DIR``, with
-``libmrcnn_trt_plugins.so.json`` beside it. For TensorRT for RTX a small
-``libtensorrt_rtx.so`` is built beside it: the RTX ONNX parser dlopens that
-name, which the pip wheel does not ship; the plugin library depends on it, so
-loading the plugin library is all it takes (no symlink, no LD_LIBRARY_PATH).
-Before anything is written the new library is loaded in a separate process
-and its three creators must appear in the family's plugin registry.
+What is compiled is target ``trt_plugins`` of ``plugins/native.json``, the native build
+description CMake and setup.py read too (:func:`compile_commands`); this module adds what only
+this builder knows: the family's headers and library, the CUDA toolchain and architectures, the
+link against the family's runtime and the load check of the result.
 """
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import datetime
 import json
@@ -41,12 +21,18 @@ import time
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-from mrcnn_trt.cli import run_main
+from mrcnn_trt.cli import progress
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import atomic_path, sha256_file, sidecar_path, write_json_atomic
+from mrcnn_trt.plugins import native_build, opdefs
 
-from .archs import FAMILY_NAMES, RTX, TENSORRT, arch_list_type, arch_name, parse_arch_list, parse_trt_version
+from .archs import FAMILY_NAMES, RTX, TENSORRT, arch_name, parse_arch_list, parse_trt_version
+from .errors import PluginLibraryMismatch
+from .families import import_family
+from .gpu import visible_compute_capabilities
+from .plugin_library import LIB_NAME, RTX_PARSER_NAME, default_dir
 
-OPS = ("PyramidROIAlign", "ProposalLayer", "DetectionLayer")
+OPS = tuple(opdefs.OPS)   # the creators the library must register
 PLUGIN_FORMAT = "mrcnn-trt-plugins/1"
 
 
@@ -57,24 +43,31 @@ class PluginBuildFailed(UserError):
 
 
 # --------------------------------------------------------------------------- sources
+#: the library's target in plugins/native.json (the description CMake and setup.py read too)
+TARGET = "trt_plugins"
+
+
 def plugins_dir() -> str:
     """The plugins source folder (``plugins/`` of the checkout = ``mrcnn_trt.plugins``)."""
-    import mrcnn_trt.plugins as pkg
-
-    return os.path.dirname(os.path.abspath(pkg.__file__))
+    return os.path.dirname(native_build.DESCRIPTION)
 
 
-def sources(root: str) -> Tuple[List[str], List[str]]:
-    """(CUDA sources, C++ sources) of the library."""
-    cu = [os.path.join(root, p) for p in ("common/nms_cuda.cu", "pyramid_roi_align/pyramid_roi_align_cuda.cu",
-                                          "proposal_layer/proposal_layer_cuda.cu",
-                                          "detection_layer/detection_layer_cuda.cu")]
-    cpp = [os.path.join(root, "trt", "mrcnn_trt_plugins.cpp"), os.path.join(root, "host", "plugin_host.cpp")]
-    missing = [p for p in cu + cpp if not os.path.isfile(p)]
+def description() -> native_build.NativeBuild:
+    """``plugins/native.json`` read against the checkout this package comes from."""
+    try:
+        return native_build.load(os.path.dirname(plugins_dir()))
+    except native_build.NativeBuildError as e:
+        raise UserError(f"the native build description is unusable: {e}") from None
+
+
+def sources(desc: native_build.NativeBuild) -> Tuple[List[str], List[str]]:
+    """(CUDA sources, C++ sources) of the library, absolute: target ``trt_plugins`` of the description."""
+    missing = desc.missing(TARGET)
     if missing:
-        raise UserError(f"plugin sources not found ({missing[0]}): mrcnn-build-plugins needs the project's plugins/ "
-                        f"sources (an editable install, pip install -e .)")
-    return cu, cpp
+        raise UserError(f"plugin sources not found ({desc.path(missing[0])}): mrcnn-build-plugins needs the "
+                        f"project's plugins/ sources (an editable install, pip install -e .)")
+    paths = [desc.path(p) for p in desc.target(TARGET).all_sources]
+    return [p for p in paths if p.endswith(".cu")], [p for p in paths if not p.endswith(".cu")]
 
 
 # --------------------------------------------------------------------------- TensorRT headers and library
@@ -139,8 +132,6 @@ def find_tensorrt_include(family: str, given: Optional[str]) -> str:
 def check_headers(family, headers: str, include_dir: str) -> None:
     """The headers must suit the family: TensorRT for RTX needs the TensorRT 11
     layout; TensorRT needs its own major release (and minor before 10)."""
-    from .errors import PluginLibraryMismatch
-
     if headers.startswith("rtx-"):   # the TensorRT for RTX SDK's headers: for that family only
         if family.name != RTX:
             raise PluginLibraryMismatch(f"{include_dir} holds TensorRT for RTX headers ({headers[4:]}); the "
@@ -267,8 +258,6 @@ def choose_archs(family, toolchain: CudaToolchain, given: Optional[str]) -> List
         if not archs:
             raise UserError(f"nvcc {toolchain.version} compiles none of TensorRT for RTX's targets: pass --cuda-archs")
     else:
-        from .gpu import visible_compute_capabilities
-
         visible = visible_compute_capabilities()
         if not visible:
             raise UserError("no GPU visible to take the CUDA architecture from: pass --cuda-archs, e.g. 86")
@@ -324,32 +313,56 @@ print(json.dumps(out))
     return res
 
 
+def compile_commands(desc: native_build.NativeBuild, *, nvcc: str, cxx: str, host_cxx: Optional[str],
+                     archs: Sequence[int], defines: Sequence[str], system_includes: Sequence[str],
+                     obj_dir: str) -> List[Tuple[List[str], str, str]]:
+    """The compiler commands of the library, one per source of target ``trt_plugins`` in
+    ``desc`` (its sources, include folders, defines and the exact-arithmetic flags):
+    [(command, what, object file)]. CUDA sources: nvcc with SASS for every arch in ``archs``
+    and PTX for the highest; C++ sources: ``cxx`` with ``defines`` (``NAME=value`` strings)
+    and ``system_includes`` (TensorRT's and CUDA's headers)."""
+    target = desc.target(TARGET)
+    cu_sources, cpp_sources = sources(desc)
+    includes = [a for d in target.include_dirs for a in ("-I", desc.path(d))]
+    macros = [f"-D{d}" for d in target.defines]
+    ptx = max(archs)
+    gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs] + \
+              [f"-gencode=arch=compute_{ptx},code=compute_{ptx}"]
+    out = []
+    for src in cu_sources:
+        cmd = [nvcc, *(["-ccbin", host_cxx] if host_cxx else []), "-std=c++17", "-O3", *desc.exact_cuda,
+               "-Xcompiler=-fPIC,-fvisibility=hidden", *macros, *includes, *gencode]
+        obj = os.path.join(obj_dir, os.path.basename(src) + ".o")
+        out.append((cmd + ["-c", src, "-o", obj], f"nvcc {os.path.basename(src)}", obj))
+    system = [a for d in system_includes for a in ("-isystem", d)]
+    for src in cpp_sources:
+        cmd = [cxx, "-std=c++17", "-O2", "-fPIC", "-fvisibility=hidden", "-fvisibility-inlines-hidden",
+               *desc.exact_cxx, *target.cxx_flags, "-Wall", *macros, *[f"-D{d}" for d in defines], *includes, *system]
+        obj = os.path.join(obj_dir, os.path.basename(src) + ".o")
+        out.append((cmd + ["-c", src, "-o", obj], f"{os.path.basename(cxx)} {os.path.basename(src)}", obj))
+    return out
+
+
 def build_plugins(*, family: str = "auto", tensorrt_include: Optional[str] = None, tensorrt_lib: Optional[str] = None,
                   cuda_archs: Optional[str] = None, nvcc: Optional[str] = None, host_cxx: Optional[str] = None,
                   out_dir: Optional[str] = None, jobs: int = 2, verbose: bool = False) -> dict:
-    """Build the plugin library for the installed TensorRT family (see the
-    module docstring). Returns its sidecar (also written as
+    """Build the plugin library for the installed TensorRT family (what it does:
+    ``mrcnn-build-plugins --help``, :mod:`mrcnn_trt.engine.plugins_cli`). Returns its sidecar (also written as
     ``libmrcnn_trt_plugins.so.json``), with ``"library"`` = the path."""
-    from mrcnn_trt.cli import progress
-    from mrcnn_trt.fileio import atomic_path, sha256_file, sidecar_path, write_json_atomic
-
-    from .families import import_family
-    from .plugin_library import LIB_NAME, RTX_PARSER_NAME, default_dir
-
     t0 = time.time()
     if jobs < 1:
         raise UserError("--jobs must be >= 1")
     fam = import_family(family)
-    root = plugins_dir()
-    cu_sources, cpp_sources = sources(root)
+    desc = description()
+    sources(desc)   # all there, before anything else is looked for
+    target = desc.target(TARGET)
     include = find_tensorrt_include(fam.name, tensorrt_include)
     headers = header_version(include)
     check_headers(fam, headers, include)
     runtime_lib = find_runtime_library(fam, tensorrt_lib)
     tool = cuda_toolchain(find_nvcc(nvcc))
     archs = choose_archs(fam, tool, cuda_archs)
-    ptx = max(archs)
-    arch_tag = f"sass:{','.join(str(a) for a in archs)} ptx:{ptx}"
+    arch_tag = f"sass:{','.join(str(a) for a in archs)} ptx:{max(archs)}"
     out_dir = os.path.abspath(out_dir or default_dir(fam.name))
     cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
@@ -360,24 +373,10 @@ def build_plugins(*, family: str = "auto", tensorrt_include: Optional[str] = Non
           f"{arch_tag}", file=sys.stderr)
 
     with tempfile.TemporaryDirectory(prefix="mrcnn-build-plugins-") as tmp:
-        gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs] + \
-                  [f"-gencode=arch=compute_{ptx},code=compute_{ptx}"]
-        jobs_list = []
-        for src in cu_sources:
-            obj = os.path.join(tmp, os.path.basename(src) + ".o")
-            cmd = [tool.nvcc, "-std=c++17", "-O3", "--fmad=false", "-Xcompiler=-fPIC,-ffp-contract=off,-fvisibility=hidden",
-                   "-DMRCNN_WITH_CUDA", "-I", root, *gencode, "-c", src, "-o", obj]
-            if host:
-                cmd[1:1] = ["-ccbin", host]
-            jobs_list.append((cmd, f"nvcc {os.path.basename(src)}", obj))
-        defines = [f'-DMRCNN_TRT_FAMILY="{fam.name}"', f'-DMRCNN_TRT_FAMILY_VERSION="{fam.version}"',
-                   f'-DMRCNN_TRT_CUDA_ARCHS="{arch_tag}"']
-        for src in cpp_sources:
-            obj = os.path.join(tmp, os.path.basename(src) + ".o")
-            cmd = [cxx, "-std=c++17", "-O2", "-fPIC", "-fvisibility=hidden", "-fvisibility-inlines-hidden",
-                   "-ffp-contract=off", "-Wall", "-DMRCNN_WITH_CUDA", *defines, "-I", root, "-isystem", include,
-                   "-isystem", tool.include, "-c", src, "-o", obj]
-            jobs_list.append((cmd, f"{os.path.basename(cxx)} {os.path.basename(src)}", obj))
+        defines = [f'MRCNN_TRT_FAMILY="{fam.name}"', f'MRCNN_TRT_FAMILY_VERSION="{fam.version}"',
+                   f'MRCNN_TRT_CUDA_ARCHS="{arch_tag}"']
+        jobs_list = compile_commands(desc, nvcc=tool.nvcc, cxx=cxx, host_cxx=host, archs=archs, defines=defines,
+                                     system_includes=[include, tool.include], obj_dir=tmp)
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = [pool.submit(_run, cmd, what, verbose) for cmd, what, _ in jobs_list]
             try:
@@ -414,7 +413,8 @@ def build_plugins(*, family: str = "auto", tensorrt_include: Optional[str] = Non
         lib_tmp = os.path.join(tmp, LIB_NAME)
         _run([cxx, "-shared", "-o", lib_tmp, *objs, "-Wl,--no-as-needed", *link_libs, *cudart,
               f"-Wl,-rpath,{':'.join(rpath)}", "-Wl,--no-undefined", "-Wl,--exclude-libs,ALL",
-              f"-Wl,--version-script={os.path.join(root, 'trt', 'exports.map')}"], f"linking {LIB_NAME}", verbose)
+              f"-Wl,--version-script={desc.path(target.export_map)}", *target.link_flags], f"linking {LIB_NAME}",
+             verbose)
         check = _verify(lib_tmp, fam.name)   # the shim sits beside it in tmp too ($ORIGIN)
 
         os.makedirs(out_dir, exist_ok=True)
@@ -452,50 +452,3 @@ def build_plugins(*, family: str = "auto", tensorrt_include: Optional[str] = Non
         os.unlink(dest)
         raise
     return side
-
-
-# --------------------------------------------------------------------------- CLI
-def build_parser() -> argparse.ArgumentParser:
-    from mrcnn_trt.options import positive_int
-
-    p = argparse.ArgumentParser(prog="mrcnn-build-plugins", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--family", choices=["auto", TENSORRT, RTX], default="auto",
-                   help="TensorRT family to build for (default auto: TensorRT if it imports, else TensorRT for RTX)")
-    p.add_argument("--tensorrt-include", metavar="DIR",
-                   help="TensorRT include folder (NvInfer.h, NvInferVersion.h): for TensorRT for RTX the include/ of "
-                        "NVIDIA/TensorRT at an 11.x tag, or of the TensorRT for RTX SDK (README \"TensorRT "
-                        "headers\"); default $TENSORRT_ROOT/include or the installed SDK")
-    p.add_argument("--tensorrt-lib", metavar="DIR", help="folder of libnvinfer.so.N / libtensorrt_rtx.so.N (default: "
-                                                         "the one the Python bindings load)")
-    p.add_argument("--cuda-archs", "--arch", dest="cuda_archs", metavar="ARCH[,ARCH...]", type=arch_list_type,
-                   help="GPU architectures of the CUDA kernels, as mrcnn-build-engine's --arch: sm_86,sm_89, 86,89 "
-                        "or 8.6,8.9 (default: the family's targets that nvcc knows, or the visible GPU)")
-    p.add_argument("--nvcc", metavar="PATH", help="CUDA compiler (default $CUDACXX, nvcc on the PATH, $CUDA_HOME)")
-    p.add_argument("--host-cxx", metavar="PATH", help="host compiler for nvcc (default $CUDAHOSTCXX or nvcc's own)")
-    p.add_argument("-o", "--out", "--output", dest="out", metavar="DIR",
-                   help="output folder (default: plugins/lib/<family>/ of the checkout, the folder of the "
-                        "mrcnn_trt.plugins package, where mrcnn-build-engine looks)")
-    p.add_argument("--jobs", type=positive_int, default=2, metavar="N", help="parallel compiles (default 2)")
-    p.add_argument("--verbose", action="store_true", help="print the compiler commands")
-    return p
-
-
-@run_main
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    side = build_plugins(family=args.family, tensorrt_include=args.tensorrt_include, tensorrt_lib=args.tensorrt_lib,
-                         cuda_archs=args.cuda_archs, nvcc=args.nvcc, host_cxx=args.host_cxx, out_dir=args.out,
-                         jobs=args.jobs, verbose=args.verbose)
-    from .plugin_library import default_dir
-
-    where = "" if os.path.dirname(side["library"]) == default_dir(side["family"]) else \
-        f"; pass --plugins {side['library']} to mrcnn-build-engine (or set MRCNN_TRT_PLUGINS)"
-    print(f"wrote {side['library']} ({FAMILY_NAMES[side['family']]} {side['family_version']}, "
-          f"{side['plugin_api']}, {side['cuda_archs']}) in {side['build_seconds']} s{where}", file=sys.stderr)
-    print(side["library"])
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

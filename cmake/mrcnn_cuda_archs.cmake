@@ -1,0 +1,47 @@
+# The CUDA architecture list of the build, parsed once (cmake/mrcnn_native.cmake includes this file;
+# CMakeLists.txt and plugins/trt/CMakeLists.txt use it). No project state: usable in script mode.
+include_guard(GLOBAL)
+
+# ----------------------------------------------------------------- CUDA architectures
+# SASS for every arch, PTX for one (PTX empty: the highest): "50;86" -> "50-real;86-real;86-virtual".
+function(mrcnn_cuda_architectures archs ptx out)
+  set(result "")
+  set(highest "")
+  foreach(a IN LISTS archs)
+    if(NOT a MATCHES "^[0-9]+$")
+      message(FATAL_ERROR "MRCNN_CUDA_ARCHS: '${a}' is not a number like 75")
+    endif()
+    list(APPEND result "${a}-real")
+    if(highest STREQUAL "" OR a GREATER highest)
+      set(highest ${a})
+    endif()
+  endforeach()
+  if(NOT result)
+    message(FATAL_ERROR "MRCNN_CUDA_ARCHS is empty")
+  endif()
+  if(ptx STREQUAL "")
+    set(ptx ${highest})
+  endif()
+  list(APPEND result "${ptx}-virtual")
+  set(${out} "${result}" PARENT_SCOPE)
+endfunction()
+
+# The architectures embedded in a library for mrcnn-build-engine's arch check (no ";": it would
+# split a definition): "50-real;86-real;86-virtual" -> "sass:50,86 ptx:86" (a plain "86" is both).
+function(mrcnn_cuda_arch_tag architectures out)
+  set(sass "")
+  set(ptx "")
+  foreach(a IN LISTS architectures)
+    if(a MATCHES "^([0-9]+)-real$")
+      list(APPEND sass ${CMAKE_MATCH_1})
+    elseif(a MATCHES "^([0-9]+)-virtual$")
+      list(APPEND ptx ${CMAKE_MATCH_1})
+    elseif(a MATCHES "^([0-9]+)$")
+      list(APPEND sass ${CMAKE_MATCH_1})
+      list(APPEND ptx ${CMAKE_MATCH_1})
+    endif()
+  endforeach()
+  string(REPLACE ";" "," sass "${sass}")
+  string(REPLACE ";" "," ptx "${ptx}")
+  set(${out} "sass:${sass} ptx:${ptx}" PARENT_SCOPE)
+endfunction()
