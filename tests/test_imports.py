@@ -148,8 +148,10 @@ def test_reader_finds_what_the_rule_forbids():
 
 def test_command_files_are_found():
     commands = command_files()
-    assert {os.path.join("eval", "cli.py"), os.path.join("bench", "bench_e2e.py"),
-            os.path.join("engine", "plugins_build.py")} <= commands
+    dirs = dict(re.findall(r'"(mrcnn_trt(?:\.[\w.]+)?)": "([\w/]+)"', _setup_text(REPO)))
+    scripts = re.findall(r'"[\w-]+ = ([\w.]+)\.(\w+):main"', _setup_text(REPO))
+    assert len(scripts) >= 8 and {os.path.join(dirs[pkg], f"{mod}.py") for pkg, mod in scripts} <= commands
+    assert {os.path.join("eval", "cli.py"), os.path.join("bench", "bench_e2e.py")} <= commands
     assert os.path.join("eval", "evaluate.py") not in commands
     assert os.path.join("bench", "benchlib.py") in source_files()
 
