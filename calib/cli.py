@@ -42,7 +42,7 @@ from mrcnn_trt.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .qdq import DEFAULT_CALIB_COUNT, DEFAULT_EXCLUDE, DEFAULT_METHOD, GROUP_NAMES, METHODS, TARGETS
+    from .groups import DEFAULT_CALIB_COUNT, DEFAULT_EXCLUDE, DEFAULT_METHOD, GROUP_NAMES, METHODS, TARGETS
 
     p = argparse.ArgumentParser(prog="mrcnn-calibrate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

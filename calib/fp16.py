@@ -40,12 +40,20 @@ How to use it:
 """
 from __future__ import annotations
 
+import copy
 import os
 import time
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
 
 from mrcnn_trt.errors import UserError
-from mrcnn_trt.plugins.opdefs import OP_DEFS, data_inputs, data_outputs
+from mrcnn_trt.fileio import atomic_path, refuse_overwriting_inputs, sidecar_path, write_derived_sidecar
+from mrcnn_trt.plugins.onnx_schemas import register_schemas
+from mrcnn_trt.plugins.opdefs import DOMAIN, OP_DEFS, data_inputs, data_outputs
+from mrcnn_trt.runtime.modelfile import open_onnx
+
+from .qdq import check_float_model
 
 FLOAT = 1      # onnx.TensorProto.FLOAT
 FLOAT16 = 10   # onnx.TensorProto.FLOAT16
@@ -91,83 +99,126 @@ def _typevars(schema, n_in: int, n_out: int) -> Tuple[List[Optional[str]], List[
     return expand(schema.inputs, n_in), expand(schema.outputs, n_out)
 
 
+class _TypePlan:
+    """The state of one planning pass over a graph (see :func:`plan_types`)."""
+
+    def __init__(self, model, keep_nodes: Sequence[str]):
+        g = model.graph
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+        self.keep_nodes = set(keep_nodes)
+        #: element types before conversion (shape inference + initializers)
+        self.types: Dict[str, int] = {vi.name: vi.type.tensor_type.elem_type
+                                      for vi in list(g.input) + list(g.value_info) + list(g.output)}
+        self.types.update({t.name: t.data_type for t in g.initializer})
+        #: float32 geometry: the graph inputs but images, the custom nodes' non-data inputs
+        self.geometry: Set[str] = {i.name for i in g.input if i.name != "images"}
+        for n in g.node:
+            if n.domain == DOMAIN:
+                data = CUSTOM_DATA_INPUTS.get(n.op_type, ())
+                self.geometry.update(x for i, x in enumerate(n.input) if i not in data and x)
+        #: element types after conversion (filled in node by node)
+        self.new_types: Dict[str, int] = {t.name: t.data_type for t in g.initializer}
+        self.new_types.update({i.name: i.type.tensor_type.elem_type for i in g.input})
+        self.fp16_nodes: Set[str] = set()
+        self.required: Dict[Tuple[str, int], int] = {}
+
+    def require(self, n, half_inputs) -> None:
+        """Each float input of ``n`` is wanted float16 if its index is in ``half_inputs``, else float32."""
+        for i, x in enumerate(n.input):
+            if x and self.types.get(x) in (FLOAT, FLOAT16):
+                self.required[(n.name, i)] = FLOAT16 if i in half_inputs else FLOAT
+
+    def touches_geometry(self, n) -> bool:
+        return any(x in self.geometry for x in n.input if x)
+
+    def result(self) -> Dict[str, object]:
+        return {"fp16_nodes": self.fp16_nodes, "required": self.required, "out_types": self.new_types,
+                "geometry": self.geometry}
+
+
+def _plan_custom(n, st: _TypePlan) -> None:
+    """A custom node: float16 on its data inputs/outputs (op contract) when its data arrives in
+    float16; the geometry inputs and outputs stay float32."""
+    data, data_out = CUSTOM_DATA_INPUTS[n.op_type], CUSTOM_DATA_OUTPUTS[n.op_type]
+    half = n.name not in st.keep_nodes and any(st.new_types.get(n.input[i]) == FLOAT16 for i in data
+                                               if i < len(n.input))
+    st.require(n, data if half else ())
+    for j, y in enumerate(n.output):
+        t = st.types.get(y, FLOAT)
+        if t == FLOAT and half and j in data_out:
+            t = FLOAT16
+        st.new_types[y] = t
+        if t == FLOAT and j not in data_out:
+            st.geometry.add(y)
+    if half:
+        st.fp16_nodes.add(n.name)
+
+
+def _plan_float32(n, st: _TypePlan) -> None:
+    """A standard node kept as it is: float inputs float32, outputs of their inferred type
+    (geometry when it reads geometry)."""
+    st.require(n, ())
+    touches = st.touches_geometry(n)
+    for y in n.output:
+        t = st.new_types[y] = st.types.get(y, 0)
+        if touches and t == FLOAT:
+            st.geometry.add(y)
+
+
+def _plan_standard(n, st: _TypePlan) -> None:
+    """A standard node: float16 on the type variables of its schema that are float outputs,
+    unless it is kept, reads geometry, or has no schema / float output."""
+    schema = (None if n.name in st.keep_nodes or st.touches_geometry(n)
+              else _schema(n.op_type, st.opset, n.domain))
+    if schema is None:
+        return _plan_float32(n, st)
+    in_vars, out_vars = _typevars(schema, len(n.input), len(n.output))
+    half_vars = {v for j, v in enumerate(out_vars)
+                 if v and not v.startswith("tensor(") and st.types.get(n.output[j]) == FLOAT}
+    if not half_vars:
+        return _plan_float32(n, st)
+    st.require(n, {i for i, v in enumerate(in_vars) if v in half_vars})
+    for j, y in enumerate(n.output):
+        half = j < len(out_vars) and out_vars[j] in half_vars
+        st.new_types[y] = FLOAT16 if half else st.types.get(y, 0)
+    st.fp16_nodes.add(n.name)
+
+
+NodePlanner = Callable[[object, _TypePlan], None]
+#: How each kind of node is planned: the custom ops of the contract by op type (domain
+#: ``mrcnn``); standard ops by op type, :func:`_plan_standard` for those not listed.
+CUSTOM_PLANNERS: Dict[str, NodePlanner] = {op: _plan_custom for op in OP_DEFS}
+STANDARD_PLANNERS: Dict[str, NodePlanner] = {op: _plan_float32 for op in KEEP_OPS}
+
+
+def _planner(n) -> NodePlanner:
+    if n.domain != DOMAIN:
+        return STANDARD_PLANNERS.get(n.op_type, _plan_standard)
+    if n.op_type not in CUSTOM_PLANNERS:
+        raise UserError(f"unknown custom op {n.domain}::{n.op_type}")
+    return CUSTOM_PLANNERS[n.op_type]
+
+
 def plan_types(model, keep_nodes: Sequence[str] = ()) -> Dict[str, object]:
     """Decide the float16 conversion of ``model`` (shape-inferred ModelProto).
 
     Returns {"fp16_nodes": set of node names computing in float16,
     "required": {(node name, input index): elem type}, "out_types": {tensor:
     elem type after conversion}, "geometry": set of tensors kept float32}.
+    Nodes are planned in the graph's (topological) order, each by its kind
+    (:data:`CUSTOM_PLANNERS`, :data:`STANDARD_PLANNERS`); a node in
+    ``keep_nodes`` stays float32.
     """
-    from mrcnn_trt.plugins.opdefs import DOMAIN
-
-    g = model.graph
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
-    types: Dict[str, int] = {}
-    for vi in list(g.input) + list(g.value_info) + list(g.output):
-        types[vi.name] = vi.type.tensor_type.elem_type
-    for t in g.initializer:
-        types[t.name] = t.data_type
-    geometry: Set[str] = {i.name for i in g.input if i.name != "images"}
-    for n in g.node:
-        if n.domain == DOMAIN:
-            data = CUSTOM_DATA_INPUTS.get(n.op_type, ())
-            geometry.update(x for i, x in enumerate(n.input) if i not in data and x)
-    new_types: Dict[str, int] = {t.name: t.data_type for t in g.initializer}
-    new_types.update({i.name: i.type.tensor_type.elem_type for i in g.input})
-    fp16_nodes: Set[str] = set()
-    required: Dict[Tuple[str, int], int] = {}
-    keep_nodes = set(keep_nodes)
-    for n in g.node:   # topological order (the exporter and ONNX require it)
-        float_in = [i for i, x in enumerate(n.input) if x and types.get(x) in (FLOAT, FLOAT16)]
-        if n.domain == DOMAIN:
-            data = CUSTOM_DATA_INPUTS.get(n.op_type)
-            if data is None:
-                raise UserError(f"unknown custom op {n.domain}::{n.op_type}")
-            half = n.name not in keep_nodes and any(new_types.get(n.input[i]) == FLOAT16 for i in data
-                                                    if i < len(n.input))
-            for i in float_in:
-                required[(n.name, i)] = FLOAT16 if (half and i in data) else FLOAT
-            for j, y in enumerate(n.output):
-                t = types.get(y, FLOAT)
-                if t == FLOAT and half and j in CUSTOM_DATA_OUTPUTS[n.op_type]:
-                    t = FLOAT16
-                new_types[y] = t
-                if t == FLOAT and j not in CUSTOM_DATA_OUTPUTS[n.op_type]:
-                    geometry.add(y)
-            if half:
-                fp16_nodes.add(n.name)
-            continue
-        schema = _schema(n.op_type, opset, n.domain)
-        in_vars, out_vars = _typevars(schema, len(n.input), len(n.output)) if schema else ([], [])
-        touches_geometry = any(x in geometry for x in n.input if x)
-        float_out_vars = {v for j, v in enumerate(out_vars)
-                          if v and not v.startswith("tensor(") and types.get(n.output[j]) == FLOAT}
-        half = (schema is not None and n.op_type not in KEEP_OPS and n.name not in keep_nodes
-                and not touches_geometry and bool(float_out_vars))
-        for i in float_in:
-            var = in_vars[i] if i < len(in_vars) else None
-            required[(n.name, i)] = FLOAT16 if (half and var in float_out_vars) else FLOAT
-        for j, y in enumerate(n.output):
-            t = types.get(y, 0)
-            if half and j < len(out_vars) and out_vars[j] in float_out_vars:
-                t = FLOAT16
-            new_types[y] = t
-            if touches_geometry and t == FLOAT:
-                geometry.add(y)
-        if half:
-            fp16_nodes.add(n.name)
-    return {"fp16_nodes": fp16_nodes, "required": required, "out_types": new_types, "geometry": geometry}
+    st = _TypePlan(model, keep_nodes)
+    for n in model.graph.node:   # topological order (the exporter and ONNX require it)
+        _planner(n)(n, st)
+    return st.result()
 
 
 def convert_to_fp16(model, keep_nodes: Sequence[str] = ()):
     """Return a float16 copy of ``model`` (a float32 mrcnn-export ModelProto)."""
-    import copy
-
-    import numpy as np
     import onnx
     from onnx import helper, numpy_helper
-
-    from mrcnn_trt.plugins.onnx_schemas import register_schemas
 
     register_schemas()
     src = copy.deepcopy(model)
@@ -241,11 +292,6 @@ def convert_model(onnx_path: str, out_path: str, keep_nodes: Sequence[str] = ())
     (the source sidecar with the new sha256, ``precision: "fp16"`` and an
     ``fp16`` section). Returns the sidecar."""
     import onnx
-
-    from mrcnn_trt.fileio import atomic_path, refuse_overwriting_inputs, sidecar_path, write_derived_sidecar
-    from mrcnn_trt.runtime.modelfile import open_onnx
-
-    from .qdq import check_float_model
 
     refuse_overwriting_inputs([out_path, sidecar_path(out_path)], [onnx_path, sidecar_path(onnx_path)],
                               hint="the output must not overwrite the float32 model")

@@ -56,106 +56,31 @@ What is NOT quantized, and why:
 """
 from __future__ import annotations
 
+import collections
 import logging
 import os
-import re
 import tempfile
 import time
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence
 
+from mrcnn_trt.cli import progress as progress_bar
+from mrcnn_trt.config import Config
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import atomic_path, refuse_overwriting_inputs, sidecar_path, write_derived_sidecar
+from mrcnn_trt.plugins.onnx_schemas import register_schemas
+from mrcnn_trt.plugins.ort import CustomOpsUnavailable, missing_reason, session_options
+from mrcnn_trt.runtime.batcher import ImageBatcher, as_pairs, pad_batch
+from mrcnn_trt.runtime.modelfile import custom_node_types, load_onnx, open_onnx, session_errors
+from mrcnn_trt.runtime.pipeline import prefetch
 
-#: Operator types whose weights and activations are quantized.
-QUANT_OP_TYPES = ("Conv", "ConvTranspose", "Gemm")
-
-#: Layer groups, by the name of the node's weight initializer (``model.`` prefix
-#: removed). Order matters: the first match wins.
-GROUPS: Tuple[Tuple[str, str, str], ...] = (
-    ("backbone", r"^fpn\.C\d", "ResNet stages C1..C5"),
-    ("fpn", r"^fpn\.P\d", "FPN lateral (1x1) and output (3x3) convolutions P2..P6"),
-    ("rpn", r"^rpn\.conv_shared", "RPN shared 3x3 convolution"),
-    ("rpn_out", r"^rpn\.conv_(class|bbox)", "RPN class logits and box deltas (1x1)"),
-    ("classifier", r"^classifier\.conv\d", "box head 7x7 + 1x1 'fc' convolutions"),
-    ("classifier_out", r"^classifier\.linear_", "box head class logits and class box deltas (Gemm)"),
-    ("mask", r"^mask\.(conv[1-4]|deconv)", "mask head 3x3 convolutions and 2x2 deconvolution"),
-    ("mask_out", r"^mask\.conv5", "mask logits (1x1)"),
-)
-GROUP_NAMES = tuple(g[0] for g in GROUPS) + ("other",)
-
-#: Groups left in float by default (see the module docstring and calib/README.md).
-DEFAULT_EXCLUDE: Tuple[str, ...] = ("rpn_out", "classifier_out", "mask_out")
-
-TARGETS = ("tensorrt", "cpu")
-METHODS = ("minmax", "entropy", "percentile")
-#: Percentile (99.999 %, symmetric) lost the least mask AP on the shipped model
-#: (calib/README.md); it calibrates as fast as minmax (one pass over the tail).
-DEFAULT_METHOD = "percentile"
-#: Calibration images by default: from 32-64 images on the shipped model's INT8 mask
-#: AP stays within the noise of the 500-image result (calib/README.md); 128 keeps a margin.
-DEFAULT_CALIB_COUNT = 128
-ACTIVATIONS = ("int8", "uint8")
-#: int8 symmetric for TensorRT (zero points must be 0); uint8 asymmetric for
-#: ONNX Runtime on x86, whose QDQ fusion needs uint8 activations there (int8
-#: ones are converted to uint8 only for simple Q->DQ chains, so convolutions
-#: whose tensors have several consumers would stay float).
-DEFAULT_ACTIVATIONS = {"tensorrt": "int8", "cpu": "uint8"}
-
-# --------------------------------------------------------------------------- graph helpers
-def _weight_name(node, initializers) -> Optional[str]:
-    if len(node.input) > 1 and node.input[1] in initializers:
-        return node.input[1]
-    return None
-
-
-def layer_group(weight_name: Optional[str]) -> str:
-    """Group of a quantizable node from its weight initializer name ("other" if unknown)."""
-    if not weight_name:
-        return "other"
-    name = weight_name[len("model."):] if weight_name.startswith("model.") else weight_name
-    for group, pattern, _ in GROUPS:
-        if re.match(pattern, name):
-            return group
-    return "other"
-
-
-def ensure_node_names(model) -> None:
-    """Give every node a unique name (the quantizer selects nodes by name)."""
-    seen = set()
-    for i, node in enumerate(model.graph.node):
-        name = node.name or f"{node.op_type}_{i}"
-        while name in seen:
-            name = f"{name}_{i}"
-        node.name = name
-        seen.add(name)
-
-
-def node_groups(model) -> Dict[str, str]:
-    """{node name: group} for every Conv/ConvTranspose/Gemm of ``model`` (names must be set)."""
-    inits = {t.name for t in model.graph.initializer}
-    return {n.name: layer_group(_weight_name(n, inits)) for n in model.graph.node
-            if n.op_type in QUANT_OP_TYPES and n.domain in ("", "ai.onnx")}
-
-
-def parse_groups(text: Optional[str]) -> Tuple[str, ...]:
-    """``"rpn_out,mask_out"`` -> tuple; ``"none"``/``""`` -> (); None -> the default."""
-    if text is None:
-        return DEFAULT_EXCLUDE
-    text = text.strip()
-    if text in ("", "none"):
-        return ()
-    out = []
-    for g in text.split(","):
-        g = g.strip()
-        if g not in GROUP_NAMES:
-            raise UserError(f"unknown layer group {g!r}; choose from {', '.join(GROUP_NAMES)} (or 'none')")
-        if g not in out:
-            out.append(g)
-    return tuple(out)
+from .groups import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_CALIB_COUNT, DEFAULT_EXCLUDE, DEFAULT_METHOD,
+                     GROUP_NAMES, METHODS, QUANT_OP_TYPES, TARGETS, ensure_node_names, node_groups)
+from .groups import parse_groups  # noqa: F401  (part of this module's API: mrcnn-calibrate, tests)
+from .precision import onnx_precision
+from .stats import make_collector
 
 
 def check_float_model(model, path: str) -> None:
-    from .precision import onnx_precision
-
     ops = {n.op_type for n in model.graph.node}
     if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger"}:
         raise UserError(f"{path} is already quantized; calibrate the float32 model from mrcnn-export")
@@ -194,8 +119,6 @@ def _calibration_session(model, threads: int):
     inference), but no memory pattern: with hundreds of graph outputs ORT's pre-planned
     block for them costs 8.3 GB instead of 5.4 GB on R-101 at 1024, at the same speed."""
     import onnxruntime as ort
-
-    from mrcnn_trt.plugins.ort import CustomOpsUnavailable, missing_reason, session_options
 
     reason = missing_reason()
     if reason is not None:
@@ -237,14 +160,8 @@ def calibrate_ranges(onnx_path: str, batches: Iterable, *, batch: Optional[int],
     """
     import onnx
 
-    from mrcnn_trt.runtime.batcher import as_pairs, pad_batch
-    from mrcnn_trt.runtime.pipeline import prefetch
-
-    from .stats import make_collector
-
     if method not in METHODS:
         raise UserError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}")
-    from mrcnn_trt.runtime.modelfile import load_onnx, session_errors
 
     t0 = time.perf_counter()
     model = load_onnx(onnx_path, external_data=True)
@@ -265,8 +182,6 @@ def calibrate_ranges(onnx_path: str, batches: Iterable, *, batch: Optional[int],
     t1 = time.perf_counter()
     bar = None
     if progress:
-        from mrcnn_trt.cli import progress as progress_bar
-
         bar = progress_bar(None, total=total_images, desc=progress, unit="img")
     try:
         # the next images are read and molded while the model runs
@@ -315,8 +230,6 @@ def quantize_with_ranges(onnx_path: str, out_path: str, tensors_data, *, method:
     """
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static, save_tensors_data
-
-    from mrcnn_trt.plugins.onnx_schemas import register_schemas
 
     if target not in TARGETS:
         raise UserError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
@@ -449,12 +362,8 @@ def fused_int8_ops(onnx_path: str, threads: int = 1) -> Dict[str, int]:
 
     Uses ORT's ``optimized_model_filepath`` on a throw-away session.
     """
-    import collections
-
     import onnx
     import onnxruntime as ort
-
-    from mrcnn_trt.plugins.ort import missing_reason, session_options
 
     with tempfile.TemporaryDirectory(prefix="mrcnn-ortopt-") as tmp:
         opt = os.path.join(tmp, "optimized.onnx")
@@ -481,11 +390,6 @@ def quantize_model(onnx_path: str, out_path: str, images, *, count: int = DEFAUL
     Returns the sidecar.
     """
     import onnx
-
-    from mrcnn_trt.runtime.batcher import ImageBatcher
-    from mrcnn_trt.config import Config
-    from mrcnn_trt.fileio import atomic_path, refuse_overwriting_inputs, sidecar_path, write_derived_sidecar
-    from mrcnn_trt.runtime.modelfile import custom_node_types, open_onnx
 
     if count < 1:
         raise UserError("--calib-count must be >= 1")
@@ -517,8 +421,6 @@ def quantize_model(onnx_path: str, out_path: str, images, *, count: int = DEFAUL
         info = quantize_with_ranges(onnx_path, tmp, tensors_data, method=method, target=target, exclude=exclude,
                                     exclude_nodes=exclude_nodes, per_channel=per_channel, activations=activations)
         out_model = onnx.load(tmp)
-        from mrcnn_trt.plugins.onnx_schemas import register_schemas
-
         register_schemas()
         onnx.checker.check_model(out_model, full_check=True)
         custom = [n.op_type for n in out_model.graph.node if n.domain == "mrcnn"]

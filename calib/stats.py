@@ -44,6 +44,14 @@ from typing import Dict, List
 
 import numpy as np
 
+from mrcnn_trt.errors import UserError
+
+try:
+    from . import _stats
+    _STATS_MISSING = None
+except ImportError as e:   # pragma: no cover - the build always makes it
+    _stats, _STATS_MISSING = None, e
+
 #: Histogram bins of ORT's percentile and entropy calibrators (their defaults).
 PERCENTILE_BINS = 2048
 ENTROPY_BINS = 128
@@ -54,13 +62,9 @@ TAIL_MARGIN = 1000.0
 
 
 def _kernels():
-    try:
-        from . import _stats
-    except ImportError as e:   # pragma: no cover - the build always makes it
-        from mrcnn_trt.errors import UserError
-
+    if _stats is None:   # pragma: no cover - the build always makes it
         raise UserError("the calibration kernels (mrcnn_trt.calib._stats) are not built; reinstall with "
-                        f"`pip install -e .` ({e})") from None
+                        f"`pip install -e .` ({_STATS_MISSING})")
     return _stats
 
 

@@ -25,7 +25,7 @@ def main() -> int:
     what, argv = sys.argv[1], sys.argv[2:]
     record = os.environ.get("DIST_TEST_RECORD")
     if record:
-        import mrcnn_trt.train.loop as loop
+        import mrcnn_trt.train.hooks as loop   # the hooks write the files
 
         for name in ("save_checkpoint", "write_json_atomic"):
             setattr(loop, name, _recording(getattr(loop, name), record))

@@ -389,6 +389,56 @@ def test_resume_continues_from_saved_epoch(tmp_path, monkeypatch):
     assert (tmp_path / "part" / "losses.png").stat().st_size > 1000
 
 
+def test_trainer_calls_its_hooks_in_order(tmp_path):
+    """The trainer's events for 2 epochs of 2 steps, in order; a registered hook runs after the
+    default ones: it sees each step's losses, the epoch saved, the final weights exported."""
+    from mrcnn_trt.data.synthetic import SyntheticShapesDataset
+    from mrcnn_trt.train.hooks import HookBase
+    from mrcnn_trt.train.loop import TrainOptions, Trainer
+
+    class Recorder(HookBase):
+        def __init__(self):
+            self.events = []
+
+        def before_train(self):
+            self.events.append("before_train")
+
+        def before_epoch(self):
+            self.events.append(("epoch", self.trainer.epoch))
+
+        def before_step(self):
+            self.events.append(("step", self.trainer.state.global_step))
+
+        def after_step(self):
+            assert set(self.trainer.outputs) == set(L.LOSS_NAMES) | {"loss", "grad_norm"}
+            self.events.append(("stepped", self.trainer.state.global_step))
+
+        def after_epoch(self):
+            t = self.trainer
+            assert t.state.epoch == t.epoch and os.path.exists(t.checkpoint_path(t.epoch))
+            self.events.append(("saved", t.epoch, t.state.global_step))
+
+        def after_train(self):
+            assert os.path.exists(self.trainer.opts.export)
+            self.events.append("after_train")
+
+    cfg = tiny()
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    ds = SyntheticShapesDataset(4, seed=0, size=(128, 128), max_instances=4, min_size=12)
+    opts = TrainOptions(out_dir=str(tmp_path / "run"), epochs=2, layers="all", batch=2, steps_per_epoch=2,
+                        val_steps=0, workers=0, warmup_steps=0, quiet=True, export=str(tmp_path / "final.pth"))
+    trainer = Trainer(model, ds, None, opts)
+    rec = Recorder()
+    trainer.register_hooks([rec])
+    state = trainer.train()
+    assert rec.events == ["before_train",
+                          ("epoch", 1), ("step", 0), ("stepped", 0), ("step", 1), ("stepped", 1), ("saved", 1, 2),
+                          ("epoch", 2), ("step", 2), ("stepped", 2), ("step", 3), ("stepped", 3), ("saved", 2, 4),
+                          "after_train"]
+    assert state.global_step == 4 and [e["epoch"] for e in state.history["epochs"]] == [1, 2]
+
+
 def test_cli_user_errors(tmp_path, capsys):
     from mrcnn_trt.train.cli import main
 

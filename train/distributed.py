@@ -4,7 +4,7 @@ The job (``torchrun ... -m mrcnn_trt.train``; see :mod:`mrcnn_trt.distributed`)
 trains exactly what one process trains with the same *global* batch:
 
 * the global batch of a step is ``--batch`` (images per rank) x ``world_size``;
-  the epoch's reshuffled item list (:func:`~mrcnn_trt.train.loop.epoch_items`,
+  the epoch's reshuffled item list (:func:`~mrcnn_trt.train.batches.epoch_items`,
   seeded by the seed and the epoch) is split by ``DistributedSampler``
   (strided, so step ``s`` of every rank together covers items
   ``s*G .. s*G+G-1``, the batch one process with ``--batch G`` takes);
@@ -30,6 +30,7 @@ buffers, history) is broadcast by the command (:mod:`mrcnn_trt.train.cli`).
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 from typing import Dict, List, Optional
 
@@ -37,9 +38,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..distributed import DistContext, collective
+from ..distributed import DistContext, broadcast_object, collective
 from ..errors import UserError
+from .batches import val_item, val_rng
 from .losses import LOSS_NAMES
+from .step import forward_losses
 
 
 class _LossModule(nn.Module):
@@ -50,8 +53,6 @@ class _LossModule(nn.Module):
         self.model = model
 
     def forward(self, samples, rngs):
-        from .loop import forward_losses
-
         if samples:
             return forward_losses(self.model, samples, rngs, return_counts=True)
         # no usable image on this rank: zero losses that touch every trainable parameter, so this
@@ -61,11 +62,11 @@ class _LossModule(nn.Module):
 
 
 class DistributedStep:
-    """Drop-in for :func:`~mrcnn_trt.train.loop.train_step` in a job: same call,
+    """Drop-in for :func:`~mrcnn_trt.train.step.train_step` in a job: same call,
     same returned floats (global pooled losses), or None when the global batch
     had no usable image (the step is skipped on every rank).
 
-    Build it after :func:`~mrcnn_trt.train.loop.set_trainable` (DDP registers
+    Build it after :func:`~mrcnn_trt.train.optim.set_trainable` (DDP registers
     the parameters that need gradients when it is constructed)."""
 
     def __init__(self, model, ctx: DistContext):
@@ -129,10 +130,8 @@ def validation_losses_sharded(ctx: DistContext, model, prep, n_val: int, batch: 
     """Mean validation losses of the first ``n_val`` images of ``prep`` (a
     ``PreparedData``) in global batches of ``batch x world_size``, each rank
     taking its strided share of every batch; equal to
-    :func:`~mrcnn_trt.train.loop.validation_losses` of one process with that
+    :func:`~mrcnn_trt.train.step.validation_losses` of one process with that
     batch (each batch's pooled losses, weighted by its images)."""
-    from .loop import forward_losses, val_item, val_rng
-
     w = ctx.world_size
     g = batch * w
     model.train()
@@ -169,8 +168,6 @@ def all_reduce_tensor(ctx: DistContext, t: torch.Tensor, what: str) -> torch.Ten
 def fingerprint(model, optimizer, epoch: int, global_step: int) -> str:
     """SHA-256 of every parameter, buffer and momentum buffer (their bytes, in name order),
     the epoch and the step: equal on two ranks exactly when their states are bit-identical."""
-    import hashlib
-
     h = hashlib.sha256(f"{int(epoch)}:{int(global_step)}".encode())
 
     def add(name, t):
@@ -191,8 +188,6 @@ def fingerprint(model, optimizer, epoch: int, global_step: int) -> str:
 def check_in_sync(ctx: DistContext, model, optimizer, epoch: int, global_step: int) -> None:
     """Fail on every rank unless all ranks hold bit-identical weights, buffers,
     momentum buffers, epoch and step (their :func:`fingerprint` against rank 0's)."""
-    from ..distributed import broadcast_object
-
     if not ctx.enabled:
         return
     mine = fingerprint(model, optimizer, epoch, global_step)
@@ -215,3 +210,11 @@ def seed_rank(ctx: DistContext, seed: int) -> int:
     torch.manual_seed(s)
     np.random.seed(s % (2 ** 32))
     return s
+
+
+def rank_share(ctx: DistContext, items: List[tuple]) -> List[tuple]:
+    """This rank's share of an epoch's items: items r, r+W, ... (step s of all ranks = one global batch)."""
+    from torch.utils.data.distributed import DistributedSampler
+
+    return [items[i] for i in DistributedSampler(items, num_replicas=ctx.world_size, rank=ctx.rank,
+                                                  shuffle=False, drop_last=False)]

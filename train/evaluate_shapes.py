@@ -17,19 +17,19 @@ import time
 from typing import Optional
 
 from mrcnn_trt.cli import run_main
+from mrcnn_trt.data.coco import CocoDataset
+from mrcnn_trt.eval.evaluate import evaluate
+from mrcnn_trt.eval.evaluators import COCOEvaluator
+from mrcnn_trt.fileio import write_json_atomic
+from mrcnn_trt.model import load_model
+from mrcnn_trt.model.checkpoint import config_from_checkpoint, read_checkpoint, shipped_model_path
+from mrcnn_trt.runtime.torch_runner import TorchRunner
 
 
 def evaluate_ap(weights: Optional[str], data_root: str, split: str = "val", min_confidence: Optional[float] = None,
                 limit: Optional[int] = None, batch: int = 8, ops: str = "torch") -> dict:
     """``{"bbox": {"AP", "AP50", "AP75"}, "segm": {...}, "seconds": ...}`` for one model and split
     (the evaluation loop of ``mrcnn-eval``, :func:`mrcnn_trt.eval.evaluate.evaluate`)."""
-    from mrcnn_trt.data.coco import CocoDataset
-    from mrcnn_trt.eval.evaluate import evaluate
-    from mrcnn_trt.eval.evaluators import COCOEvaluator
-    from mrcnn_trt.model import load_model
-    from mrcnn_trt.model.checkpoint import config_from_checkpoint, read_checkpoint, shipped_model_path
-    from mrcnn_trt.runtime.torch_runner import TorchRunner
-
     cfg = None
     if min_confidence is not None:
         sd, extra = read_checkpoint(weights or shipped_model_path())
@@ -68,8 +68,6 @@ def main(argv=None) -> int:
               f"{100 * r['bbox']['AP50']:.1f} % | mask AP {100 * r['segm']['AP']:.1f} %, AP50 "
               f"{100 * r['segm']['AP50']:.1f} % ({r['images']} images, {r['detections']} detections, {r['seconds']} s)")
     if args.json:
-        from mrcnn_trt.fileio import write_json_atomic
-
         write_json_atomic(args.json, results)
     else:
         print(json.dumps(results, indent=1, default=str)[:2000])

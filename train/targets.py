@@ -45,40 +45,34 @@ HEAD_POSITIVE_IOU = 0.5
 
 
 # --------------------------------------------------------------------------- box math
+def _iou(b1, b2, xp):
+    """IoU matrix of boxes ``[N, 4]`` x ``[M, 4]`` (y1, x1, y2, x2) in the array module ``xp``
+    (numpy or torch, the boxes' own): no "+1"; a pair whose union is empty gets 0."""
+    area1 = (b1[:, 2] - b1[:, 0]) * (b1[:, 3] - b1[:, 1])
+    area2 = (b2[:, 2] - b2[:, 0]) * (b2[:, 3] - b2[:, 1])
+    y1 = xp.maximum(b1[:, None, 0], b2[None, :, 0])
+    x1 = xp.maximum(b1[:, None, 1], b2[None, :, 1])
+    y2 = xp.minimum(b1[:, None, 2], b2[None, :, 2])
+    x2 = xp.minimum(b1[:, None, 3], b2[None, :, 3])
+    inter = (y2 - y1).clip(min=0) * (x2 - x1).clip(min=0)
+    union = area1[:, None] + area2[None, :] - inter
+    return xp.where(union > 0, inter / xp.where(union > 0, union, 1), 0)
+
+
 def compute_overlaps(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
-    """IoU matrix ``[len(boxes1), len(boxes2)]`` without "+1" (``utils.compute_overlaps``).
+    """IoU matrix ``[len(boxes1), len(boxes2)]`` without "+1" (``utils.compute_overlaps``), float64.
 
     Zero-area boxes get IoU 0 with everything (no division by zero).
     """
     b1 = np.asarray(boxes1, dtype=np.float64).reshape(-1, 4)
     b2 = np.asarray(boxes2, dtype=np.float64).reshape(-1, 4)
-    area1 = (b1[:, 2] - b1[:, 0]) * (b1[:, 3] - b1[:, 1])
-    area2 = (b2[:, 2] - b2[:, 0]) * (b2[:, 3] - b2[:, 1])
-    y1 = np.maximum(b1[:, None, 0], b2[None, :, 0])
-    x1 = np.maximum(b1[:, None, 1], b2[None, :, 1])
-    y2 = np.minimum(b1[:, None, 2], b2[None, :, 2])
-    x2 = np.minimum(b1[:, None, 3], b2[None, :, 3])
-    inter = np.maximum(y2 - y1, 0) * np.maximum(x2 - x1, 0)
-    union = area1[:, None] + area2[None, :] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-    return iou
+        return _iou(b1, b2, np)
 
 
 def box_iou_torch(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
     """Torch version of :func:`compute_overlaps` (float32, no "+1")."""
-    b1 = boxes1.float().reshape(-1, 4)
-    b2 = boxes2.float().reshape(-1, 4)
-    area1 = (b1[:, 2] - b1[:, 0]) * (b1[:, 3] - b1[:, 1])
-    area2 = (b2[:, 2] - b2[:, 0]) * (b2[:, 3] - b2[:, 1])
-    y1 = torch.maximum(b1[:, None, 0], b2[None, :, 0])
-    x1 = torch.maximum(b1[:, None, 1], b2[None, :, 1])
-    y2 = torch.minimum(b1[:, None, 2], b2[None, :, 2])
-    x2 = torch.minimum(b1[:, None, 3], b2[None, :, 3])
-    inter = (y2 - y1).clamp(min=0) * (x2 - x1).clamp(min=0)
-    union = area1[:, None] + area2[None, :] - inter
-    return torch.where(union > 0, inter / torch.where(union > 0, union, torch.ones_like(union)),
-                       torch.zeros_like(union))
+    return _iou(boxes1.float().reshape(-1, 4), boxes2.float().reshape(-1, 4), torch)
 
 
 def box_refinement(boxes, gt_boxes):
