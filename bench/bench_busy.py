@@ -6,7 +6,7 @@
 
 "Busy" = one competing CPU-bound process (a Python busy loop) per available core,
 started before and stopped after each measurement. Every measurement runs in a
-fresh process (the OpenMP runtime reads its wait policy when ``import torch`` loads
+fresh process (bench/busy_worker.py; the OpenMP runtime reads its wait policy when ``import torch`` loads
 it), which loads the model, makes two untimed calls and then times ``--images``
 distinct images one at a time (``model.detect`` for PyTorch; molding + network +
 unmolding via :func:`mrcnn_trt.runtime.runners.detect` for ONNX Runtime). Quiet and
@@ -41,9 +41,15 @@ import sys
 import tempfile
 import time
 
+from benchlib import load_avg, random_coco_model
+
+from mrcnn_trt.export.exporter import export_onnx
+from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-SEED_IMAGES = os.path.join(HERE, "..", "..", "shared", "data", "seed-images")
+#: one measurement in a fresh process: bench/busy_worker.py
+WORKER = os.path.join(HERE, "busy_worker.py")
 
 #: environment variables that decide how idle OpenMP threads wait: cleared for every worker,
 #: so ``torch:default`` really is PyTorch's default whatever the calling shell set
@@ -51,74 +57,6 @@ WAIT_VARS = ("OMP_WAIT_POLICY", "KMP_BLOCKTIME", "GOMP_SPINCOUNT", "OMP_NUM_THRE
 
 SETTINGS = ("torch:default", "torch:project", "torch:1thread", "ort:spin", "ort:nospin", "ort:project")
 BUSY_LOOP = "while True:\n    pass\n"
-
-
-# --------------------------------------------------------------------------- worker (a fresh process)
-def images_for(model: str, n: int):
-    """``n`` distinct images: the seed photos for R-101 when ../shared is present, else
-    synthetic shapes images (the same in every worker)."""
-    if model == "r101" and os.path.isdir(SEED_IMAGES):
-        from mrcnn_trt.model.molding import load_image
-
-        files = sorted(f for f in os.listdir(SEED_IMAGES) if f.endswith(".jpg"))
-        return [load_image(os.path.join(SEED_IMAGES, files[i % len(files)])) for i in range(n)]
-    from mrcnn_trt.data.synthetic import SyntheticShapesDataset
-
-    ds = SyntheticShapesDataset(n, seed=99, split="val")
-    return [ds.load_image(i) for i in range(n)]
-
-
-def worker(job: dict) -> dict:
-    backend, setting = job["setting"].split(":")
-    if setting == "project":
-        from mrcnn_trt.threads import prepare_process
-
-        prepare_process()
-    import torch
-
-    from mrcnn_trt.runtime.runners import detect
-
-    threads = int(job["threads"])
-    if backend == "torch":
-        if setting == "project":
-            from mrcnn_trt.threads import configure_torch
-
-            configure_torch(threads)
-        else:
-            torch.set_num_threads(1 if setting == "1thread" else threads)
-        if job["model"] == "shapes":
-            from mrcnn_trt.model.checkpoint import load_model
-
-            model, _, _ = load_model(None)
-        else:
-            from benchlib import random_coco_model
-
-            model = random_coco_model("resnet101", min_confidence=0.3)
-
-        def call(img):
-            with torch.no_grad():
-                return model.detect([img])
-    else:
-        from mrcnn_trt.runtime.runners import OnnxRunner
-
-        torch.set_num_threads(1)   # only the unmolding touches torch
-        spin = {"spin": {"spinning": True}, "nospin": {"spinning": False}}.get(setting, {})
-        runner = OnnxRunner(job["onnx"], threads=threads, **spin)
-
-        def call(img):
-            return detect(runner, [img])
-
-    images = images_for(job["model"], int(job["images"]))
-    for img in images[:2]:
-        call(img)   # warm-up
-    times = []
-    for img in images:
-        t0 = time.perf_counter()
-        call(img)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times), "times_ms": times,
-            "torch_threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-            "gomp_spincount": os.environ.get("GOMP_SPINCOUNT")}
 
 
 # --------------------------------------------------------------------------- parent
@@ -138,7 +76,7 @@ def run_worker(job: dict, busy: bool, timeout: float) -> dict:
         time.sleep(0.5)   # let them start spinning
     t0 = time.perf_counter()
     try:
-        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(job)], env=env,
+        r = subprocess.run([sys.executable, WORKER, json.dumps(job)], env=env,
                            capture_output=True, text=True, timeout=timeout)
     finally:
         competitor_cpu = sum(cpu_seconds(p.pid) for p in competitors)
@@ -167,11 +105,6 @@ def cpu_seconds(pid: int) -> float:
 
 def export_models(models, tmp: str) -> dict:
     """One ONNX export per model (trt flavor, mask head on the valid slots: the CPU export the README recommends)."""
-    from benchlib import random_coco_model
-
-    from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
-
     paths = {}
     for name in models:
         path = os.path.join(tmp, f"{name}.onnx")
@@ -184,12 +117,6 @@ def export_models(models, tmp: str) -> dict:
     return paths
 
 
-def load_avg() -> str:
-    from benchlib import load_avg as la
-
-    return la()
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="shapes", help="shapes and/or r101 (default shapes)")
@@ -200,11 +127,7 @@ def main(argv=None) -> int:
     ap.add_argument("--r101-images", type=int, default=3, help="timed images per measurement, R-101 (default 3)")
     ap.add_argument("--rounds", type=int, default=3, help="quiet/busy rounds (default 3)")
     ap.add_argument("--json", metavar="FILE", help="write every measurement here")
-    ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.worker:
-        print(json.dumps(worker(json.loads(args.worker))))
-        return 0
     models = [m for m in args.models.split(",") if m]
     settings = [s for s in args.settings.split(",") if s]
     threads = [int(t) for t in args.threads.split(",") if t]

@@ -43,7 +43,13 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 from benchlib import load_avg, random_coco_model
+
+from mrcnn_trt.data.synthetic import SyntheticShapesDataset
+from mrcnn_trt.model.backends import make_ops
+from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+from mrcnn_trt.model.molding import load_image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -82,8 +88,6 @@ def torchvision_python(mode: str):
 
 class TorchvisionWorker:
     def __init__(self, python: str, threads: int, size: int, image, molded, work: str):
-        import numpy as np
-
         paths = {k: os.path.join(work, f"tv_{k}.npy") for k in ("image", "molded")}
         np.save(paths["image"], image)
         np.save(paths["molded"], molded)
@@ -113,12 +117,9 @@ class TorchvisionWorker:
 # ------------------------------------------------------------------ ours
 def test_image():
     """The first seed photo (500x375 in ../shared), else a synthetic shapes image."""
-    from mrcnn_trt.model.molding import load_image
-
     if os.path.isdir(SEED_IMAGES):
         files = sorted(f for f in os.listdir(SEED_IMAGES) if f.endswith(".jpg"))
         return load_image(os.path.join(SEED_IMAGES, files[0])), files[0]
-    from mrcnn_trt.data.synthetic import SyntheticShapesDataset
 
     return SyntheticShapesDataset(1, seed=99, split="val").load_image(0), "synthetic shapes image"
 
@@ -129,8 +130,6 @@ MODEL_SEEDS = {"r101": 1, "r50": 0}
 
 
 def build_model(name: str):
-    from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
-
     if name == "shapes":
         m, cfg, _ = load_model(shipped_model_path())
         m.set_config(cfg.replace(DETECTION_MIN_CONFIDENCE=0.0))
@@ -142,8 +141,6 @@ def build_model(name: str):
 def eager_backend():
     """The fastest PyTorch ops backend available: 'native' (torch.ops.mrcnn) when the
     project has it, else 'cpu' (the same C++ kernels through pybind11)."""
-    from mrcnn_trt.model.backends import make_ops
-
     try:
         make_ops(None, "native")
     except ValueError:
@@ -169,7 +166,6 @@ class ConvCeiling:
     gives the best of ``repeat`` runs, the table uses the median over the rounds."""
 
     def __init__(self, threads: int, size: int):
-        import numpy as np
         import onnxruntime as ort
         from onnx import TensorProto, helper, numpy_helper
 
@@ -221,7 +217,6 @@ def main(argv=None):
     names = (args.models or ("shapes" if args.small else "r101,r50")).split(",")
     tv_mode = args.torchvision or ("auto" if args.small else "build")
 
-    import numpy as np
     import torch
 
     torch.set_num_threads(args.threads)

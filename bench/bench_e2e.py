@@ -31,8 +31,16 @@ import tempfile
 import time
 
 import torch
-
 from benchlib import load_avg, random_coco_model
+
+from mrcnn_trt.data import open_dataset
+from mrcnn_trt.data.synthetic import SyntheticShapesDataset, write_dataset
+from mrcnn_trt.eval.evaluate import evaluate
+from mrcnn_trt.eval.evaluators import COCOEvaluator
+from mrcnn_trt.export.exporter import export_onnx
+from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+from mrcnn_trt.model.molding import load_image, mold_batch
+from mrcnn_trt.runtime.runners import OnnxRunner, detect
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED_IMAGES = os.path.join(HERE, "..", "..", "shared", "data", "seed-images")
@@ -40,18 +48,13 @@ SEED_IMAGES = os.path.join(HERE, "..", "..", "shared", "data", "seed-images")
 
 def test_image():
     if os.path.isdir(SEED_IMAGES):
-        from mrcnn_trt.model.molding import load_image
-
         files = sorted(f for f in os.listdir(SEED_IMAGES) if f.endswith(".jpg"))
         return load_image(os.path.join(SEED_IMAGES, files[0]))
-    from mrcnn_trt.data.synthetic import SyntheticShapesDataset
 
     return SyntheticShapesDataset(1, seed=99, split="val").load_image(0)
 
 
 def time_runner(runner, image, repeat):
-    from mrcnn_trt.runtime.runners import detect
-
     detect(runner, [image])  # warm-up
     e2e, net, ndet = [], [], 0
     for _ in range(repeat):
@@ -64,8 +67,6 @@ def time_runner(runner, image, repeat):
 
 
 def build(name):
-    from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
-
     if name == "shapes":
         m, _, _ = load_model(shipped_model_path())
         return m
@@ -74,22 +75,15 @@ def build(name):
 
 def test_images(n):
     """n distinct images: the seed photos (cycled), else synthetic shapes images."""
-    from mrcnn_trt.model.molding import load_image
-
     if os.path.isdir(SEED_IMAGES):
         files = sorted(f for f in os.listdir(SEED_IMAGES) if f.endswith(".jpg"))
         return [load_image(os.path.join(SEED_IMAGES, files[i % len(files)])) for i in range(n)]
-    from mrcnn_trt.data.synthetic import SyntheticShapesDataset
 
     ds = SyntheticShapesDataset(n, seed=99, split="val")
     return [ds.load_image(i) for i in range(n)]
 
 
 def batch_table(args):
-    from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.model.molding import mold_batch
-    from mrcnn_trt.runtime.runners import OnnxRunner
-
     sizes = [int(b) for b in args.batches.split(",")]
     tmp = tempfile.mkdtemp(prefix="mrcnn_bench_batch_")
     rows = []
@@ -119,14 +113,6 @@ def batch_table(args):
 
 
 def eval_table(args):
-    from mrcnn_trt.data import open_dataset
-    from mrcnn_trt.data.synthetic import write_dataset
-    from mrcnn_trt.eval.evaluate import evaluate
-    from mrcnn_trt.eval.evaluators import COCOEvaluator
-    from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.model.checkpoint import shipped_model_path
-    from mrcnn_trt.runtime.runners import OnnxRunner
-
     os.environ.setdefault("MRCNN_PROGRESS", "0")
     tmp = tempfile.mkdtemp(prefix="mrcnn_bench_eval_")
     model = build("shapes")

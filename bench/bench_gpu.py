@@ -41,10 +41,18 @@ import platform
 import statistics
 import sys
 import time
+from collections import OrderedDict
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
+
+from mrcnn_trt.config import preset
+from mrcnn_trt.model import build_model, ops as ref
+from mrcnn_trt.model.anchors import generate_pyramid_anchors
+from mrcnn_trt.model.backends import make_ops
+from mrcnn_trt.model.molding import mold_batch
+from mrcnn_trt.plugins import cuda
 
 STD = [0.1, 0.1, 0.2, 0.2]
 
@@ -130,10 +138,6 @@ def realistic_rois(g: torch.Generator, n: int, r: int, s: int) -> torch.Tensor:
 
 
 def bench_ops(device: str, s: int, r: int, c: int, pre_nms: int, repeat: int, tv, tv_reason) -> List[dict]:
-    from mrcnn_trt.config import preset
-    from mrcnn_trt.model import ops as ref
-    from mrcnn_trt.model.anchors import generate_pyramid_anchors
-
     run = timer(device, repeat, warmup=2 if repeat > 1 else 1)
     slow = timer(device, max(1, repeat // 3), warmup=1)
     rows: List[dict] = []
@@ -152,8 +156,6 @@ def bench_ops(device: str, s: int, r: int, c: int, pre_nms: int, repeat: int, tv
             add(name, "ours fp16 maps", run(lambda: torch.ops.mrcnn.pyramid_roi_align(boxes, *half, p, s, 224.0, 4)))
         add(name, "reference", slow(lambda: ref.pyramid_roi_align(boxes, maps, p, s, 224.0, 4)))
         if tv is not None:
-            from collections import OrderedDict
-
             from torchvision.ops import MultiScaleRoIAlign
 
             feats = OrderedDict((f"p{k}", m) for k, m in zip((2, 3, 4, 5), maps))
@@ -248,10 +250,6 @@ def tv_detections(rois, probs, deltas, s, score_thresh=0.05, thr=0.3, detections
 
 # --------------------------------------------------------------------------- end to end
 def bench_e2e(device: str, cfg, batches, repeat: int, tv, tv_reason, reference: bool) -> List[dict]:
-    from mrcnn_trt.model import build_model
-    from mrcnn_trt.model.backends import make_ops
-    from mrcnn_trt.model.molding import mold_batch
-
     rows: List[dict] = []
     s = cfg.IMAGE_MAX_DIM
     ops = {b: make_ops(cfg, b) for b in ("native", "torch")}
@@ -324,8 +322,6 @@ def environment(device: str) -> dict:
         env.update(gpu=p.name, capability=f"{p.major}.{p.minor}", gpu_memory_gib=round(p.total_memory / 2 ** 30, 1),
                    cuda_runtime=torch.version.cuda, cudnn=torch.backends.cudnn.version())
         try:
-            from mrcnn_trt.plugins import cuda
-
             info = cuda.info()
             env["cuda_ops_library"] = {"archs": info["archs"], "cuda_runtime_version": info["cuda_runtime_version"]}
         except Exception as e:  # reported, the rows say the rest
@@ -371,7 +367,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="write the results as JSON")
     ap.add_argument("--markdown", help="write the tables as Markdown")
     args = ap.parse_args(argv)
-    import mrcnn_trt.plugins  # noqa: F401  (torch.ops.mrcnn.*)
+    import mrcnn_trt.plugins.torch_ops  # noqa: F401  (torch.ops.mrcnn.*)
 
     torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = False

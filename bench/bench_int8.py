@@ -40,12 +40,22 @@ import time
 
 from benchlib import load_avg, random_coco_model
 
+from mrcnn_trt.calib.fp16 import convert_model
+from mrcnn_trt.calib.qdq import (
+    DEFAULT_EXCLUDE, GROUP_NAMES, calibrate_ranges, fused_int8_ops, quantize_model, tensorrt_qdq_problems,
+)
+from mrcnn_trt.data import open_dataset
+from mrcnn_trt.data.synthetic import write_dataset
+from mrcnn_trt.eval.evaluate import evaluate
+from mrcnn_trt.eval.evaluators import COCOEvaluator
+from mrcnn_trt.export.exporter import export_onnx
+from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+from mrcnn_trt.model.molding import mold_batch
+from mrcnn_trt.runtime.batcher import ImageBatcher
+from mrcnn_trt.runtime.runners import OnnxRunner
+
 
 def evaluate_ap(path, dataset, threads):
-    from mrcnn_trt.eval.evaluate import evaluate
-    from mrcnn_trt.eval.evaluators import COCOEvaluator
-    from mrcnn_trt.runtime.runners import OnnxRunner
-
     runner = OnnxRunner(path, threads=threads)
     m = evaluate(runner, dataset, COCOEvaluator(dataset, class_names=runner.config.CLASS_NAMES))
     return {"bbox_AP": 100 * m["bbox"]["AP"], "mask_AP": 100 * m["segm"]["AP"],
@@ -54,9 +64,6 @@ def evaluate_ap(path, dataset, threads):
 
 def time_models(paths, image, config, threads, repeat):
     """Median network latency (ms) of each model on one molded image; runs are interleaved."""
-    from mrcnn_trt.runtime.runners import OnnxRunner
-    from mrcnn_trt.model.molding import mold_batch
-
     x, w, _ = mold_batch([image], config)
     runners = {k: OnnxRunner(p, threads=threads) for k, p in paths.items()}
     for r in runners.values():   # warm-up
@@ -111,15 +118,6 @@ def main(argv=None):
 
 
 def accuracy(args, work):
-    from mrcnn_trt.calib.fp16 import convert_model
-    from mrcnn_trt.calib.qdq import (DEFAULT_EXCLUDE, GROUP_NAMES, calibrate_ranges, quantize_model,
-                                     tensorrt_qdq_problems, fused_int8_ops)
-    from mrcnn_trt.runtime.batcher import ImageBatcher
-    from mrcnn_trt.data import open_dataset
-    from mrcnn_trt.data.synthetic import write_dataset
-    from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
-
     weights = args.weights or shipped_model_path()
     model, cfg, _ = load_model(weights)
     src = os.path.join(work, "model.onnx")
@@ -225,15 +223,9 @@ def accuracy(args, work):
 
 def r101_speed(args, work):
     """FP32 inference vs percentile / min-max calibration per image, R-101 at 1024, N seed photos."""
-    from mrcnn_trt.calib.qdq import calibrate_ranges
-    from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.runtime.batcher import ImageBatcher
-    from mrcnn_trt.runtime.runners import OnnxRunner
-
     seed = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "seed-images")
     if not os.path.isdir(seed):
         print(f"# --r101: no photos at {seed}; using synthetic images", flush=True)
-        from mrcnn_trt.data.synthetic import write_dataset
 
         seed = os.path.join(work, "r101_images")
         write_dataset(seed, num_images=args.r101, seed=4, split="val", show_progress=False)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -102,8 +103,6 @@ def main(argv=None):
 
 def _repeat_coco_sample(src: str, dst: str, n: int) -> None:
     """A COCO folder with the sample's images repeated to ``n`` (new ids and file names)."""
-    import shutil
-
     with open(os.path.join(src, "instances_sample.json")) as f:
         coco = json.load(f)
     images, anns = [], []

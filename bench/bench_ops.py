@@ -26,6 +26,13 @@ import time
 import numpy as np
 import torch
 
+from mrcnn_trt.config import Config
+from mrcnn_trt.model import ops
+from mrcnn_trt.model.anchors import generate_pyramid_anchors
+from mrcnn_trt.model.ops import apply_box_deltas, clip_boxes
+from mrcnn_trt.plugins import cpu
+from mrcnn_trt.plugins.ort import custom_ops_available, make_session
+
 S = 1024
 STD = (0.1, 0.1, 0.2, 0.2)
 
@@ -57,8 +64,6 @@ def one_node_session(op: str, inputs, outputs, attrs, threads: int):
     import onnx
     from onnx import helper
 
-    from mrcnn_trt.plugins.ort import make_session
-
     domain = "mrcnn" if op in ("PyramidROIAlign", "ProposalLayer", "DetectionLayer") else ""
     node = helper.make_node(op, [n for n, _, _ in inputs], [n for n, _, _ in outputs], domain=domain, **attrs)
     g = helper.make_graph([node], "bench",
@@ -72,12 +77,6 @@ def one_node_session(op: str, inputs, outputs, attrs, threads: int):
 
 def bench(threads: int, repeat: int):
     from onnx import TensorProto as TP
-
-    from mrcnn_trt.config import Config
-    from mrcnn_trt.model import ops
-    from mrcnn_trt.model.anchors import generate_pyramid_anchors
-    from mrcnn_trt.plugins import cpu
-    from mrcnn_trt.plugins.ort import custom_ops_available, make_session  # noqa: F401
 
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
@@ -110,7 +109,6 @@ def bench(threads: int, repeat: int):
 
     # ---------------------------------------------------------------- NMS on 6000 boxes
     order = np.argsort(-scores[0], kind="stable")[:6000]
-    from mrcnn_trt.model.ops import apply_box_deltas, clip_boxes
 
     boxes = clip_boxes(apply_box_deltas(ta[order], td[0, order] * torch.tensor(STD)),
                        torch.tensor([0.0, 0, S, S])).contiguous()

@@ -20,15 +20,15 @@ import sys
 import tempfile
 import time
 
+from mrcnn_trt.config import preset
+from mrcnn_trt.export.exporter import export_onnx
+from mrcnn_trt.model.checkpoint import build_model, load_model, shipped_model_path
+
 TARGETS = ["sm_75", "sm_80", "sm_86", "sm_89", "sm_120", "sm_86,sm_89,sm_120"]
 
 
 def export(name: str, folder: str) -> str:
     import torch
-
-    from mrcnn_trt.config import preset
-    from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.model.checkpoint import build_model, load_model, shipped_model_path
 
     torch.set_num_threads(2)
     path = os.path.join(folder, f"{name}.onnx")

@@ -24,28 +24,30 @@ import tempfile
 import threading
 import time
 
+import numpy as np
+from bench_e2e import build
+from PIL import Image
+
+from mrcnn_trt.export.exporter import export_onnx
+from mrcnn_trt.runtime.results import result_to_json
+from mrcnn_trt.runtime.runners import OnnxRunner, detect
+from mrcnn_trt.serve.client import TritonClient
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 
 def percentile(values, q):
-    import numpy as np
-
     return float(np.percentile(values, q)) if values else float("nan")
 
 
 def jpeg_bytes(image) -> bytes:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="JPEG", quality=90)
     return buf.getvalue()
 
 
 def export(name: str, folder: str) -> str:
-    from bench_e2e import build
-    from mrcnn_trt.export.exporter import export_onnx
-
     path = os.path.join(folder, f"{name}.onnx")
     if not os.path.isfile(path + ".json"):
         t0 = time.time()
@@ -55,9 +57,6 @@ def export(name: str, folder: str) -> str:
 
 
 def in_process_ms(onnx: str, image, threads: int, repeat: int) -> float:
-    from mrcnn_trt.runtime.results import result_to_json
-    from mrcnn_trt.runtime.runners import OnnxRunner, detect
-
     runner = OnnxRunner(onnx, threads=threads)
     times = []
     for i in range(repeat + 1):
@@ -70,8 +69,6 @@ def in_process_ms(onnx: str, image, threads: int, repeat: int) -> float:
 
 def load(url: str, protocol: str, model: str, data: bytes, concurrency: int, requests: int):
     """``requests`` requests from ``concurrency`` threads -> (latencies ms, wall s, detections)."""
-    from mrcnn_trt.serve.client import TritonClient
-
     lock, latencies, counter, found, errors = threading.Lock(), [], [0], [], []
     start = threading.Barrier(concurrency + 1)
 
@@ -109,8 +106,6 @@ def load(url: str, protocol: str, model: str, data: bytes, concurrency: int, req
 
 
 def bench_url(url, protocol, model, data, levels, rounds, min_requests, label):
-    from mrcnn_trt.serve.client import TritonClient
-
     with TritonClient(url, protocol=protocol, model=model) as c:
         for _ in range(2):   # warm-up: first requests load lazily initialised state
             c.detect([data])

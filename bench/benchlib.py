@@ -2,6 +2,9 @@
 so this folder is on ``sys.path``)."""
 from __future__ import annotations
 
+from mrcnn_trt.config import preset
+from mrcnn_trt.model import build_model
+
 
 def load_avg() -> str:
     """The 1, 5 and 15 minute load averages ("n/a" where /proc is absent): printed
@@ -18,9 +21,6 @@ def random_coco_model(backbone: str = "resnet101", min_confidence: float = 0.3, 
     mode, its heads sharpened (decisive class scores, spread box deltas) so that it
     returns detections and the detection/mask stages do real work."""
     import torch
-
-    from mrcnn_trt.config import preset
-    from mrcnn_trt.model import build_model
 
     torch.manual_seed(seed)
     m = build_model(preset("coco").replace(BACKBONE=backbone, DETECTION_MIN_CONFIDENCE=min_confidence))

@@ -12,6 +12,8 @@ from typing import Optional
 from mrcnn_trt.errors import UserError
 
 from .base import Dataset, ImageFolderDataset, Sample, extract_bboxes, load_rgb_image  # noqa: F401
+from .cityscapes import CityscapesDataset
+from .coco import CocoDataset
 
 
 def detect_format(path: str) -> str:
@@ -38,12 +40,8 @@ def open_dataset(path: str, split: str = "val", fmt: Optional[str] = None, **kw)
     """
     fmt = fmt or detect_format(path)
     if fmt == "cityscapes":
-        from .cityscapes import CityscapesDataset
-
         return CityscapesDataset(path, split, **kw)
     if fmt == "coco":
-        from .coco import CocoDataset
-
         if os.path.isfile(path):
             return CocoDataset(path, kw.pop("image_dir", None), **kw)
         return CocoDataset.from_root(path, split, **kw)

@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import glob
 import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional, Tuple
 
 import numpy as np
+from PIL import Image
 
+from mrcnn_trt.cli import progress
 from mrcnn_trt.config import CITYSCAPES_CLASS_NAMES
 from mrcnn_trt.errors import UserError
 
@@ -46,10 +50,6 @@ def read_instance_ids(path: str, expect_hw: Optional[Tuple[int, int]] = None) ->
     single-channel image (no decompression bomb), of size ``expect_hw`` if given,
     every pixel a known id (a label id 0..33, or label id x 1000 + instance).
     Anything else is one :class:`UserError` line naming the file."""
-    import warnings
-
-    from PIL import Image
-
     if not os.path.isfile(path):
         raise UserError(f"Cityscapes annotation not found: {path}")
     try:
@@ -89,10 +89,6 @@ def read_instance_ids(path: str, expect_hw: Optional[Tuple[int, int]] = None) ->
 def _image_hw(path: str) -> Optional[Tuple[int, int]]:
     """(h, w) of an image from its header; None if it cannot be read (it is then
     skipped and listed like any unreadable image when it is read)."""
-    import warnings
-
-    from PIL import Image
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -179,10 +175,6 @@ class CityscapesDataset(Dataset):
         channel, the size of its image, only known ids; the first bad one is one
         :class:`UserError` line. Done when the dataset is opened, before any inference.
         Files of images that cannot be read are not compared (those images are skipped)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        from mrcnn_trt.cli import progress
-
         def check(pair):
             hw = _image_hw(pair[0])
             if hw is not None:

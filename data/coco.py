@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import read_json
 
 from .base import Dataset, ImageId
 from .coco_checks import annotation_problem, check_coco_dict, check_image_sizes  # noqa: F401 (annotation_problem re-exported)
@@ -41,8 +42,6 @@ def _quiet_coco(annotation_file: str):
     prints): the file is read with :func:`mrcnn_trt.fileio.read_json` and refused with
     one line unless it passes :func:`.coco_checks.check_coco_dict`."""
     from pycocotools.coco import COCO
-
-    from mrcnn_trt.fileio import read_json
 
     if not os.path.isfile(annotation_file):
         raise UserError(f"COCO annotation file not found: {annotation_file}")

@@ -27,11 +27,14 @@ Image files whose size differs from ``height``/``width`` are found by
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
+import warnings
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+from PIL import Image
 
 from mrcnn_trt.errors import UserError
 
@@ -210,8 +213,6 @@ class Batch:
         return owner, why
 
     def _polygon_problems(self) -> list:
-        import itertools
-
         polys = [poly for _, _, segm, _, _ in self._polys for poly in segm]
         ann_of_poly = np.repeat(np.arange(len(self._polys)), [len(p[2]) for p in self._polys])
         lens = np.fromiter(map(len, polys), dtype=np.int64, count=len(polys)) // 2
@@ -377,10 +378,6 @@ def check_image_sizes(images: Iterable[dict], image_dir: str, annotation_file: s
     ``height``/``width``; one :class:`UserError` line for the first that differs.
     Files that are missing or unreadable are left to the image reader (they are
     skipped and listed like any unreadable image)."""
-    import warnings
-
-    from PIL import Image
-
     for img in images:
         path = os.path.join(image_dir, img["file_name"])
         try:

@@ -44,14 +44,19 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import shutil
 import zlib
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import numpy as np
+from PIL import Image, PngImagePlugin
 
+from mrcnn_trt.cli import progress
 from mrcnn_trt.config import SHAPES_CLASS_NAMES
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import write_bytes_atomic, write_json_atomic
 
 from .base import Dataset, ImageId, Sample, extract_bboxes
 from .classmap import CITYSCAPES_LABEL_NAMES, SHAPES_TO_CITYSCAPES
@@ -103,8 +108,6 @@ def _shape_polygon(cls: int, cx: float, cy: float, size: float, angle: float) ->
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    from PIL import Image
-
     base = rng.uniform(0, 255, size=3)
     gh, gw = int(rng.integers(2, 9)), int(rng.integers(2, 9))
     low = rng.uniform(0, 255, size=(gh, gw, 3)).astype(np.uint8)
@@ -260,8 +263,6 @@ SYNTHETIC_MARK = "mrcnn-make-dataset"
 
 
 def _save_png(path: str, arr: np.ndarray, mark: bool = False) -> None:
-    from PIL import Image, PngImagePlugin
-
     info = None
     if mark:
         info = PngImagePlugin.PngInfo()
@@ -274,15 +275,11 @@ def _save_image(path: str, arr: np.ndarray, image_format: str) -> None:
     if image_format == "png":
         _save_png(path, arr, mark=True)
     else:
-        from PIL import Image
-
         Image.fromarray(arr).save(path, quality=95, comment=SYNTHETIC_MARK.encode())
 
 
 def is_synthetic_image(path: str) -> bool:
     """True for an image written by ``mrcnn-make-dataset`` (reads the header only)."""
-    from PIL import Image
-
     if not os.path.isfile(path):   # a FIFO would block the open
         return False
     try:
@@ -342,9 +339,6 @@ def _remove_previous(out: str, fmt: str, split: str) -> None:
     """Delete files an earlier run wrote for this split (only our own names: COCO
     ``images/<split>_NNNNNN.png|jpg``; Cityscapes city folders ``synth0``/``synth1``), so a
     smaller rerun leaves no stale images behind."""
-    import re
-    import shutil
-
     if fmt == "coco":
         img_dir = os.path.join(out, "images")
         if os.path.isdir(img_dir):
@@ -369,9 +363,6 @@ def write_dataset(out: str, fmt: str = "coco", num_images: int = 100, seed: int 
     split are removed first (see :func:`_remove_previous`); the COCO json is written
     atomically after all images.
     """
-    from mrcnn_trt.cli import progress
-    from mrcnn_trt.fileio import write_bytes_atomic, write_json_atomic
-
     if fmt not in ("coco", "cityscapes"):
         raise UserError(f"unknown format {fmt!r}: use coco or cityscapes")
     if image_format not in ("png", "jpg"):

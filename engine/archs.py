@@ -17,6 +17,7 @@ versions ``"major.minor.patch[.build]"``.
 """
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -68,8 +69,6 @@ def parse_arch_list(text: str, option: str = "--arch") -> List[int]:
 def arch_list_type(text: str) -> str:
     """argparse ``type=`` of ``--arch``: checks the grammar when the command line is read
     (one ``error:`` line, exit 2) and returns the canonical spelling, ``"sm_86,sm_89"``."""
-    import argparse
-
     try:
         return ",".join(arch_name(cc) for cc in parse_arch_list(text))
     except UserError as e:

@@ -27,12 +27,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence, Tuple
 
+import mrcnn_trt
+from mrcnn_trt.calib.fp16 import convert_model
+from mrcnn_trt.calib.qdq import quantize_model
+from mrcnn_trt.config import Config
+from mrcnn_trt.engine.calib_cache import CacheHeader, Preprocessing
+from mrcnn_trt.engine.calibrator import make_calibrator, raise_if_failed
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import refuse_overwriting_inputs, sha256_file, sidecar_path, write_bytes_atomic, write_json_atomic
+from mrcnn_trt.options import cuda_index
+from mrcnn_trt.runtime.batcher import ImageBatcher
+from mrcnn_trt.runtime.modelfile import ModelFileError, check_model_file, load_onnx
 
 from . import archs, device_code, gpu, sidecars
+from .cuda_mem import CudaPython
 from .archs import FAMILY_NAMES
 from .errors import BuildFailed, GpuMismatch, ModelUnsupported, PrecisionUnsupported
 from .families import Family, import_family
+from .plugin_library import check_build_facts, find, open_library, read_build_tag
 from .precision import PrecisionPlan, onnx_precision, parse_precision, plan_precision
 
 CALIBRATORS = ("entropy2", "minmax")
@@ -133,8 +145,6 @@ def _one_line(text: str, limit: int = 600) -> str:
 def graph_op_types(path: str) -> set:
     """Operator types of an ONNX file; a file onnx cannot load is :class:`BuildFailed`
     (18: TensorRT could not parse it either), in one line (``mrcnn_trt.runtime.modelfile``)."""
-    from mrcnn_trt.runtime.modelfile import ModelFileError, load_onnx
-
     try:
         m = load_onnx(path)
     except ModelFileError as e:
@@ -169,8 +179,6 @@ class EngineBuild:
     def check_request(self) -> None:
         """Argument checks that need nothing installed (the file comes first)."""
         r = self.req
-        from mrcnn_trt.fileio import refuse_overwriting_inputs, sidecar_path
-        from mrcnn_trt.runtime.modelfile import check_model_file
 
         check_model_file(r.onnx)
         self.fp16, self.int8 = parse_precision(r.precision)
@@ -199,9 +207,6 @@ class EngineBuild:
                                   hint="the plan must not overwrite the ONNX model")
 
     def preflight(self) -> None:
-        from mrcnn_trt.fileio import sha256_file
-        from mrcnn_trt.options import cuda_index
-
         r = self.req
         self.check_request()
         self.onnx_sha256 = sha256_file(r.onnx)
@@ -256,8 +261,6 @@ class EngineBuild:
     def _open_plugins(self) -> None:
         """Find the plugin library; check its family (21) and device code (13)
         from the file, before loading it; then load it (its creators register)."""
-        from .plugin_library import check_build_facts, find, open_library, read_build_tag
-
         fam = self.family
         path = find(fam.name, self.req.plugins)
         tag = read_build_tag(path)
@@ -284,16 +287,12 @@ class EngineBuild:
         FP16 or Q/DQ graph made from it for this build."""
         r, p = self.req, self.precision
         if p.convert_fp16:
-            from mrcnn_trt.calib.fp16 import convert_model
-
             out = os.path.join(tmp, "model.fp16.onnx")
             print(f"converting {r.onnx} to an FP16 graph ({self.family.label} has no FP16 builder flag)",
                   file=sys.stderr)
             side = convert_model(r.onnx, out)
             return _Graph(out, side["onnx_sha256"], {"fp16": side.get("fp16")})
         if p.make_qdq:
-            from mrcnn_trt.calib.qdq import quantize_model
-
             out = os.path.join(tmp, "model.int8.onnx")
             print(f"calibrating an INT8 Q/DQ graph on {r.calib_images} ({r.calib_count} images; {self.family.label} "
                   f"has no INT8 calibrators)", file=sys.stderr)
@@ -374,8 +373,6 @@ class EngineBuild:
             try:
                 serialized = builder.build_serialized_network(network, config)
                 if calibrator is not None:
-                    from mrcnn_trt.engine.calibrator import raise_if_failed
-
                     raise_if_failed(calibrator)
             finally:
                 if calibrator is not None:
@@ -431,9 +428,6 @@ class EngineBuild:
         return [1, opt, n]
 
     def _calibrator(self, config):
-        from mrcnn_trt.engine.calib_cache import CacheHeader, Preprocessing
-        from mrcnn_trt.engine.calibrator import make_calibrator
-
         r = self.req
         cache_path = r.calib_cache or (self.output + ".calib")
         expected = CacheHeader(onnx_sha256=self.sidecar["onnx_sha256"],
@@ -470,9 +464,6 @@ class EngineBuild:
         """Write the plan and its sidecar. ``seconds``: the whole build as the user waited for it
         (``build_seconds``, what ``mrcnn-build-engine`` prints); ``builder_seconds``: the TensorRT
         builder's part of it."""
-        import mrcnn_trt
-        from mrcnn_trt.fileio import sha256_file, sidecar_path, write_bytes_atomic, write_json_atomic
-
         r, fam, p = self.req, self.family, self.precision
         calib = self.calib_cache_path
         targets = [archs.arch_name(c) for c in self.targets]
@@ -525,8 +516,6 @@ class EngineBuild:
 
 def _cuda_runtime_version() -> Optional[str]:
     try:
-        from .cuda_mem import CudaPython
-
         return CudaPython().runtime_version()
     except Exception:  # noqa: BLE001 - cuda-python absent or no driver
         return None
@@ -535,8 +524,5 @@ def _cuda_runtime_version() -> Optional[str]:
 def calibration_batches(source: str, sidecar: dict, batch: int, count: int, seed: int = 0):
     """Molded calibration batches from an image folder / dataset root, using
     the model's config from the sidecar (the shared batcher)."""
-    from mrcnn_trt.config import Config
-    from mrcnn_trt.runtime.batcher import ImageBatcher
-
     cfg = Config.from_dict(sidecar["config"])
     return ImageBatcher(source, cfg, batch_size=batch, sample=count, seed=seed, progress="calibrate")

@@ -23,6 +23,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
+from mrcnn_trt.engine.archs import parse_trt_version
 from mrcnn_trt.errors import UserError
 from mrcnn_trt.fileio import write_bytes_atomic
 
@@ -107,8 +108,6 @@ class CacheHeader:
 
 def _same_trt(a: str, b: str) -> bool:
     """Same TensorRT release (major.minor.patch; the build number may differ)."""
-    from mrcnn_trt.engine.archs import parse_trt_version
-
     try:
         return parse_trt_version(a) == parse_trt_version(b)
     except ValueError:

@@ -29,8 +29,9 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mrcnn_trt.engine.cuda_mem import DeviceBuffer, open_cuda
+from mrcnn_trt.engine.families import import_tensorrt
 from mrcnn_trt.errors import UserError
-
 from mrcnn_trt.runtime.batcher import as_pairs, pad_batch
 
 from .calib_cache import CALIBRATORS, CacheHeader, load_checked, write_cache
@@ -93,8 +94,6 @@ class _Base:
             for name, a in zip(names, arrays):
                 buf = self._buffers.get(name)
                 if buf is None or buf.nbytes < a.nbytes:
-                    from mrcnn_trt.engine.cuda_mem import DeviceBuffer
-
                     buf = DeviceBuffer(self.cuda, a.shape, a.dtype)
                     self._buffers[name] = buf
                 self.cuda.htod(buf.ptr, a, self._stream)
@@ -142,8 +141,6 @@ def make_calibrator(batches: Optional[Iterable], *, batch: int, image_size: int,
     if kind not in CALIBRATORS:
         raise UserError(f"calibrator must be one of {', '.join(CALIBRATORS)}, got {kind!r}")
     if trt is None:
-        from mrcnn_trt.engine.families import import_tensorrt
-
         trt = import_tensorrt()
     base_name = {"entropy2": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}[kind]
     base = getattr(trt, base_name, None)
@@ -155,8 +152,6 @@ def make_calibrator(batches: Optional[Iterable], *, batch: int, image_size: int,
     if batches is None and not (cache_path and os.path.isfile(cache_path)):
         raise UserError("INT8 calibration needs calibration images or an existing calibration cache")
     if cuda is None and batches is not None and not (cache_path and os.path.isfile(cache_path)):
-        from mrcnn_trt.engine.cuda_mem import open_cuda
-
         cuda = open_cuda()
 
     class Calibrator(_Base, base):

@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+import mrcnn_trt.plugins as pkg
+from mrcnn_trt.errors import UserError
 from mrcnn_trt.plugins import loader
 
 from .archs import FAMILY_NAMES, RTX, TENSORRT, parse_trt_version
@@ -42,8 +44,6 @@ _TAG_RE = re.compile(rb"mrcnn_trt_plugins_build: ([^;\x00]*);")
 
 def default_dir(family: str) -> str:
     """``<mrcnn_trt.plugins>/lib/<family>``: where mrcnn-build-plugins writes and the builder looks."""
-    import mrcnn_trt.plugins as pkg
-
     return os.path.join(os.path.dirname(os.path.abspath(pkg.__file__)), "lib", family)
 
 
@@ -175,8 +175,6 @@ def _name_resolvable(name: str) -> bool:
 def open_library(family: Family, path: Optional[str] = None) -> PluginLibrary:
     """Find, check and load the plugin library for ``family`` (its creators
     register in that family's plugin registry)."""
-    from mrcnn_trt.errors import UserError
-
     lib_path = find(family.name, path)
     tag = read_build_tag(lib_path)
     if tag or family.name == RTX:

@@ -20,7 +20,7 @@ import os
 from typing import Iterable, List, Optional, Tuple
 
 from mrcnn_trt.errors import UserError
-from mrcnn_trt.fileio import read_json, sidecar_path, verify_model_digest
+from mrcnn_trt.fileio import read_sidecar_of, verify_model_digest
 
 from .archs import FAMILY_NAMES, TENSORRT, arch_name, parse_arch, parse_trt_version
 from .errors import GpuMismatch, PlanMismatch, SidecarMismatch
@@ -39,14 +39,9 @@ def check_onnx_sidecar(onnx_path: str, sidecar: Optional[dict] = None, *, onnx_s
     if not os.path.isfile(onnx_path):
         raise UserError(f"ONNX model not found: {onnx_path}")
     if sidecar is None:
-        sp = sidecar_path(onnx_path)
-        if not os.path.isfile(sp):
-            raise SidecarMismatch(f"{sp} not found: export the model with mrcnn-export, which writes the sidecar "
-                                  f"(image size, classes, preprocessing) next to the .onnx")
-        try:
-            sidecar = read_json(sp)
-        except UserError as e:   # missing, not UTF-8, not JSON, nested too deeply
-            raise SidecarMismatch(f"the sidecar of {onnx_path} is unusable ({e}); re-export the model") from None
+        sidecar = read_sidecar_of(onnx_path, error=SidecarMismatch, unusable="re-export the model",
+                                  missing="{sidecar} not found: export the model with mrcnn-export, which writes the "
+                                          "sidecar (image size, classes, preprocessing) next to the .onnx")
     if not isinstance(sidecar, dict):
         raise SidecarMismatch(f"sidecar of {onnx_path} is not a JSON object")
     try:
@@ -97,14 +92,9 @@ def plan_family(side: dict) -> Tuple[str, str]:
 
 
 def read_plan_sidecar(plan_path: str) -> dict:
-    sp = sidecar_path(plan_path)
-    if not os.path.isfile(sp):
-        raise PlanMismatch(f"{plan_path} has no sidecar {sp}: build plans with mrcnn-build-engine, which records the "
-                           f"TensorRT release and GPU architectures they need")
-    try:
-        side = read_json(sp)
-    except UserError as e:
-        raise PlanMismatch(f"the sidecar of {plan_path} is unusable ({e}); rebuild it with mrcnn-build-engine") from None
+    side = read_sidecar_of(plan_path, error=PlanMismatch, unusable="rebuild it with mrcnn-build-engine",
+                           missing="{path} has no sidecar {sidecar}: build plans with mrcnn-build-engine, which "
+                                   "records the TensorRT release and GPU architectures they need")
     if not isinstance(side, dict) or side.get("format") != PLAN_FORMAT:
         raise PlanMismatch(f"{plan_path}: sidecar is not a {PLAN_FORMAT} description; rebuild with mrcnn-build-engine")
     return side

@@ -9,15 +9,22 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 import warnings
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
+from PIL import Image
 
+from mrcnn_trt.config import CITYSCAPES_CLASS_NAMES
+from mrcnn_trt.data.cityscapes import read_instance_ids
+from mrcnn_trt.data.classmap import CITYSCAPES_LABEL_IDS, CITYSCAPES_LABEL_NAMES, cityscapes_label_map
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import write_bytes_atomic
 
-from .evaluators import (DatasetEvaluator, _check_output, _jsonable_results, _load_coco, _pairs, coco_evaluate,
+from . import cityscapes_shim, predictions
+from .evaluator_base import (SavingEvaluator, _check_output, _jsonable_results, _load_coco, _pairs, coco_evaluate,
                          encode_mask_rle)
 
 
@@ -25,8 +32,6 @@ from .evaluators import (DatasetEvaluator, _check_output, _jsonable_results, _lo
 def _open_image(path: str):
     """``PIL.Image.open`` (header only until pixels are asked for); one
     :class:`UserError` line if the file is not a readable image."""
-    from PIL import Image
-
     try:
         im = Image.open(path)
     except Exception as e:  # noqa: BLE001 - missing, not an image, a decompression bomb
@@ -39,8 +44,6 @@ def _check_pred_txt(txt: str, results_dir: str, image: Mapping[str, int]) -> Non
     """Check one saved ``<image_id>_pred.txt`` before the official tool reads it: lines
     ``masks/<file>.png <labelId> <score>``, each mask a file under ``results_dir`` of
     the image's size (header only), a Cityscapes instance label id, a finite score."""
-    from mrcnn_trt.data.classmap import CITYSCAPES_LABEL_NAMES
-
     if not os.path.isfile(txt):
         raise UserError(f"saved predictions incomplete: {txt} is missing")
     try:
@@ -80,9 +83,6 @@ def cityscapes_gt_to_coco(gt_files: Sequence[str], image_ids: Sequence[str]) -> 
     """
     from pycocotools import mask as mask_utils
 
-    from mrcnn_trt.data.cityscapes import read_instance_ids
-    from mrcnn_trt.data.classmap import CITYSCAPES_LABEL_IDS
-
     label_ids = set(CITYSCAPES_LABEL_IDS.values())
     images, anns = [], []
     for n, (path, iid) in enumerate(zip(gt_files, image_ids), start=1):
@@ -105,7 +105,7 @@ def cityscapes_gt_to_coco(gt_files: Sequence[str], image_ids: Sequence[str]) -> 
             "annotations": anns, "categories": cats}
 
 
-class CityscapesEvaluator(DatasetEvaluator):
+class CityscapesEvaluator(SavingEvaluator):
     """The official Cityscapes instance-level evaluation (``cityscapesscripts`` 2.3.0:
     AP over overlaps 0.50:0.95 and AP at 0.5, GT instances < 100 px and group / void
     regions ignored), restricted to the processed images.
@@ -140,9 +140,6 @@ class CityscapesEvaluator(DatasetEvaluator):
     def __init__(self, gt_root, split: str = "val", output_dir: Optional[str] = None,
                  label_map: Optional[Mapping[int, int]] = None, class_names: Optional[Sequence[str]] = None,
                  coco_metrics: bool = True):
-        from mrcnn_trt.config import CITYSCAPES_CLASS_NAMES
-        from mrcnn_trt.data.classmap import CITYSCAPES_LABEL_NAMES, cityscapes_label_map
-
         if hasattr(gt_root, "root") and hasattr(gt_root, "split"):
             gt_root, split = gt_root.root, gt_root.split
         self.gt_root = os.fspath(gt_root)
@@ -175,16 +172,12 @@ class CityscapesEvaluator(DatasetEvaluator):
         return os.path.join(self.gt_root, "gtFine", self.split, city, f"{image_id}_gtFine_instanceIds.png")
 
     def _start_results(self) -> None:
-        import shutil
-
         if os.path.isdir(self.results_dir):
             shutil.rmtree(self.results_dir)
         os.makedirs(os.path.join(self.results_dir, "masks"), exist_ok=True)
         self._fresh = True
 
     def process(self, samples, outputs) -> None:
-        from PIL import Image
-
         if not self._fresh:
             self._start_results()
         for image_id, out in _pairs(samples, outputs):
@@ -228,8 +221,6 @@ class CityscapesEvaluator(DatasetEvaluator):
         """Write the manifest ``output_dir/predictions.json`` (:mod:`.predictions`) next to
         the official prediction files of ``results/`` (written by :meth:`process`), with
         the COCO-style results of the same detections; returns its path."""
-        from . import predictions
-
         res = [r for iid in self._image_ids for r in self._coco_results[iid]]
         self.predictions_path = predictions.write_manifest(
             self.output_dir, "cityscapes", self._image_ids, split=self.split,
@@ -243,8 +234,6 @@ class CityscapesEvaluator(DatasetEvaluator):
         manifest) instead of :meth:`process` calls: the official evaluation reads the
         ``*_pred.txt`` files where they are (checked first), the COCO-style metrics use
         the saved results."""
-        from . import predictions
-
         man = predictions.read_predictions(path, "cityscapes")
         results_dir = os.path.join(os.path.dirname(os.path.abspath(path)), str(man.get("results_dir") or "results"))
         ids = [str(i) for i in man["image_ids"]]
@@ -260,7 +249,6 @@ class CityscapesEvaluator(DatasetEvaluator):
         results = man.get("results") or []
         if not isinstance(results, list):
             raise UserError(f"{path}: 'results' is not a list")
-        from mrcnn_trt.data.classmap import CITYSCAPES_LABEL_NAMES
 
         predictions.check_results(results, images, set(CITYSCAPES_LABEL_NAMES), True, path)
         label_map = man.get("label_map") or {}
@@ -280,15 +268,9 @@ class CityscapesEvaluator(DatasetEvaluator):
         self._num_dets = int(man.get("num_detections") or len(results))
         self._dropped = int(man.get("num_dropped_detections") or 0)
 
-    def evaluate(self) -> dict:
-        from mrcnn_trt.data.classmap import CITYSCAPES_LABEL_NAMES
-
-        from . import cityscapes_shim
-
-        if not self._image_ids:
-            warnings.warn("CityscapesEvaluator.evaluate() called without processed images")
-            return {}
-        self.save_predictions()   # first: a failed or interrupted scoring step loses nothing
+    def score(self) -> dict:
+        """The official Cityscapes numbers (+ COCO-style AP) of the saved predictions
+        (:meth:`evaluate` saves them first)."""
         run = cityscapes_shim.run(self._gt_files, self.results_dir, self.output_dir)
         self.log = run.log
         avg = run.result["averages"]
@@ -306,8 +288,6 @@ class CityscapesEvaluator(DatasetEvaluator):
             "results_dir": self.results_dir, "export_file": run.export_file,
         }
         if self.coco_metrics:
-            from mrcnn_trt.fileio import write_bytes_atomic
-
             gt = cityscapes_gt_to_coco(self._gt_files, self._image_ids)
             gt_path = os.path.join(self.output_dir, "coco_gt.json")
             write_bytes_atomic(gt_path, json.dumps(gt).encode())

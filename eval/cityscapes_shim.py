@@ -44,6 +44,8 @@ from typing import List, Sequence
 
 import numpy as np
 
+from mrcnn_trt.errors import UserError
+
 _LOCK = threading.Lock()
 _MODULE = None
 
@@ -95,8 +97,6 @@ def load_module():
         try:
             from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling as m
         except ImportError as e:  # pragma: no cover - dependency missing
-            from mrcnn_trt.errors import UserError
-
             raise UserError(f"the Cityscapes evaluation needs cityscapesscripts==2.3.0 ({e}); "
                             f"install the project with `pip install -e .`") from None
         m.np = _NumpyCompat()

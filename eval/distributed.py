@@ -29,7 +29,8 @@ import numpy as np
 
 from ..distributed import DistContext, gather_objects
 from ..runtime.batcher import select_indices
-from .evaluators import DatasetEvaluator
+from .evaluate import evaluate
+from .evaluator_base import DatasetEvaluator
 
 
 def pack_result(r: Dict[str, Any]) -> Dict[str, Any]:
@@ -87,8 +88,6 @@ def evaluate_sharded(ctx: DistContext, runner, dataset, evaluator: Optional[Data
     arguments; ``evaluator`` is used on rank 0 only, pass None elsewhere).
     Returns the metrics on rank 0, and this rank's own numbers (no AP) on the
     others."""
-    from .evaluate import evaluate
-
     collector = ShardCollector()
     local = evaluate(runner, dataset, collector, batch_size=batch_size, limit=limit,
                      out_dir=out_dir if ctx.is_main else None, save_vis=save_vis if ctx.is_main else 0,

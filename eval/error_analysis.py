@@ -40,6 +40,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mrcnn_trt.errors import UserError
+
+from .evaluator_base import run_cocoeval
+
 IOU_TYPES = ("segm", "bbox")
 #: TIDE main error types, in TIDE's order, with a readable name
 TIDE_ERRORS: Dict[str, str] = {
@@ -56,8 +60,6 @@ MISSED = "missed"
 
 def require_tidecv():
     """Import ``tidecv``; a clear :class:`~mrcnn_trt.errors.UserError` when it is missing."""
-    from mrcnn_trt.errors import UserError
-
     try:
         import tidecv  # noqa: F401
     except ImportError as e:
@@ -465,8 +467,6 @@ class CocoCurves:
 
 def coco_curves(data: EvalData, iou_type: str = "segm") -> CocoCurves:
     """Per-class PR curves and AP by object size with pycocotools (the evaluators' COCOeval)."""
-    from .evaluators import run_cocoeval
-
     ev, _ = run_cocoeval(data.coco(), data.det_results(), data.image_ids, iou_type)
     prec = ev.eval["precision"]   # [T, R, K, A, M]
     ious = list(np.round(ev.params.iouThrs, 2))

@@ -31,9 +31,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..cli import progress as progress_bar
+from ..data.classmap import CITYSCAPES_LABEL_NAMES
 from ..errors import UserError
 from ..fileio import atomic_path
 from ..runtime.batcher import ImageBatcher
+from ..runtime.pipeline import run_pipelined
+from ..runtime.runners import unmold_outputs
+from ..visualize import draw_detections
+from .predictions import find_predictions
 
 #: what a failing scoring step may raise on bad ground truth or predictions (pycocotools
 #: asserts, cityscapesscripts' errors are RuntimeErrors): one error line, not a traceback
@@ -55,7 +61,7 @@ def picture_class_names(evaluator, class_names: Sequence[str]) -> List[str]:
     (and for classes the evaluation drops)."""
     label_map = getattr(evaluator, "label_map", None)       # Cityscapes: model id -> label id
     if label_map:
-        from ..data.classmap import CITYSCAPES_LABEL_NAMES as target_names
+        target_names = CITYSCAPES_LABEL_NAMES
     else:                                                    # COCO: model id -> category id
         label_map = getattr(evaluator, "class_map", None) or {}
         coco = getattr(evaluator, "coco", None)
@@ -93,10 +99,6 @@ def evaluate(runner, dataset, evaluator, batch_size: int = 1, limit: Optional[in
 
     ``shard=(rank, world_size)``: only every ``world_size``-th of those images,
     from position ``rank`` (one rank of a job: :mod:`mrcnn_trt.eval.distributed`)."""
-    from ..cli import progress as progress_bar
-    from ..runtime.pipeline import run_pipelined
-    from ..runtime.runners import unmold_outputs
-
     evaluator.reset()
     batcher = ImageBatcher(dataset, runner.config, batch_size=batch_size, limit=limit)
     if shard is not None:
@@ -129,8 +131,6 @@ def evaluate(runner, dataset, evaluator, batch_size: int = 1, limit: Optional[in
         image_ids = [dataset.image_id(i) for i in b.indices]
         evaluator.process(image_ids, results)
         if vis_dir and state["vis"] < save_vis:
-            from ..visualize import draw_detections
-
             for img, r, i in zip(b.originals, results, b.indices):
                 if state["vis"] >= save_vis:
                     break
@@ -199,8 +199,6 @@ def rescore(evaluator, predictions: str) -> Dict:
     ``evaluator`` (a :class:`~.evaluators.COCOEvaluator` or
     :class:`~.cityscapes_eval.CityscapesEvaluator` of the same ground truth): the same
     metrics as the run that saved them, without inference."""
-    from .predictions import find_predictions
-
     kind = "cityscapes" if hasattr(evaluator, "gt_root") else "coco"
     path = find_predictions(predictions, kind)
     evaluator.load_predictions(path)

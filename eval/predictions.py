@@ -27,7 +27,9 @@ import math
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from mrcnn_trt.data.coco_checks import Batch, rle_problem
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import read_json, write_json_atomic
 
 FORMAT = "mrcnn-predictions/1"
 MANIFEST = "predictions.json"
@@ -36,8 +38,6 @@ COCO_RESULTS = "coco_instances_results.json"
 
 def write_manifest(folder: str, dataset: str, image_ids: Sequence, **fields) -> str:
     """Write ``folder/predictions.json`` (atomically, after the predictions); returns its path."""
-    from mrcnn_trt.fileio import write_json_atomic
-
     path = os.path.join(folder, MANIFEST)
     write_json_atomic(path, {"format": FORMAT, "dataset": dataset, "image_ids": list(image_ids), **fields})
     return path
@@ -61,8 +61,6 @@ def find_predictions(path: str, dataset: str) -> str:
 def read_predictions(path: str, dataset: str) -> Dict[str, Any]:
     """The manifest at ``path`` (checked against ``dataset``), or for COCO a plain
     results list as ``{"dataset": "coco", "results": [...], "image_ids": None}``."""
-    from mrcnn_trt.fileio import read_json
-
     data = read_json(path)
     if isinstance(data, list):
         if dataset != "coco":
@@ -89,8 +87,6 @@ def _is_number(v) -> bool:
 def result_problem(r, images: Mapping[Any, dict], category_ids, segm: bool, batch=None) -> Optional[str]:
     """What is wrong with one COCO result dict, or None. ``images``: image id ->
     ``{"height", "width"}``; ``batch``: see :func:`mrcnn_trt.data.coco_checks.rle_problem`."""
-    from mrcnn_trt.data.coco_checks import rle_problem
-
     if not isinstance(r, dict):
         return "is not a JSON object"
     img = images.get(r.get("image_id")) if isinstance(r.get("image_id"), (int, str)) else None
@@ -115,8 +111,6 @@ def result_problem(r, images: Mapping[Any, dict], category_ids, segm: bool, batc
 def check_results(results: List, images: Mapping[Any, dict], category_ids, segm: bool, where: str) -> None:
     """One :class:`UserError` line for the first bad result of ``results`` (see
     :func:`result_problem`; compressed RLE strings are checked all at once)."""
-    from mrcnn_trt.data.coco_checks import Batch
-
     batch = Batch()
     for n, r in enumerate(results):
         batch.owner = f"result {n}"

@@ -33,6 +33,7 @@ import contextlib
 import logging
 import os
 import time
+import warnings
 from typing import Optional
 
 import torch
@@ -40,9 +41,11 @@ import torch
 from ..config import Config
 from ..errors import UserError
 from ..fileio import atomic_path, sha256_file, sidecar_path, write_json_atomic
+from ..plugins.onnx_schemas import register_schemas
 from ..plugins.opdefs import DOMAIN, OP_DEFS, OP_VERSION, output_shapes
 from ..model.backends import TorchOps
 from ..model.molding import MOLDING_VERSION
+from .standardize import expand_custom_nodes
 
 OPSET = 17          # written opset: TensorRT 8.6's parser supports up to 17
 EXPORT_OPSET = 18   # torch 2.13's exporter emits 18; downgrade_opset() rewrites the few ops that differ
@@ -159,8 +162,6 @@ def export_onnx(model, path: str, batch: int = 1, flavor: str = "trt", weights_p
         n = torch.export.Dim("batch", min=1, max=batch)
         dynamic_shapes = {"images": {0: n}, "windows": {0: n}}
     try:
-        import warnings
-
         with warnings.catch_warnings(), quiet_torch_logs():
             warnings.simplefilter("ignore")
             prog = torch.onnx.export(_ExportWrapper(model), (images, windows), dynamo=True, opset_version=EXPORT_OPSET,
@@ -214,8 +215,6 @@ def finalize_model(proto, flavor: str):
     import onnx
 
     try:
-        from ..plugins.onnx_schemas import register_schemas
-
         register_schemas()
     except ImportError:  # schemas only add shape inference for the custom nodes
         pass
@@ -230,8 +229,6 @@ def finalize_model(proto, flavor: str):
             proto.opset_import.append(onnx.helper.make_opsetid(d, v))
     proto.ir_version = IR_VERSION
     if flavor == "standard":
-        from .standardize import expand_custom_nodes
-
         proto = expand_custom_nodes(proto)
         proto.ir_version = IR_VERSION
     onnx.checker.check_model(proto, full_check=True)

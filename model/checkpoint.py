@@ -12,6 +12,7 @@ would run code is refused, never executed.
 """
 from __future__ import annotations
 
+import importlib.resources as ir
 import os
 import pickle
 import warnings
@@ -22,6 +23,7 @@ import torch
 from ..config import Config, preset
 from ..errors import UserError
 from ..fileio import atomic_path
+from .maskrcnn import MaskRCNN
 
 FORMAT = "mrcnn-trt/1"
 OPTIONAL_SUFFIX = "num_batches_tracked"
@@ -173,8 +175,6 @@ def config_from_checkpoint(extra: dict, sd: Dict[str, torch.Tensor], config: Opt
 
 
 def build_model(config: str | Config = "coco", ops_backend: str = "native"):
-    from .maskrcnn import MaskRCNN
-
     cfg = preset(config) if isinstance(config, str) else config
     return MaskRCNN(cfg, ops_backend=ops_backend)
 
@@ -183,7 +183,6 @@ def build_model(config: str | Config = "coco", ops_backend: str = "native"):
 def shipped_model_path() -> str:
     """Path of the small model trained on synthetic shapes (shipped with the package)."""
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "assets", "shapes_r14.pth")
-    import importlib.resources as ir
 
     try:
         p = ir.files("mrcnn_trt") / "assets" / "shapes_r14.pth"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import List, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -98,7 +99,6 @@ def nms(boxes: Tensor, scores: Tensor, threshold: float, max_keep: int | None = 
     order = sort_scores_desc(scores)
     b = boxes[order].float()
     over = (box_iou_plus1(b, b) > torch.tensor(threshold, dtype=torch.float32)).cpu().numpy()
-    import numpy as np
 
     suppressed = np.zeros(k, dtype=bool)
     keep: List[int] = []

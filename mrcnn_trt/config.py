@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Tuple
 
 from .errors import UserError
+from .fileio import check_regular_file, read_json_object
 
 #: Largest IMAGE_MAX_DIM (the network input square): Cityscapes' full width. Larger inputs
 #: only exhaust memory in the anchors and feature maps after a long export or start-up.
@@ -241,8 +242,6 @@ class Config:
 
     @classmethod
     def from_json(cls, path: str) -> "Config":
-        from .fileio import check_regular_file, read_json_object   # one line for any unreadable file
-
         check_regular_file(path, what="config file")
         return cls.from_overrides(read_json_object(path, "config file"))
 

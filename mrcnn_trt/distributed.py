@@ -33,11 +33,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterator, List, Optional, Sequence
 
 from .cli import Terminated
 from .errors import EXIT_PEER_LOST, UserError
+from .threads import default_threads
 
 #: environment variables torchrun sets for every worker
 LAUNCH_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -149,8 +151,6 @@ def _first_signal_only() -> None:
     started (saying which epoch is kept, scoring the images done). torchrun
     kills a worker that is still running 30 s later; ``run_main`` restores the
     handlers when the command returns."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return
     fired: List[int] = []
@@ -187,7 +187,6 @@ def threads_per_rank(ctx: DistContext) -> Optional[int]:
     command's own default, :func:`mrcnn_trt.threads.default_threads`)."""
     if not ctx.enabled:
         return None
-    from .threads import default_threads
 
     return max(1, default_threads() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 

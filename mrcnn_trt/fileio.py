@@ -9,14 +9,18 @@ process are cleaned up by the next write into that folder.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 import stat
 import tempfile
 import time
 from typing import Any, Iterator, List
+
+import numpy as np
 
 from .errors import UserError
 
@@ -193,18 +197,11 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 
 
 def _json_default(o: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
     if hasattr(o, "__dataclass_fields__"):
-        import dataclasses
-
         return dataclasses.asdict(o)
     if isinstance(o, (set, tuple)):
         return list(o)
@@ -213,23 +210,16 @@ def _json_default(o: Any) -> Any:
 
 def json_safe(obj: Any) -> Any:
     """Replace NaN/inf floats by None (strict JSON that any tool can read)."""
-    import math
-
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
         return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
-    try:
-        import numpy as np
-
-        if isinstance(obj, np.generic):
-            return json_safe(obj.item())
-        if isinstance(obj, np.ndarray):
-            return json_safe(obj.tolist())
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(obj, np.generic):
+        return json_safe(obj.item())
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
     return obj
 
 
@@ -284,6 +274,21 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 def sidecar_path(path: str | os.PathLike) -> str:
     """``model.onnx`` -> ``model.onnx.json``."""
     return os.fspath(path) + ".json"
+
+
+def read_sidecar_of(path: str | os.PathLike, *, missing: str, unusable: str, error=UserError,
+                    reader=read_json) -> Any:
+    """The JSON sidecar of the artifact at ``path`` (:func:`sidecar_path`), read by
+    ``reader``; one ``error`` line when it is absent (``missing``, which may name
+    ``{path}`` and ``{sidecar}``) or unreadable ("the sidecar of <path> is unusable
+    (<why>); ``unusable``")."""
+    sp = sidecar_path(path)
+    if not os.path.isfile(sp):
+        raise error(missing.format(path=path, sidecar=sp))
+    try:
+        return reader(sp)
+    except UserError as e:   # missing, not UTF-8, not JSON, nested too deeply, not an object
+        raise error(f"the sidecar of {path} is unusable ({e}); {unusable}") from None
 
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")

@@ -14,9 +14,15 @@ the image instead of stopping.
 """
 from __future__ import annotations
 
+import os
+import re
+import warnings
+
 import numpy as np
+from PIL import Image
 
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import check_regular_file
 
 #: Largest image read, in pixels: Pillow's decompression-bomb threshold (89.5 million, e.g.
 #: 9459 x 9459); a larger image is refused from its header, before it is decoded.
@@ -64,13 +70,6 @@ def load_rgb_image(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     file, larger than ``max_pixels``, or not decodable (whatever the decoder
     raised); nothing else.
     """
-    import os
-    import warnings
-
-    from PIL import Image
-
-    from mrcnn_trt.fileio import check_regular_file
-
     name = path
     if isinstance(path, (str, os.PathLike)):
         name = check_regular_file(path, what="image")
@@ -90,8 +89,6 @@ def load_rgb_image(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except FileNotFoundError:
         raise UserError(f"image not found: {name}") from None
     except Image.DecompressionBombError as e:   # Pillow refuses it from the header, in Image.open
-        import re
-
         n = re.search(r"\((\d+) pixels\)", str(e))
         raise UserError(f"image {name} is too large: {n.group(1) if n else 'over 2x' + str(max_pixels)} pixels "
                         f"(at most {max_pixels} are read)") from None

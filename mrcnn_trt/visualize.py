@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from numpy.lib.stride_tricks import sliding_window_view
 
 #: pictures are enlarged (integer factor, at most MAX_SCALE) until their longer side is at least this
 MIN_DISPLAY_SIDE = 640
@@ -108,8 +109,6 @@ def line_width(height: int, width: int) -> int:
 def _square_filter(mask: np.ndarray, px: int, reduce) -> np.ndarray:
     """``reduce`` (np.all: erosion, np.any: dilation) over the (2 px + 1)^2 square around each
     pixel, outside the array counting as empty; separable: rows, then columns."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
     k = 2 * px + 1
     padded = np.pad(mask, px, constant_values=False)
     rows = reduce(sliding_window_view(padded, k, axis=1), axis=-1)

@@ -1,6 +1,6 @@
 """The three custom ops as PyTorch operators: ``torch.ops.mrcnn.*``.
 
-Registered when ``mrcnn_trt.plugins`` is imported, with ``torch.library``:
+Registered when ``mrcnn_trt.plugins.torch_ops`` is imported, with ``torch.library``:
 
 * ``torch.ops.mrcnn.pyramid_roi_align(boxes, P2, P3, P4, P5, pooled_size, image_size, canonical_size,
   canonical_level) -> crops``

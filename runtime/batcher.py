@@ -30,7 +30,10 @@ from typing import Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from mrcnn_trt.cli import progress as progress_bar
+from mrcnn_trt.data import open_dataset
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.model.molding import mold_batch
 
 
 @dataclass
@@ -62,8 +65,6 @@ class ImageBatcher:
     def __init__(self, source, config, batch_size: int = 1, limit: Optional[int] = None,
                  sample: Optional[int] = None, shuffle: bool = False, seed: int = 0, split: str = "val",
                  skip_unreadable: bool = True, progress: Optional[str] = None):
-        from mrcnn_trt.data import open_dataset
-
         if batch_size < 1:
             raise UserError("batch size must be >= 1")
         self.dataset = open_dataset(source, split=split) if isinstance(source, str) else source
@@ -88,8 +89,6 @@ class ImageBatcher:
         """Read and mold the images ``indices`` (unreadable ones are skipped and
         recorded in :attr:`skipped`, or raise without ``skip_unreadable``);
         None when none could be read."""
-        from mrcnn_trt.model.molding import mold_batch
-
         idx, ims = [], []
         for i in indices:
             try:
@@ -110,8 +109,6 @@ class ImageBatcher:
         return [self.indices[s:s + self.batch_size] for s in range(0, len(self.indices), self.batch_size)]
 
     def __iter__(self) -> Iterator[Batch]:
-        from mrcnn_trt.cli import progress as progress_bar
-
         chunks = self.chunks()
         if self.progress:
             chunks = progress_bar(chunks, total=len(chunks), desc=self.progress, unit="batch")

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mrcnn_trt.errors import UserError
-from mrcnn_trt.fileio import sha256_file, verify_model_digest
+from mrcnn_trt.fileio import check_regular_file, sha256_file, verify_model_digest
+from mrcnn_trt.plugins.ort import CustomOpsUnavailable, make_session
 
 from .onnx_sidecar import read_sidecar, sidecar_problems
 
@@ -44,8 +45,6 @@ def error_detail(e: BaseException, limit: int = 300) -> str:
 
 def check_model_file(path: str, what: str = "ONNX model") -> str:
     """Exists and is a regular file (folders, FIFOs, devices are refused unopened)."""
-    from mrcnn_trt.fileio import check_regular_file
-
     return check_regular_file(path, what=what)
 
 
@@ -102,8 +101,6 @@ def check_external_data(proto, path: str) -> None:
 def session_errors(name: str) -> Iterator[None]:
     """Turn any failure of creating an ONNX Runtime session for ``name`` into one
     :class:`ModelFileError` line (for code that builds its own session)."""
-    from mrcnn_trt.plugins.ort import CustomOpsUnavailable
-
     try:
         yield
     except UserError:
@@ -121,8 +118,6 @@ def onnx_session(model, threads: int = 2, providers: Optional[Sequence[str]] = N
     """An ``onnxruntime.InferenceSession`` (the ``mrcnn`` custom ops registered,
     :func:`mrcnn_trt.plugins.ort.make_session`) for a path, bytes or ModelProto;
     any load failure -> :class:`ModelFileError`."""
-    from mrcnn_trt.plugins.ort import make_session
-
     if isinstance(model, (str, os.PathLike)):
         model = check_model_file(os.fspath(model))
         name = name or model

@@ -9,22 +9,16 @@ Used by the ONNX Runtime runner (:mod:`.runners`) and the one model loader
 """
 from __future__ import annotations
 
-import os
 from typing import Dict, List, Sequence
 
 from mrcnn_trt.config import Config
 from mrcnn_trt.errors import UserError
-from mrcnn_trt.fileio import read_json_object, sidecar_path
+from mrcnn_trt.fileio import read_json_object, read_sidecar_of
 
 
 def read_sidecar(path: str) -> dict:
-    sp = sidecar_path(path)
-    if not os.path.isfile(sp):
-        raise UserError(f"{path} has no sidecar {sp}; export it with mrcnn-export")
-    try:
-        return read_json_object(sp, "sidecar")
-    except UserError as e:
-        raise UserError(f"the sidecar of {path} is unusable ({e}); re-export the model") from None
+    return read_sidecar_of(path, missing="{path} has no sidecar {sidecar}; export it with mrcnn-export",
+                           unusable="re-export the model", reader=lambda sp: read_json_object(sp, "sidecar"))
 
 
 def sidecar_problems(side: dict, inputs: Dict[str, Sequence], outputs: Dict[str, Sequence]) -> List[str]:

@@ -9,11 +9,12 @@
 """
 from __future__ import annotations
 
+import numpy as np
+
 
 def result_to_json(result, class_names, path: str) -> dict:
     """One ``detect`` dict (``rois [M,4]``, ``class_ids [M]``, ``scores [M]``,
     ``masks [H,W,M] uint8``) -> the JSON object above; ``path`` names the image."""
-    import numpy as np
     from pycocotools import mask as mask_util
 
     dets = []

@@ -23,6 +23,7 @@ import re
 from typing import Dict, Iterator, List
 
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.plugins.ort import make_session
 
 #: ONNX Runtime type of each tensor the repository's configs declare
 FLOAT, INT32, INT64 = "tensor(float)", "tensor(int32)", "tensor(int64)"
@@ -111,8 +112,6 @@ def check_onnx_model(path: str, sidecar: dict, *, backend: str, image_size: int,
         raise UserError(f"{name} keeps {len(external)} tensor(s) ({external[0]}, ...) in external data files, which "
                         f"a repository does not carry: export the model as one file")
     del proto
-
-    from mrcnn_trt.plugins.ort import make_session
 
     try:
         session = make_session(path, threads=1, spinning=False)

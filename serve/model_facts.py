@@ -14,7 +14,12 @@ import re
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
+from mrcnn_trt.config import Config
+from mrcnn_trt.engine.archs import arch_name, parse_arch, parse_trt_version
+from mrcnn_trt.engine.gpu import visible_compute_capabilities
+from mrcnn_trt.engine.sidecars import PLAN_FORMAT, check_onnx_sidecar, read_plan_sidecar
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import sha256_file
 
 BACKENDS = ("python", "onnxruntime", "tensorrt")
 
@@ -84,8 +89,6 @@ class ModelFacts:
 
 def read_model(path: str) -> ModelFacts:
     """Read and check the sidecar of an ``.onnx`` (mrcnn-export) or ``.plan`` (mrcnn-build-engine)."""
-    from mrcnn_trt.engine.sidecars import check_onnx_sidecar
-
     if not path or not os.path.isfile(path):
         raise RepositoryError(f"model not found: {path}")
     ext = os.path.splitext(path)[1].lower()
@@ -105,8 +108,6 @@ def read_model(path: str) -> ModelFacts:
     if not isinstance(config, dict):
         raise RepositoryError(f"the sidecar of {path} has no model config; re-export / rebuild it")
     try:
-        from mrcnn_trt.config import Config
-
         cfg = Config.from_dict(config)
     except (UserError, TypeError, ValueError, KeyError, AttributeError) as e:
         raise RepositoryError(f"the sidecar of {path} holds an invalid config: {e}") from None
@@ -121,9 +122,6 @@ def read_model(path: str) -> ModelFacts:
 
 def _check_plan_file(path: str) -> dict:
     """The plan sidecar exists, is ours and describes this very file."""
-    from mrcnn_trt.engine.sidecars import PLAN_FORMAT, read_plan_sidecar
-    from mrcnn_trt.fileio import sha256_file
-
     try:
         side = read_plan_sidecar(path)
     except UserError as e:
@@ -157,9 +155,6 @@ def check_plan_target(facts: ModelFacts, arch: Optional[str], trt_version: Optio
     not given, this machine's GPU and TensorRT are used if present. Returns the
     (arch, TensorRT version) checked against.
     """
-    from mrcnn_trt.engine.archs import arch_name, parse_arch, parse_trt_version
-    from mrcnn_trt.engine.gpu import visible_compute_capabilities
-
     side = facts.sidecar
     name = os.path.basename(facts.path)
     if plan_family(side) != "tensorrt":

@@ -8,14 +8,15 @@ written) and imports the model class from :mod:`mrcnn_trt.serve.python_models`.
 from __future__ import annotations
 
 import os
+import site
 import sys
 from typing import List
+
+import mrcnn_trt
 
 
 def environment_site_dirs() -> List[str]:
     """Folders that make this environment's packages importable (site-packages + user site)."""
-    import site
-
     dirs = list(site.getsitepackages())
     if site.ENABLE_USER_SITE:
         dirs.append(site.getusersitepackages())
@@ -25,8 +26,6 @@ def environment_site_dirs() -> List[str]:
 def model_py(class_name: str) -> str:
     """The ``model.py`` of a Python-backend model: make this environment importable, then
     import the model class from :mod:`mrcnn_trt.serve.python_models`."""
-    import mrcnn_trt
-
     py = tuple(sys.version_info[:2])
     return f'''"""Triton Python-backend model written by `mrcnn-triton repo` (mrcnn-trt {mrcnn_trt.__version__}).
 

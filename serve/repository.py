@@ -57,7 +57,10 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import sha256_file
+from mrcnn_trt.plugins import loader, ort
 
+from .model_check import check_onnx_model
 from .model_facts import (ModelFacts, RepoOptions, RepositoryError, check_plan_target,  # noqa: F401 (public API)
                           read_model, resolve_max_batch)
 from .model_py import model_py
@@ -90,8 +93,6 @@ def model_names(name: str) -> Dict[str, str]:
 
 def plan_repository(model: str, repo: str, options: RepoOptions = RepoOptions()) -> Plan:
     """Check everything (model, sidecar, options, destination) without writing anything."""
-    from mrcnn_trt.fileio import sha256_file
-
     facts = read_model(model)
     backend = options.backend or ("tensorrt" if facts.kind == "plan" else "python")
     if facts.kind == "plan" and backend != "tensorrt":
@@ -102,15 +103,11 @@ def plan_repository(model: str, repo: str, options: RepoOptions = RepoOptions())
     mb = resolve_max_batch(facts, backend, options.max_batch)
     op_library = plugin_library = target = None
     if backend == "python" and facts.flavor == "trt":
-        from mrcnn_trt.plugins import ort
-
         if not ort.custom_ops_available():
             raise RepositoryError(f"{os.path.basename(model)} has mrcnn:: custom nodes but ONNX Runtime cannot load "
                                   f"{ort.library_path()}; reinstall the project (see plugins/README.md) or export "
                                   f"--flavor standard")
     if backend == "onnxruntime" and facts.flavor == "trt":
-        from mrcnn_trt.plugins import ort
-
         op_library = ort.library_path()
         if not os.path.isfile(op_library):
             raise RepositoryError(f"{op_library} was not built: Triton's onnxruntime backend needs it for the "
@@ -118,8 +115,6 @@ def plan_repository(model: str, repo: str, options: RepoOptions = RepoOptions())
     if backend == "tensorrt":
         target = check_plan_target(facts, options.arch, options.tensorrt)
         if facts.flavor == "trt":
-            from mrcnn_trt.plugins import loader
-
             recorded = facts.sidecar.get("plugin_library")
             try:
                 if not options.plugins and recorded and os.path.isfile(recorded):
@@ -142,7 +137,6 @@ def plan_repository(model: str, repo: str, options: RepoOptions = RepoOptions())
         raise RepositoryError(f"{repo} already has model folder(s) {', '.join(taken)}: pass --force to replace "
                               f"them, or choose another --name")
     if facts.kind == "onnx":   # last: the only check that reads the whole model
-        from .model_check import check_onnx_model
 
         try:
             check_onnx_model(facts.path, facts.sidecar, backend=backend, image_size=facts.image_size,

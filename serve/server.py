@@ -27,6 +27,8 @@ every request fails) or a crashed server is restarted, with a limit.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import importlib.util
 import os
 import re
 import shutil
@@ -45,6 +47,7 @@ from mrcnn_trt.errors import UserError
 
 from . import shm
 from .access import AdminAccess
+from .repository import TRT_LIBRARY
 
 PYTRITON_REQUIREMENT = "nvidia-pytriton==0.7.0"
 ENV_VAR = "MRCNN_TRITONSERVER"
@@ -78,8 +81,6 @@ def _full_install(binary: str) -> ServerInstall:
 def pytriton_server() -> Optional[ServerInstall]:
     """The standalone server of an installed nvidia-pytriton wheel (without importing pytriton,
     whose own dependencies are not installed)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("pytriton")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -137,8 +138,6 @@ def repository_models(repo: str) -> Dict[str, str]:
 
 def plugin_libraries(repo: str, models: Dict[str, str]) -> List[str]:
     """TensorRT plugin libraries stored beside the plans of ``tensorrt`` models."""
-    from .repository import TRT_LIBRARY
-
     libs = []
     for name, kind in models.items():
         if kind == "tensorrt":
@@ -182,8 +181,6 @@ def _die_with_parent() -> None:
     """In the child: SIGTERM when the process that started the server dies (Linux), so a
     killed client never leaves an orphan server holding its ports."""
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass

@@ -139,3 +139,41 @@ def cuda_only():
     if reason:
         pytest.skip(reason)
     return "cuda"
+
+
+def write_scenes(folder, seed: int, specs) -> list:
+    """Synthetic shapes scenes (the shipped model finds objects in them) written to
+    ``folder`` as ``scene<i>.<ext>``, one per ``(width, height, ext)`` of ``specs``; the paths."""
+    from PIL import Image
+
+    from mrcnn_trt.data.synthetic import generate
+
+    files = []
+    for i, (w, h, ext) in enumerate(specs):
+        path = os.path.join(str(folder), f"scene{i}.{ext}")
+        Image.fromarray(generate(seed, i, "val", width=w, height=h).image).save(path, quality=92)
+        files.append(path)
+    return files
+
+
+def pipeline_documents(onnx_path: str, files) -> dict:
+    """The project's in-process pipeline (ONNX Runtime + custom ops): the JSON document
+    of each image file, what a healthy server answers."""
+    import json
+
+    from mrcnn_trt.model.molding import load_image
+    from mrcnn_trt.runtime.results import result_to_json
+    from mrcnn_trt.runtime.runners import OnnxRunner, detect
+
+    runner = OnnxRunner(onnx_path)
+    return {f: json.loads(json.dumps(result_to_json(detect(runner, [load_image(f)])[0], runner.config.CLASS_NAMES, f)))
+            for f in files}
+
+
+def model_repository(onnx_path: str, folder, max_batch: int) -> str:
+    """A Triton model repository for ``onnx_path`` written to ``<folder>/repo`` (mrcnn-triton repo)."""
+    from mrcnn_trt.serve.repository import RepoOptions, write_repository
+
+    path = os.path.join(str(folder), "repo")
+    write_repository(onnx_path, path, RepoOptions(max_batch=max_batch))
+    return path

@@ -26,7 +26,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-import mrcnn_trt.plugins  # noqa: F401
+import mrcnn_trt.plugins.torch_ops  # noqa: F401  (registers torch.ops.mrcnn.*)
 from mrcnn_trt.plugins import cpu, opdefs
 from mrcnn_trt.plugins import ort as mort
 from mrcnn_trt.plugins.onnx_schemas import register_schemas

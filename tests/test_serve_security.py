@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from conftest import model_repository, pipeline_documents, write_scenes
 
 from mrcnn_trt.errors import UserError
 
@@ -33,7 +34,7 @@ except UserError as e:   # the wheel could not be installed (offline setup)
 
 from mrcnn_trt.serve.cli import main  # noqa: E402
 from mrcnn_trt.serve.client import TritonClient  # noqa: E402
-from mrcnn_trt.serve.repository import RepoOptions, write_repository  # noqa: E402
+from mrcnn_trt.serve.repository import write_repository  # noqa: E402
 
 START_TIMEOUT = 240
 
@@ -46,35 +47,18 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def repo(shipped_onnx, workdir):
-    path = str(workdir / "repo")
-    write_repository(shipped_onnx, path, RepoOptions(max_batch=4))
-    return path
+    return model_repository(shipped_onnx, workdir, max_batch=4)
 
 
 @pytest.fixture(scope="module")
 def images(workdir):
-    from PIL import Image
-
-    from mrcnn_trt.data.synthetic import generate
-
-    files = []
-    for i, (w, h) in enumerate([(320, 240), (256, 300), (300, 200)]):
-        path = str(workdir / f"scene{i}.png")
-        Image.fromarray(generate(5, i, "val", width=w, height=h).image).save(path)
-        files.append(path)
-    return files
+    return write_scenes(workdir, 5, [(320, 240, "png"), (256, 300, "png"), (300, 200, "png")])
 
 
 @pytest.fixture(scope="module")
 def expected(shipped_onnx, images):
     """Detections per image from the in-process pipeline (what a healthy server answers)."""
-    from mrcnn_trt.model.molding import load_image
-    from mrcnn_trt.runtime.results import result_to_json
-    from mrcnn_trt.runtime.runners import OnnxRunner, detect
-
-    runner = OnnxRunner(shipped_onnx)
-    out = {f: json.loads(json.dumps(result_to_json(detect(runner, [load_image(f)])[0], runner.config.CLASS_NAMES,
-                                                   f))) for f in images}
+    out = pipeline_documents(shipped_onnx, images)
     assert sum(len(d["detections"]) for d in out.values()) >= 3
     return out
 

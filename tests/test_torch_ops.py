@@ -1,6 +1,6 @@
 """The PyTorch operators torch.ops.mrcnn.* (plugins/torch_ops.py) on CPU and CUDA.
 
-* registered on ``import mrcnn_trt.plugins`` with the contract's schemas; pass
+* registered on ``import mrcnn_trt.plugins.torch_ops`` with the contract's schemas; pass
   ``torch.library.opcheck`` (schema, fake kernel, autograd registration, AOT dispatch);
 * equal, bit for bit, to the PyTorch references of model/ops.py (reference with
   correctly rounded exp/log2) in float32 and float16, ties, NaN scores,
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-import mrcnn_trt.plugins  # noqa: F401  (registers torch.ops.mrcnn.*)
+import mrcnn_trt.plugins.torch_ops  # noqa: F401  (registers torch.ops.mrcnn.*)
 from mrcnn_trt.model import ops as ref
 from mrcnn_trt.plugins import opdefs
 

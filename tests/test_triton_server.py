@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from conftest import model_repository, pipeline_documents, write_scenes
 
 from mrcnn_trt.errors import UserError
 
@@ -30,7 +31,6 @@ except UserError as e:   # the wheel could not be installed (offline setup)
     pytest.skip(f"no tritonserver: {e}", allow_module_level=True)
 
 from mrcnn_trt.serve.client import InferenceError, TritonClient, encode_batch, model_statistics  # noqa: E402
-from mrcnn_trt.serve.repository import RepoOptions, write_repository  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -45,38 +45,21 @@ def onnx_model(shipped_onnx):
 
 @pytest.fixture(scope="module")
 def images(workdir):
-    """Synthetic shapes scenes (the shipped model finds objects in them) as PNG and JPEG, two sizes."""
-    from PIL import Image
-
-    from mrcnn_trt.data.synthetic import generate
-
-    files = []
-    for i, (w, h, ext) in enumerate([(320, 240, "png"), (320, 240, "jpg"), (480, 300, "png"), (256, 384, "jpg")]):
-        path = str(workdir / f"scene{i}.{ext}")
-        Image.fromarray(generate(11, i, "val", width=w, height=h).image).save(path, quality=92)
-        files.append(path)
-    return files
+    """Synthetic shapes scenes as PNG and JPEG, two sizes."""
+    return write_scenes(workdir, 11, [(320, 240, "png"), (320, 240, "jpg"), (480, 300, "png"), (256, 384, "jpg")])
 
 
 @pytest.fixture(scope="module")
 def expected(onnx_model, images):
     """The project's pipeline in this process: JSON document per image."""
-    from mrcnn_trt.runtime.results import result_to_json
-    from mrcnn_trt.runtime.runners import OnnxRunner, detect
-    from mrcnn_trt.model.molding import load_image
-
-    runner = OnnxRunner(onnx_model)
-    docs = {f: json.loads(json.dumps(result_to_json(detect(runner, [load_image(f)])[0], runner.config.CLASS_NAMES,
-                                                    f))) for f in images}
+    docs = pipeline_documents(onnx_model, images)
     assert sum(len(d["detections"]) for d in docs.values()) >= 8   # scenes with objects, not a vacuous check
     return docs
 
 
 @pytest.fixture(scope="module")
 def repo(onnx_model, workdir):
-    path = str(workdir / "repo")
-    write_repository(onnx_model, path, RepoOptions(max_batch=8))
-    return path
+    return model_repository(onnx_model, workdir, max_batch=8)
 
 
 @pytest.fixture(scope="module")

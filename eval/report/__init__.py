@@ -36,8 +36,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from mrcnn_trt.cli import progress as progress_bar
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import read_json, write_bytes_atomic, write_json_atomic
 
+from .. import error_analysis as E
 from .document import FILES_DIR, Figure, Gallery, Section, Table, render_html, render_markdown
 from .facts import model_config, model_precision, run_facts
 from .galleries import write_galleries
@@ -71,11 +74,6 @@ def write_report(out_dir: str, dataset, config=None, score_thresh: float = 0.5,
     dataset (images for the galleries, COCO ground truth); ``config`` the model's config
     (default: from its sidecar or checkpoint). ``score_thresh``: detections counted in the
     confusion matrix."""
-    from mrcnn_trt.cli import progress as progress_bar
-    from mrcnn_trt.fileio import read_json, write_bytes_atomic, write_json_atomic
-
-    from .. import error_analysis as E
-
     E.require_tidecv()
     metrics = read_json(os.path.join(out_dir, "metrics.json"))
     if not metrics.get("num_images"):

@@ -7,14 +7,14 @@ import os
 from typing import List, Optional, Tuple
 
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import read_json, sidecar_path
+from mrcnn_trt.model.checkpoint import config_from_checkpoint, read_checkpoint, shipped_model_path
 
 from .references import confidence_effect, fmt
 
 
 # ----------------------------------------------------------------------------- run facts
 def _model_sidecar(model: Optional[str]) -> dict:
-    from mrcnn_trt.fileio import read_json, sidecar_path
-
     if model and os.path.isfile(model) and os.path.isfile(sidecar_path(model)):
         try:
             return read_json(sidecar_path(model))
@@ -32,7 +32,6 @@ def model_config(metrics: dict, config=None) -> dict:
     side = _model_sidecar(model)
     if side.get("config"):
         return dict(side["config"])
-    from mrcnn_trt.model.checkpoint import config_from_checkpoint, read_checkpoint, shipped_model_path
 
     path = shipped_model_path() if model in (None, "shipped:shapes") else model
     if path and os.path.isfile(path) and not path.endswith((".onnx", ".plan", ".engine")):

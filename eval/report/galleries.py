@@ -9,6 +9,10 @@ import os
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
+from PIL import Image, ImageDraw
+
+from mrcnn_trt.fileio import atomic_path
+from mrcnn_trt.visualize import blend_mask, fit_text, label_font, resize_mask
 
 from .document import Figure
 
@@ -39,10 +43,7 @@ def _tile(image: np.ndarray, data, case):
     at the tile's own resolution (so outlines keep their thickness however much the crop
     shrinks: 2 px in colour with a 1 px black halo; a missed object also hatched in
     orange), and a caption."""
-    from PIL import Image, ImageDraw
     from pycocotools import mask as mask_utils
-
-    from mrcnn_trt.visualize import blend_mask, fit_text, label_font, resize_mask
 
     h, w = image.shape[:2]
     det = data.dets[case.det] if case.det is not None else None
@@ -87,10 +88,6 @@ def write_galleries(data, tide, load_image: Callable[[object], np.ndarray], file
                     per_class: int = 6) -> List[Tuple[str, str, Figure]]:
     """Per class: the ``per_class`` highest-scoring false positives and the largest missed
     objects, as JPEG strips under ``files_dir``; returns ``(class name, kind, Figure)``."""
-    from PIL import Image
-
-    from mrcnn_trt.fileio import atomic_path
-
     picks: Dict[Tuple[str, int], list] = {}
     for case in tide.cases:
         key = ("miss" if case.kind == "Miss" else "fp", case.category_id)

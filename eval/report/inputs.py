@@ -8,13 +8,15 @@ from typing import Callable, Tuple
 
 import numpy as np
 
+from mrcnn_trt.data.synthetic import is_synthetic_image
 from mrcnn_trt.errors import UserError
+from mrcnn_trt.fileio import read_json
+
+from ..error_analysis import EvalData
 
 
 # ----------------------------------------------------------------------------- inputs on disk
 def _read_results(path: str) -> list:
-    from mrcnn_trt.fileio import read_json
-
     if not os.path.isfile(path):
         raise UserError(f"--report: {path} not found (the evaluation writes it; run mrcnn-eval first)")
     return read_json(path)
@@ -23,10 +25,6 @@ def _read_results(path: str) -> list:
 def load_eval_data(out_dir: str, metrics: dict, dataset) -> Tuple[object, Callable[[object], np.ndarray]]:
     """The evaluated ground truth and predictions (:class:`.error_analysis.EvalData`) and an
     ``image id -> RGB image`` loader (through ``dataset``)."""
-    from mrcnn_trt.fileio import read_json
-
-    from ..error_analysis import EvalData
-
     if metrics.get("dataset") == "cityscapes":
         cs_dir = os.path.join(out_dir, "cityscapes")
         gt = read_json(os.path.join(cs_dir, "coco_gt.json"))
@@ -51,8 +49,6 @@ def load_eval_data(out_dir: str, metrics: dict, dataset) -> Tuple[object, Callab
 def data_is_synthetic(dataset) -> bool:
     """True when the evaluated images were written by ``mrcnn-make-dataset`` (synthetic
     shapes, not the real dataset): comparisons with published numbers mean nothing."""
-    from mrcnn_trt.data.synthetic import is_synthetic_image
-
     try:
         return len(dataset) > 0 and is_synthetic_image(dataset.image_path(0))
     except (AttributeError, IndexError, OSError, TypeError):

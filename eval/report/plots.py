@@ -8,13 +8,14 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from mrcnn_trt.fileio import atomic_path
+
+from ..error_analysis import TIDE_ERRORS, TIDE_SPECIAL
 from .references import fmt, pct
 
 
 # ----------------------------------------------------------------------------- plots
 def _save_figure(fig, path: str, dpi: int = 100, tight: bool = True) -> None:
-    from mrcnn_trt.fileio import atomic_path
-
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
 
@@ -22,8 +23,6 @@ def _save_figure(fig, path: str, dpi: int = 100, tight: bool = True) -> None:
 def plot_tide(tides: Mapping[str, object], path: str) -> None:
     """Horizontal bars: dAP per TIDE error type (and the special errors), one colour per IoU type."""
     from matplotlib.figure import Figure as MplFigure
-
-    from ..error_analysis import TIDE_ERRORS, TIDE_SPECIAL
 
     names = list(TIDE_ERRORS) + list(TIDE_SPECIAL)
     labels = [TIDE_ERRORS.get(n) or TIDE_SPECIAL[n] for n in names]

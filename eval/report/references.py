@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 
+from ..cli import AP_CONFIDENCE_WARNING
+
 PAPER = "He, Gkioxari, Dollár, Girshick: Mask R-CNN (ICCV 2017, arXiv 1703.06870)"
 LAB = "the lab repository's README (multimodallearning/pytorch-mask-rcnn)"
 CITYSCAPES_CLASSES = ("person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
@@ -76,8 +78,6 @@ def fmt_delta(ours: float, ref: float) -> str:
 def confidence_effect(min_conf) -> Optional[str]:
     """What a ``DETECTION_MIN_CONFIDENCE`` cut-off does to AP, or None when it is low enough
     (at most ``mrcnn-eval``'s warning threshold) to leave AP as defined."""
-    from ..cli import AP_CONFIDENCE_WARNING
-
     if min_conf is None or float(min_conf) <= AP_CONFIDENCE_WARNING:
         return None
     return (f"AP under-reported: the model drops detections scoring below {float(min_conf):.2f} "

@@ -7,6 +7,10 @@ from __future__ import annotations
 import math
 from typing import Dict, List, Mapping, Optional, Sequence
 
+from mrcnn_trt.config import COCO_CLASS_NAMES, SHAPES_CLASS_NAMES
+from mrcnn_trt.data.classmap import SHAPES_TO_CITYSCAPES_NAMES
+
+from ..error_analysis import TIDE_ERRORS, TIDE_SPECIAL
 from .document import Block, Figure, Gallery, Section, Table
 from .galleries import TILE
 from .references import CITYSCAPES_CLASSES, Comparison, fmt, fmt_delta, pct
@@ -17,8 +21,6 @@ def paper_section(metrics: dict, comp: Comparison, model_classes: Sequence[str],
     """The comparison table. Where it means nothing (synthetic data, the shapes model) or
     where our AP is under-reported (a confidence cut-off), the table says so itself: in the
     'ours' header and in every difference, not only in a note."""
-    from mrcnn_trt.config import COCO_CLASS_NAMES, SHAPES_CLASS_NAMES
-
     kind = metrics.get("dataset")
     split = metrics.get("split", "?")
     names = tuple(model_classes)
@@ -72,9 +74,6 @@ def paper_section(metrics: dict, comp: Comparison, model_classes: Sequence[str],
 def class_mapping_notes(cm, model_classes: Sequence[str]) -> List[str]:
     """How the model's classes map to the Cityscapes classes (paragraphs); for a COCO model,
     what happens to riders, with the counts of the confusion matrix ``cm``."""
-    from mrcnn_trt.config import COCO_CLASS_NAMES, SHAPES_CLASS_NAMES
-    from mrcnn_trt.data.classmap import SHAPES_TO_CITYSCAPES_NAMES
-
     names = tuple(model_classes)
     blocks: List[str] = []
     if names == tuple(COCO_CLASS_NAMES):
@@ -126,8 +125,6 @@ def mapping_section(metrics: dict, cm, model_classes: Sequence[str], effect: Opt
 
 
 def tide_section(tides: Mapping[str, object], effect: Optional[str] = None) -> Section:
-    from ..error_analysis import TIDE_ERRORS, TIDE_SPECIAL
-
     segm = tides["segm"]
     rows = []
     for short, name in list(TIDE_ERRORS.items()) + list(TIDE_SPECIAL.items()):

@@ -31,6 +31,8 @@ import zlib
 
 import numpy as np
 
+from mrcnn_trt.plugins import cpu, cuda, opdefs
+
 STD4 = [0.1, 0.1, 0.2, 0.2]
 CASES = []   # (name, op, builder)
 
@@ -118,8 +120,6 @@ def compare(got: np.ndarray, want: np.ndarray):
 
 def run_case(rt: Cudart, stream: int, name: str, op: str, build) -> dict:
     import torch
-
-    from mrcnn_trt.plugins import cpu, cuda, opdefs
 
     print(f"CASE {name}", flush=True)
     t0 = time.monotonic()
@@ -414,9 +414,7 @@ def main(argv=None) -> int:
     if a.list:
         print("\n".join(f"{op}\t{name}" for name, op, _ in todo))
         return 0
-    os.environ["MRCNN_CUDA_OPS"] = os.path.abspath(a.lib)
-    from mrcnn_trt.plugins import cuda
-
+    os.environ["MRCNN_CUDA_OPS"] = os.path.abspath(a.lib)   # read by cuda.library()
     cuda.library()
     info = cuda.info()
     rt = Cudart(a.lib)
