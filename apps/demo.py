@@ -26,8 +26,15 @@ from PIL import Image, PngImagePlugin
 from mrcnn_trt import options
 from mrcnn_trt.cli import progress, run_main
 from mrcnn_trt.errors import EXIT_INPUTS_SKIPPED, EXIT_NOTHING_DONE, UserError
-from mrcnn_trt.fileio import check_regular_file, refuse_overwriting_inputs
+from mrcnn_trt.data.synthetic import is_synthetic_image
+from mrcnn_trt.fileio import atomic_path, check_regular_file, output_folder, refuse_overwriting_inputs, write_json_atomic
 from mrcnn_trt.imageio import IMAGE_EXTENSIONS
+from mrcnn_trt.model.molding import load_image
+from mrcnn_trt.runtime.pipeline import run_pipelined
+from mrcnn_trt.runtime.registry import open_runner
+from mrcnn_trt.runtime.results import result_to_json
+from mrcnn_trt.runtime.runners import detect
+from mrcnn_trt.visualize import draw_detections
 
 
 def collect_images(inputs: Sequence[str]) -> List[str]:
@@ -122,13 +129,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     files = collect_images(args.images)
     if not files:
         raise UserError("no input images found")
-    from mrcnn_trt.fileio import atomic_path, output_folder, write_json_atomic
-    from mrcnn_trt.model.molding import load_image
-    from mrcnn_trt.runtime.pipeline import run_pipelined
-    from mrcnn_trt.runtime.registry import open_runner
-    from mrcnn_trt.runtime.results import result_to_json
-    from mrcnn_trt.runtime.runners import detect
-    from mrcnn_trt.visualize import draw_detections
 
     # --threads, else one per available core (mrcnn_trt.threads)
     runner = open_runner(args.weights, "torch", threads=args.threads, config=args.config, ops=args.ops,
@@ -137,7 +137,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         runner.set_min_confidence(args.min_confidence)
     cfg = runner.config
     if args.weights is None:
-        from mrcnn_trt.data.synthetic import is_synthetic_image
 
         if not all(is_synthetic_image(f) for f in files):
             print("note: this is the small shipped shapes model: it only knows circles, squares and triangles; "

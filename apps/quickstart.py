@@ -20,9 +20,16 @@ from typing import Optional, Sequence
 
 from mrcnn_trt import options
 from mrcnn_trt.cli import run_main
+from mrcnn_trt.data import open_dataset
+from mrcnn_trt.data.synthetic import write_dataset
+from mrcnn_trt.engine import build_engine
 from mrcnn_trt.engine.archs import arch_name
 from mrcnn_trt.engine.families import import_family
 from mrcnn_trt.engine.gpu import visible_compute_capabilities
+from mrcnn_trt.eval.evaluate import evaluate
+from mrcnn_trt.eval.evaluators import make_evaluator
+from mrcnn_trt.fileio import make_folder, write_json_atomic
+from mrcnn_trt.runtime.registry import open_runner
 
 
 def build_parser():
@@ -65,13 +72,7 @@ def results_table(rows) -> str:
 @run_main
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from mrcnn_trt.data import open_dataset
-    from mrcnn_trt.data.synthetic import write_dataset
-    from mrcnn_trt.eval.evaluators import make_evaluator
-    from mrcnn_trt.eval.evaluate import evaluate
-    from mrcnn_trt.runtime.registry import open_runner
     from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.fileio import make_folder, write_json_atomic
     from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
 
     t0 = time.time()
@@ -109,8 +110,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     arch = _visible_gpu_arch()
     if arch:
         def trt_runner():
-            from mrcnn_trt.engine import build_engine
-
             plan = os.path.join(args.out, "shapes_fp16.plan")
             build_engine(onnx_paths["trt"], arch=arch, precision="fp16", output=plan)
             return open_for(plan)

@@ -30,6 +30,7 @@ from mrcnn_trt.config import Config
 from mrcnn_trt.model import ops
 from mrcnn_trt.model.anchors import generate_pyramid_anchors
 from mrcnn_trt.model.ops import apply_box_deltas, clip_boxes
+from mrcnn_trt.plugins.opdefs import DOMAIN, OP_DEFS
 from mrcnn_trt.plugins import cpu
 from mrcnn_trt.plugins.ort import custom_ops_available, make_session
 
@@ -61,10 +62,9 @@ def realistic_rois(rng, r: int) -> np.ndarray:
 
 
 def one_node_session(op: str, inputs, outputs, attrs, threads: int):
-    import onnx
     from onnx import helper
 
-    domain = "mrcnn" if op in ("PyramidROIAlign", "ProposalLayer", "DetectionLayer") else ""
+    domain = DOMAIN if op in OP_DEFS else ""
     node = helper.make_node(op, [n for n, _, _ in inputs], [n for n, _, _ in outputs], domain=domain, **attrs)
     g = helper.make_graph([node], "bench",
                           [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],

@@ -25,7 +25,7 @@ a stale one raises :class:`~.cache.StaleCalibrationCache` there.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 

@@ -1,8 +1,6 @@
 """RPN, box classifier and mask head (docs/model.md §2.2), batched over N images."""
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .backbone import SamePad2d, batch_norm

@@ -2,7 +2,6 @@
 import json
 import os
 
-import numpy as np
 import pytest
 
 from mrcnn_trt.data.synthetic import write_dataset
