@@ -252,7 +252,35 @@ def test_crop_and_resize_agrees_with_ort_gridsample(data, h, w, p):
                                  onnx.helper.make_tensor_value_info("grid", TensorProto.FLOAT, [k, p, p, 2])],
                         [onnx.helper.make_tensor_value_info("y", TensorProto.FLOAT, [k, c, p, p])], opset=16)
     (want,) = sess.run(None, {"x": np.repeat(image, k, 0), "grid": grid.astype(np.float32)})
+    # a sample whose float32 position rounds past the last pixel (an edge at 1.0) is TF's
+    # extrapolation value 0, where GridSample's clipped grid gives the edge pixel
+    inside_y, inside_x = crop_positions_inside(boxes[:, 0], boxes[:, 2], h, p), crop_positions_inside(boxes[:, 1], boxes[:, 3], w, p)
+    want = np.where(inside_y[:, None, :, None] & inside_x[:, None, None, :], want, 0.0)
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4)
+
+
+def crop_positions_inside(b1, b2, size, p):
+    """[K, P] bool: sample i of [b1, b2] lies on the map of ``size`` pixels, computed in
+    float32 one rounding per operation as TF (and plugins/common/mrcnn_math.h crop_axis) do."""
+    f = np.float32
+    sm1 = f(size - 1)
+    scale = (b2.astype(f) - b1.astype(f)) * sm1 / f(p - 1)
+    pos = b1.astype(f)[:, None] * sm1 + np.arange(p, dtype=f)[None, :] * scale[:, None]
+    return (pos >= 0) & (pos <= sm1)
+
+
+def test_crop_and_resize_sample_rounding_past_the_edge_is_extrapolated():
+    """Hand case: x1 = 0.028319672, x2 = 1.0 on a 15-pixel row, 2 samples: the second sits at
+    0.028319672 * 14 + (1 - 0.028319672) * 14 = 14.000001 in float32, past pixel 14, so it is
+    the extrapolation value 0 (TF crop_and_resize), not the edge pixel."""
+    image = torch.arange(1, 31, dtype=torch.float32).reshape(1, 1, 2, 15)
+    boxes = torch.tensor([[0.0, 0.028319672, 1.0, 1.0]], dtype=torch.float32)
+    assert not crop_positions_inside(boxes[:, 1].numpy(), boxes[:, 3].numpy(), 15, 2)[0, 1]
+    got = cpu.crop_and_resize(image, boxes, torch.zeros(1, dtype=torch.long), 2)
+    want = ops.crop_and_resize(image, boxes, torch.zeros(1, dtype=torch.long), 2)
+    assert got[0, 0, :, 1].tolist() == [0.0, 0.0]
+    assert got[0, 0, 0, 0].item() > 1.0   # the first column is sampled inside the row
+    assert torch.equal(got, want)
 
 
 # --------------------------------------------------------------------------- NMS
