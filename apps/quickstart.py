@@ -73,7 +73,8 @@ def results_table(rows) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+    from mrcnn_trt.model.checkpoint import shipped_model_path
+    from mrcnn_trt.model.loading import load_model
 
     t0 = time.time()
     make_folder(args.out)

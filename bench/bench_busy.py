@@ -44,7 +44,8 @@ import time
 from benchlib import load_avg, random_coco_model
 
 from mrcnn_trt.export.exporter import export_onnx
-from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+from mrcnn_trt.model.checkpoint import shipped_model_path
+from mrcnn_trt.model.loading import load_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

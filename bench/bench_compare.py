@@ -48,7 +48,8 @@ from benchlib import load_avg, random_coco_model
 
 from mrcnn_trt.data.synthetic import SyntheticShapesDataset
 from mrcnn_trt.model.backends import make_ops
-from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+from mrcnn_trt.model.checkpoint import shipped_model_path
+from mrcnn_trt.model.loading import load_model
 from mrcnn_trt.model.molding import load_image
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -49,7 +49,8 @@ from mrcnn_trt.data.synthetic import write_dataset
 from mrcnn_trt.eval.evaluate import evaluate
 from mrcnn_trt.eval.evaluators import COCOEvaluator
 from mrcnn_trt.export.exporter import export_onnx
-from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+from mrcnn_trt.model.checkpoint import shipped_model_path
+from mrcnn_trt.model.loading import load_model
 from mrcnn_trt.model.molding import mold_batch
 from mrcnn_trt.runtime.batcher import ImageBatcher
 from mrcnn_trt.runtime.runners import OnnxRunner

@@ -31,7 +31,8 @@ import sys, torch
 from mrcnn_trt.config import preset
 from mrcnn_trt.export.exporter import export_onnx
 from mrcnn_trt.model import build_model
-from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+from mrcnn_trt.model.checkpoint import shipped_model_path
+from mrcnn_trt.model.loading import load_model
 torch.set_num_threads(2)
 if sys.argv[1] == "shapes":
     m, _, _ = load_model(shipped_model_path())

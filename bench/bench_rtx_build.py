@@ -22,7 +22,8 @@ import time
 
 from mrcnn_trt.config import preset
 from mrcnn_trt.export.exporter import export_onnx
-from mrcnn_trt.model.checkpoint import build_model, load_model, shipped_model_path
+from mrcnn_trt.model.checkpoint import shipped_model_path
+from mrcnn_trt.model.loading import build_model, load_model
 
 TARGETS = ["sm_75", "sm_80", "sm_86", "sm_89", "sm_120", "sm_86,sm_89,sm_120"]
 

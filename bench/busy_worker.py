@@ -55,7 +55,7 @@ def main(argv=None) -> int:
 
     from benchlib import random_coco_model
 
-    from mrcnn_trt.model.checkpoint import load_model
+    from mrcnn_trt.model.loading import load_model
     from mrcnn_trt.runtime.runners import OnnxRunner, detect
 
     threads = int(job["threads"])

@@ -47,6 +47,7 @@ from .cityscapes_eval import CityscapesEvaluator
 from .distributed import evaluate_sharded
 from .error_analysis import require_tidecv
 from .evaluate import evaluate, rescore
+from .evaluator_base import AP_CONFIDENCE_WARNING
 from .evaluators import COCOEvaluator, make_evaluator
 from .report import write_report
 
@@ -54,9 +55,6 @@ from .report import write_report
 BACKENDS = ("auto",) + backends()
 
 CLASS_MAPS = ("auto", "none", "coco-to-cityscapes", "shapes-to-cityscapes")
-
-#: above this DETECTION_MIN_CONFIDENCE, COCO AP is visibly under-reported
-AP_CONFIDENCE_WARNING = 0.05
 
 #: the lock file of an output folder while an mrcnn-eval writes into it
 LOCK_NAME = options.lock_name("mrcnn-eval")

@@ -26,6 +26,9 @@ import numpy as np
 
 from mrcnn_trt.data.coco import _quiet_coco
 
+#: above this DETECTION_MIN_CONFIDENCE, COCO AP is visibly under-reported
+AP_CONFIDENCE_WARNING = 0.05
+
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
 

@@ -24,6 +24,7 @@ from ..cli import run_main
 from ..config import MAX_IMAGE_DIM, Config
 from ..errors import UserError
 from ..fileio import refuse_overwriting_inputs, sidecar_path
+from ..model.checkpoint import config_from_checkpoint, read_checkpoint, shipped_model_path
 
 
 def batch_size(text: str):
@@ -139,8 +140,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     batch, dynamic = BATCH.parse(args)
     weights, out = WEIGHTS.parse(args), OUT.parse(args)
     refuse_overwriting_inputs([out, sidecar_path(out)], [weights], hint="give the ONNX model another name (-o)")
-    from ..model.checkpoint import build_model, config_from_checkpoint, load_weights, read_checkpoint, \
-        shipped_model_path   # the command's work (loads torch)
+    from ..model.loading import build_model, load_weights   # the command's work (loads torch)
     from .exporter import export_onnx
 
     weights = weights or shipped_model_path()

@@ -15,10 +15,10 @@ import importlib
 
 _LAZY = {
     "MaskRCNN": ".maskrcnn",
-    "build_model": ".checkpoint",
-    "load_weights": ".checkpoint",
+    "build_model": ".loading",
+    "load_weights": ".loading",
     "save_checkpoint": ".checkpoint",
-    "load_model": ".checkpoint",
+    "load_model": ".loading",
 }
 
 __all__ = sorted(_LAZY)

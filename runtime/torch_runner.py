@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from mrcnn_trt.lazy import lazy_import
-from mrcnn_trt.model.checkpoint import load_model
+from mrcnn_trt.model.loading import load_model
 from mrcnn_trt.threads import configure_torch
 
 from .runners import Runner

@@ -55,7 +55,8 @@ def tiny_onnx(tiny_weights, tmp_path_factory):
 def shipped_onnx(tmp_path_factory):
     """The shipped shapes model exported once (trt flavor, batch 1; read-only for tests)."""
     from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+    from mrcnn_trt.model.checkpoint import shipped_model_path
+    from mrcnn_trt.model.loading import load_model
 
     model, _, _ = load_model(shipped_model_path())
     path = str(tmp_path_factory.mktemp("shipped_onnx") / "shapes.onnx")

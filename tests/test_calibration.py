@@ -59,7 +59,8 @@ def work(tmp_path_factory):
     Q/DQ (both targets) and FP16 conversions made with the CLI."""
     from mrcnn_trt.data.synthetic import write_dataset
     from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+    from mrcnn_trt.model.checkpoint import shipped_model_path
+    from mrcnn_trt.model.loading import load_model
 
     path = shipped_model_path()
     if not os.path.isfile(path):

@@ -7,7 +7,8 @@ import pytest
 from mrcnn_trt.data.synthetic import write_dataset
 from mrcnn_trt.eval.cli import main as eval_main
 from mrcnn_trt.export.exporter import export_onnx
-from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+from mrcnn_trt.model.checkpoint import shipped_model_path
+from mrcnn_trt.model.loading import load_model
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from mrcnn_trt.export.cli import main as export_main
 from mrcnn_trt.export.exporter import export_onnx
 from mrcnn_trt.fileio import sha256_file
 from mrcnn_trt.model import build_model, save_checkpoint
-from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+from mrcnn_trt.model.checkpoint import shipped_model_path
+from mrcnn_trt.model.loading import load_model
 from mrcnn_trt.model.molding import load_image
 
 

@@ -12,7 +12,8 @@ from mrcnn_trt.errors import UserError
 from mrcnn_trt.model import build_model, load_weights, save_checkpoint
 from mrcnn_trt.model import ops
 from mrcnn_trt.model.anchors import generate_pyramid_anchors
-from mrcnn_trt.model.checkpoint import load_imagenet_weights, read_checkpoint
+from mrcnn_trt.model.checkpoint import read_checkpoint
+from mrcnn_trt.model.loading import load_imagenet_weights
 from mrcnn_trt.model.molding import bytescale, compute_scale, load_image, mold_image, unmold_mask
 
 

@@ -19,7 +19,7 @@ from conftest import draw_shapes
 from mrcnn_trt.config import preset
 from mrcnn_trt.model import build_model
 from mrcnn_trt.model.backends import BACKENDS, DEFAULT_BACKEND, NativeOps, make_ops
-from mrcnn_trt.model.checkpoint import load_model
+from mrcnn_trt.model.loading import load_model
 
 
 def shapes_images(count=2, size=(320, 240)):

@@ -138,7 +138,8 @@ def shapes_onnx(work):
     import torch
 
     from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.model.checkpoint import load_model, shipped_model_path
+    from mrcnn_trt.model.checkpoint import shipped_model_path
+    from mrcnn_trt.model.loading import load_model
 
     torch.set_num_threads(2)
     model, _, _ = load_model(shipped_model_path())
@@ -532,7 +533,7 @@ def test_r101_coco_builds_for_sm86(plugin_lib, tmp_path, capsys):
 
     from mrcnn_trt.config import preset
     from mrcnn_trt.export.exporter import export_onnx
-    from mrcnn_trt.model.checkpoint import build_model
+    from mrcnn_trt.model.loading import build_model
 
     torch.manual_seed(0)
     torch.set_num_threads(2)

@@ -25,7 +25,8 @@ from mrcnn_trt.data.coco import CocoDataset
 from mrcnn_trt.data.synthetic import SyntheticShapesDataset
 from mrcnn_trt.errors import UserError
 from mrcnn_trt.fileio import output_folder
-from mrcnn_trt.model.checkpoint import build_model, load_imagenet_weights, load_weights, read_checkpoint
+from mrcnn_trt.model.checkpoint import read_checkpoint
+from mrcnn_trt.model.loading import build_model, load_imagenet_weights, load_weights
 from mrcnn_trt.options import resolve_config
 from mrcnn_trt.threads import configure_torch
 from mrcnn_trt.train.finetune import init_from_other_classes, needs_finetune_init, source_class_names

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 
-from ..cli import AP_CONFIDENCE_WARNING
+from ..evaluator_base import AP_CONFIDENCE_WARNING
 
 PAPER = "He, Gkioxari, Dollár, Girshick: Mask R-CNN (ICCV 2017, arXiv 1703.06870)"
 LAB = "the lab repository's README (multimodallearning/pytorch-mask-rcnn)"
