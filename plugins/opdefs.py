@@ -355,6 +355,8 @@ def torch_schema(op: str) -> str:
 
 # ------------------------------------------------------------------------ C++
 CPP_HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "common", "op_contract.h")
+#: the include list of every op's own header (plugins/<torch_name>/<torch_name>.h), for common/all_ops.h
+CPP_OP_HEADERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "common", "op_headers.h")
 
 
 def _cpp_num(a: Attr, v) -> str:
@@ -449,30 +451,48 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
+def cpp_op_headers() -> str:
+    """The text of ``plugins/common/op_headers.h``: one include per op folder, contract order."""
+    L = ["// GENERATED from plugins/opdefs.py (the op contract) by",
+         "//   python plugins/opdefs.py --write-cpp",
+         "// Each op's own header (plugins/<folder>/<folder>.h: params struct, OpTraits), for",
+         "// common/all_ops.h; a new op in opdefs.py adds its line here when regenerated.",
+         "#pragma once", ""]
+    L += [f'#include "../{d.torch_name}/{d.torch_name}.h"' for d in OP_DEFS.values()]
+    return "\n".join(L) + "\n"
+
+
+def generated_files() -> Dict[str, str]:
+    """path -> text of every C++ file generated from the contract."""
+    return {CPP_HEADER: cpp_header(), CPP_OP_HEADERS: cpp_op_headers()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python plugins/opdefs.py",
-                                description="Write or check plugins/common/op_contract.h (generated from this file).")
+                                description="Write or check plugins/common/op_contract.h and op_headers.h "
+                                            "(generated from this file).")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--write-cpp", action="store_true", help="regenerate the header")
-    g.add_argument("--check-cpp", action="store_true", help="exit 1 when the header is out of date")
+    g.add_argument("--write-cpp", action="store_true", help="regenerate the headers")
+    g.add_argument("--check-cpp", action="store_true", help="exit 1 when a header is out of date")
     g.add_argument("--markdown", action="store_true", help="print the tables for plugins/README.md")
     args = p.parse_args(argv)
     if args.markdown:
         print(markdown_table())
         return 0
-    text = cpp_header()
-    current = open(CPP_HEADER).read() if os.path.isfile(CPP_HEADER) else ""
-    if args.check_cpp:
-        if current != text:
-            print(f"{CPP_HEADER} is out of date: run python plugins/opdefs.py --write-cpp", file=sys.stderr)
-            return 1
-        return 0
-    if current != text:
-        tmp = CPP_HEADER + ".tmp"
+    stale = 0
+    for path, text in generated_files().items():
+        current = open(path).read() if os.path.isfile(path) else ""
+        if current == text:
+            continue
+        if args.check_cpp:
+            print(f"{path} is out of date: run python plugins/opdefs.py --write-cpp", file=sys.stderr)
+            stale = 1
+            continue
+        tmp = path + ".tmp"
         with open(tmp, "w") as f:
             f.write(text)
-        os.replace(tmp, CPP_HEADER)
-    return 0
+        os.replace(tmp, path)
+    return stale
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 
 import numpy as np
 import onnx
@@ -78,9 +79,19 @@ def expected(op, dtype=np.float32, extra=False):
 
 
 # --------------------------------------------------------------------------- the C++ side
-def test_generated_header_is_up_to_date():
-    with open(opdefs.CPP_HEADER) as f:
-        assert f.read() == opdefs.cpp_header(), "run: python plugins/opdefs.py --write-cpp"
+def test_generated_headers_are_up_to_date():
+    for path, text in opdefs.generated_files().items():
+        with open(path) as f:
+            assert f.read() == text, f"{path}: run python plugins/opdefs.py --write-cpp"
+
+
+def test_op_headers_name_each_op_folder():
+    """common/op_headers.h includes plugins/<folder>/<folder>.h of every op, and those files exist."""
+    includes = re.findall(r'#include "\.\./(\w+)/(\w+)\.h"', opdefs.cpp_op_headers())
+    assert [a for a, _ in includes] == [d.torch_name for d in opdefs.OP_DEFS.values()]
+    for folder, name in includes:
+        assert folder == name and os.path.isfile(os.path.join(os.path.dirname(opdefs.CPP_HEADER), "..", folder,
+                                                              name + ".h"))
 
 
 def contract_from_opdefs():

@@ -2,17 +2,16 @@
 // ops, pybind11 module, C-ABI library, TensorRT plugins, plugin host): each
 // op's header (its params struct and OpTraits, plugins/<folder>/<folder>.h)
 // and generic iteration over MRCNN_CONTRACT_OPS, so that those layers name no
-// op. A new op adds its contract entry (plugins/opdefs.py), its folder and one
-// include line here; a missing one fails to compile below, naming the op.
+// op. A new op adds its contract entry (plugins/opdefs.py, which regenerates the
+// include list op_headers.h) and its folder; a missing header fails to compile
+// below, naming the op.
 #pragma once
 
 #include <string.h>
 
 #include <string>
 
-#include "../detection_layer/detection_layer.h"
-#include "../proposal_layer/proposal_layer.h"
-#include "../pyramid_roi_align/pyramid_roi_align.h"
+#include "op_headers.h"
 #include "op_params.h"
 
 namespace mrcnn {
