@@ -7,7 +7,7 @@
   ``torch.ops.mrcnn.*`` on whatever device the tensors are on: the C++ kernels
   on the CPU, the CUDA kernels on a GPU (``plugins/torch_ops.py``). Visible to
   ``torch.compile`` / ``torch.export`` as single operators. Fastest everywhere.
-* :class:`TorchOps` (``"torch"``) - the pure-PyTorch references of :mod:`.ops`
+* :class:`TorchOps` (``"torch"``) - the pure-PyTorch references (``plugins/<op>/reference.py``)
   (any device; the definition of the semantics; differentiable crops).
 * :class:`CpuKernelOps` (``"cpu"``) - the compiled C++ CPU kernels called
   directly (``mrcnn_trt.plugins.cpu``; CPU results for any input device).
@@ -26,7 +26,9 @@ from torch import Tensor
 from ..errors import UserError
 from ..plugins import cpu, torch_ops  # noqa: F401  (torch_ops registers torch.ops.mrcnn.*)
 from ..plugins.opdefs import attr_args, attrs_from_config
-from . import ops as ref
+from ..plugins.detection_layer.reference import detection_layer
+from ..plugins.proposal_layer.reference import proposal_layer
+from ..plugins.pyramid_roi_align.reference import pyramid_roi_align
 
 ROI_ALIGN, PROPOSAL, DETECTION = "PyramidROIAlign", "ProposalLayer", "DetectionLayer"
 
@@ -51,15 +53,15 @@ class TorchOps:
         return attr_args(PROPOSAL, self.proposal_train_attrs if training else self.proposal_attrs)
 
     def pyramid_roi_align(self, boxes: Tensor, feature_maps: Sequence[Tensor], mask: bool = False) -> Tensor:
-        return ref.pyramid_roi_align(boxes, feature_maps, *self.roi_align_args(mask))
+        return pyramid_roi_align(boxes, feature_maps, *self.roi_align_args(mask))
 
     def proposal_layer(self, scores: Tensor, deltas: Tensor, anchors: Tensor, training: bool = False
                        ) -> Tuple[Tensor, Tensor, Tensor]:
-        return ref.proposal_layer(scores, deltas, anchors, *self.proposal_args(training))
+        return proposal_layer(scores, deltas, anchors, *self.proposal_args(training))
 
     def detection_layer(self, rois: Tensor, roi_count: Tensor, probs: Tensor, deltas: Tensor, windows: Tensor
                         ) -> Tuple[Tensor, Tensor]:
-        return ref.detection_layer(rois, roi_count, probs, deltas, windows, *attr_args(DETECTION, self.detection_attrs))
+        return detection_layer(rois, roi_count, probs, deltas, windows, *attr_args(DETECTION, self.detection_attrs))
 
 
 def _cpu_kernels():
