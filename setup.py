@@ -38,6 +38,15 @@ PACKAGE_DIRS = {
     "mrcnn_trt.serve": "serve",
 }
 
+
+def op_packages():
+    """``mrcnn_trt.plugins.<op>``: every op folder with Python parts (``plugins/<op>/__init__.py``:
+    its reference, binding and standard-ONNX expansion), found so that a new op adds no line here."""
+    root = os.path.join(HERE, "plugins")
+    return [f"mrcnn_trt.plugins.{d}" for d in sorted(os.listdir(root))
+            if os.path.isfile(os.path.join(root, d, "__init__.py"))]
+
+
 CONSOLE_SCRIPTS = [
     "mrcnn-demo = mrcnn_trt.apps.demo:main",
     "mrcnn-export = mrcnn_trt.export.cli:main",
@@ -73,7 +82,7 @@ setup(
     version="0.1.0",
     description="PyTorch Mask R-CNN (pytorch-mask-rcnn layout) to validated ONNX / TensorRT engines",
     python_requires=">=3.10",
-    packages=list(PACKAGE_DIRS),
+    packages=list(PACKAGE_DIRS) + op_packages(),
     package_dir=PACKAGE_DIRS,
     package_data={"mrcnn_trt": ["assets/*"], "mrcnn_trt.plugins": ["*.so", "*.json"]},
     ext_modules=_ext_modules_or_empty(),

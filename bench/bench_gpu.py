@@ -5,7 +5,7 @@ Ops (1 image at 1024 unless --batch; 8 images for the batched ProposalLayer row)
 
 * PyramidROIAlign: 1000 ROIs x 256 channels, 7x7 (box head) and 100 ROIs at 14x14 (mask
   head) from P2..P5 - ours (``torch.ops.mrcnn.pyramid_roi_align``), the reference
-  (model/ops.py) and torchvision's ``MultiScaleRoIAlign`` (same FPN level rule) with
+  (plugins/<op>/reference.py) and torchvision's ``MultiScaleRoIAlign`` (same FPN level rule) with
   sampling_ratio 1 (one bilinear sample per bin: the work of crop_and_resize) and 2
   (its default, 4 samples per bin);
 * ProposalLayer: 261,888 anchors -> 6000 -> NMS -> 1000 - ours, the reference, and the
@@ -48,11 +48,14 @@ import numpy as np
 import torch
 
 from mrcnn_trt.config import preset
-from mrcnn_trt.model import build_model, ops as ref
+from mrcnn_trt.model import build_model
 from mrcnn_trt.model.anchors import generate_pyramid_anchors
 from mrcnn_trt.model.backends import make_ops
 from mrcnn_trt.model.molding import mold_batch
 from mrcnn_trt.plugins import cuda
+from mrcnn_trt.plugins.detection_layer.reference import detection_layer
+from mrcnn_trt.plugins.proposal_layer.reference import proposal_layer
+from mrcnn_trt.plugins.pyramid_roi_align.reference import pyramid_roi_align
 
 STD = [0.1, 0.1, 0.2, 0.2]
 
@@ -154,7 +157,7 @@ def bench_ops(device: str, s: int, r: int, c: int, pre_nms: int, repeat: int, tv
         if device.startswith("cuda"):
             half = [m.half() for m in maps]
             add(name, "ours fp16 maps", run(lambda: torch.ops.mrcnn.pyramid_roi_align(boxes, *half, p, s, 224.0, 4)))
-        add(name, "reference", slow(lambda: ref.pyramid_roi_align(boxes, maps, p, s, 224.0, 4)))
+        add(name, "reference", slow(lambda: pyramid_roi_align(boxes, maps, p, s, 224.0, 4)))
         if tv is not None:
             from torchvision.ops import MultiScaleRoIAlign
 
@@ -178,7 +181,7 @@ def bench_ops(device: str, s: int, r: int, c: int, pre_nms: int, repeat: int, tv
         name = f"ProposalLayer N={n} (A={a}, {pre} -> NMS -> {post})"
         add(name, "ours", run(lambda: torch.ops.mrcnn.proposal_layer(scores, deltas, anchors, pre, post, 0.7, STD, s)))
         if n == 1:
-            add(name, "reference", slow(lambda: ref.proposal_layer(scores, deltas, anchors, pre, post, 0.7, STD, s)))
+            add(name, "reference", slow(lambda: proposal_layer(scores, deltas, anchors, pre, post, 0.7, STD, s)))
         if tv is not None:
             add(name, "torchvision way (topk, decode, batched_nms)",
                 run(lambda: tv_proposals(scores, deltas, anchors, pre, post, 0.7, s)))
@@ -195,7 +198,7 @@ def bench_ops(device: str, s: int, r: int, c: int, pre_nms: int, repeat: int, tv
     name = f"DetectionLayer ({r} ROIs x {k} classes)"
     add(name, "ours", run(lambda: torch.ops.mrcnn.detection_layer(rois, count, probs, deltas, window, k, 0.0, 0.3,
                                                                    100, STD, s)))
-    add(name, "reference", slow(lambda: ref.detection_layer(rois, count, probs, deltas, window, k, 0.0, 0.3, 100,
+    add(name, "reference", slow(lambda: detection_layer(rois, count, probs, deltas, window, k, 0.0, 0.3, 100,
                                                             STD, s)))
     if tv is not None:
         add(name, "torchvision postprocess_detections logic", run(lambda: tv_detections(rois[0], probs[0], deltas[0], s)),

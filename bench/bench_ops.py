@@ -3,7 +3,7 @@
 Compares, with the same number of threads everywhere (default 2):
   * ``ours``      - the C++ kernels through ``mrcnn_trt.plugins.cpu`` (pybind11),
   * ``ours/ORT``  - the same kernels as ONNX Runtime custom ops (one-node session),
-  * ``torch ref`` - the PyTorch reference implementations (``model/ops.py``),
+  * ``torch ref`` - the PyTorch reference implementations (``plugins/<op>/reference.py``),
   * ``ORT RoiAlign`` / ``ORT NMS`` - ONNX Runtime's built-in RoiAlign (one
     bilinear sample per bin, i.e. the same work as crop_and_resize; boxes
     pre-split by FPN level, one node per level) and NonMaxSuppression.
@@ -27,9 +27,11 @@ import numpy as np
 import torch
 
 from mrcnn_trt.config import Config
-from mrcnn_trt.model import ops
 from mrcnn_trt.model.anchors import generate_pyramid_anchors
-from mrcnn_trt.model.ops import apply_box_deltas, clip_boxes
+from mrcnn_trt.plugins.detection_layer.reference import detection_layer
+from mrcnn_trt.plugins.proposal_layer.reference import proposal_layer
+from mrcnn_trt.plugins.pyramid_roi_align.reference import pyramid_roi_align
+from mrcnn_trt.plugins.reference import apply_box_deltas, clip_boxes, nms, roi_levels
 from mrcnn_trt.plugins.opdefs import DOMAIN, OP_DEFS
 from mrcnn_trt.plugins import cpu
 from mrcnn_trt.plugins.ort import custom_ops_available, make_session
@@ -103,7 +105,7 @@ def bench(threads: int, repeat: int):
                                      rpn_bbox_std_dev=list(STD), image_size=S), threads)
         add(op, "ours/ORT", median_ms(lambda: sess.run(None, dict(scores=scores, deltas=deltas, anchors=anchors)),
                                       repeat))
-    add(op, "torch ref", median_ms(lambda: ops.proposal_layer(ts, td, ta, 6000, 1000, 0.7, STD, S),
+    add(op, "torch ref", median_ms(lambda: proposal_layer(ts, td, ta, 6000, 1000, 0.7, STD, S),
                                    max(3, repeat // 2)))
     rois, count, _ = cpu.proposal_layer(ts, td, ta, 6000, 1000, 0.7, STD, S)
 
@@ -115,7 +117,7 @@ def bench(threads: int, repeat: int):
     bscores = ts[0, order].contiguous()
     op = "NMS 6000 boxes, keep 1000"
     add(op, "ours", median_ms(lambda: cpu.nms(boxes, bscores, 0.7, 1000), repeat))
-    add(op, "torch ref", median_ms(lambda: ops.nms(boxes, bscores, 0.7, 1000), max(3, repeat // 2)))
+    add(op, "torch ref", median_ms(lambda: nms(boxes, bscores, 0.7, 1000), max(3, repeat // 2)))
     shifted = boxes.numpy().copy()
     shifted[:, 2:] += 1  # ORT has no +1 areas
     nms_sess = one_node_session("NonMaxSuppression", [("b", TP.FLOAT, [1, 6000, 4]), ("s", TP.FLOAT, [1, 1, 6000]),
@@ -141,9 +143,9 @@ def bench(threads: int, repeat: int):
                 [("crops", TP.FLOAT, [1, r, c, p, p])], dict(pooled_size=p, image_size=S), threads)
             feed = {"boxes": boxes_n, **{f"P{lv}": maps[lv - 2] for lv in range(2, 6)}}
             add(op, "ours/ORT", median_ms(lambda: sess.run(None, feed), repeat))
-        add(op, "torch ref", median_ms(lambda: ops.pyramid_roi_align(tb, tmaps, p, S), max(3, repeat // 2)))
+        add(op, "torch ref", median_ms(lambda: pyramid_roi_align(tb, tmaps, p, S), max(3, repeat // 2)))
         # ORT RoiAlign per level: pixel boxes (x1, y1, x2, y2) on that level's map
-        levels = ops.roi_levels(tb, S)[0].numpy()
+        levels = roi_levels(tb, S)[0].numpy()
         import onnx
         from onnx import helper
 
@@ -191,7 +193,7 @@ def bench(threads: int, repeat: int):
         feed = dict(rois=drois.numpy(), roi_count=dcount.numpy(), probs=probs.numpy(), deltas=ddeltas.numpy(),
                     window=window.numpy())
         add(op, "ours/ORT", median_ms(lambda: sess.run(None, feed), repeat))
-    add(op, "torch ref", median_ms(lambda: ops.detection_layer(drois, dcount, probs, ddeltas, window, *args),
+    add(op, "torch ref", median_ms(lambda: detection_layer(drois, dcount, probs, ddeltas, window, *args),
                                    repeat))
     return rows
 

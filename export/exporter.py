@@ -60,6 +60,9 @@ MASK_HEADS = ("all", "valid")
 class OnnxNodeOps(TorchOps):
     """Emits the custom ONNX nodes while exporting; falls back to the reference otherwise.
 
+    Every op of the contract, through its binding (``plugins/<op>/binding.py``): the
+    call's arguments as the contract's inputs, the attributes of the call's options.
+
     ``mask_head`` tells the model which mask head to trace (``MaskRCNN.valid_slots``)."""
 
     name = "onnx"
@@ -78,23 +81,13 @@ class OnnxNodeOps(TorchOps):
         return torch.onnx.ops.symbolic_multi_out(f"{DOMAIN}::{op}", inputs, attrs, dtypes=dtypes, shapes=shapes,
                                                  version=OP_VERSION)
 
-    def pyramid_roi_align(self, boxes, feature_maps, mask=False):
+    def run(self, b, args, attrs):
+        """While exporting: the op's custom node on the contract's inputs (no extra outputs: None);
+        otherwise the reference."""
         if not torch.onnx.is_in_onnx_export():
-            return super().pyramid_roi_align(boxes, feature_maps, mask)
-        (out,) = self._node("PyramidROIAlign", [boxes, *feature_maps[:4]], self.mask_attrs if mask else self.box_attrs)
-        return out
-
-    def proposal_layer(self, scores, deltas, anchors, training=False):
-        if not torch.onnx.is_in_onnx_export():
-            return super().proposal_layer(scores, deltas, anchors, training)
-        rois, count = self._node("ProposalLayer", [scores, deltas, anchors], self.proposal_attrs)
-        return rois, count, None
-
-    def detection_layer(self, rois, roi_count, probs, deltas, windows):
-        if not torch.onnx.is_in_onnx_export():
-            return super().detection_layer(rois, roi_count, probs, deltas, windows)
-        dets, count = self._node("DetectionLayer", [rois, roi_count, probs, deltas, windows], self.detection_attrs)
-        return dets, count
+            return super().run(b, args, attrs)
+        outs = list(self._node(b.op, b.inputs(*args), attrs))
+        return b.result(outs + [None] * len(OP_DEFS[b.op].extra_outputs))
 
 
 class _ExportWrapper(torch.nn.Module):

@@ -8,6 +8,13 @@
 * ``cuda``        - the CUDA kernels for PyTorch (``libmrcnn_cuda_ops.so``, ctypes).
 * ``ort``         - ONNX Runtime sessions with the custom ops registered.
 * ``load()``      - find and load the TensorRT plugin library (``loader``).
+* ``<op>``        - each op's own Python parts, one subpackage per op folder
+  (``pyramid_roi_align``, ``proposal_layer``, ``detection_layer``): its PyTorch
+  reference (``reference``), its ``OpBinding`` (``binding``: how the network's call
+  reaches each implementation) and its standard-ONNX expansion (``expand``).
+* ``reference``   - the references' shared building blocks (box decode, NMS, crops).
+* ``opbinding``   - :class:`OpBinding` and the loader of every op's binding.
+* ``onnx_builder`` - the graph builder of the standard-ONNX expansions.
 """
 from .loader import load as _load
 from .opdefs import DOMAIN, OP_VERSION, OPS  # noqa: F401

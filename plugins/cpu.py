@@ -1,14 +1,14 @@
 """The C++ CPU kernels of the custom ops, on torch tensors.
 
 Same signatures and return values as the PyTorch references in
-:mod:`mrcnn_trt.model.ops` (``crop_and_resize``, ``nms``,
-``pyramid_roi_align``, ``proposal_layer``, ``detection_layer``); the results
+``plugins/reference.py`` (``crop_and_resize``, ``nms``) and
+``plugins/<op>/reference.py`` (``pyramid_roi_align``, ``proposal_layer``, ``detection_layer``); the results
 are equal to the references (bit for bit except where the platform's
 ``expf``/``log2f`` differ from PyTorch's by an ulp). Inputs may live on any
 device and have any float dtype: float32 and float16 run natively (computed in
 float32), other dtypes are converted to float32 first; results are CPU
 tensors (boxes float32, counts int32, indices int64; crops in the dtype of the
-feature maps). Coordinates are (y1, x1, y2, x2) as in ``model/ops.py``.
+feature maps). Coordinates are (y1, x1, y2, x2) as in the references.
 
 ``threads``: worker threads of one call (default: ``torch.get_num_threads()``).
 The compiled module is ``mrcnn_trt.plugins._cpu``; :func:`available` says
@@ -81,7 +81,7 @@ def crop_and_resize(image: Tensor, boxes: Tensor, box_ind: Tensor, crop_size: in
 
 
 def nms(boxes: Tensor, scores: Tensor, threshold: float, max_keep: int | None = None) -> Tensor:
-    """Greedy +1-area NMS; kept indices (int64) in descending score order (see model/ops.py nms)."""
+    """Greedy +1-area NMS; kept indices (int64) in descending score order (see plugins/reference.py nms)."""
     keep = _lib().nms(_f32(boxes), _f32(scores), float(threshold), -1 if max_keep is None else int(max_keep))
     return torch.from_numpy(keep)
 

@@ -258,7 +258,7 @@ def attrs_from_config(cfg, op: str, *, pooled_size: int | None = None, training:
 def attr_args(op: str, attrs: Dict[str, Any]) -> List[Any]:
     """The values of ``op``'s attributes in the contract's order (``floats`` as lists): the
     calling convention of every implementation after the tensors (``torch.ops.mrcnn.*``
-    (:func:`torch_schema`), the C++ kernels of ``plugins.cpu``, ``model/ops.py``)."""
+    (:func:`torch_schema`), the C++ kernels of ``plugins.cpu``, the references ``plugins/<op>/reference.py``)."""
     return [list(attrs[a.name]) if a.type == "floats" else attrs[a.name] for a in op_def(op).attrs]
 
 

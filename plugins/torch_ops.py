@@ -22,7 +22,7 @@ and the fake kernel (output shapes and dtypes, for ``torch.compile``,
   (``plugins/cuda.py``) on the current stream, workspace from PyTorch's
   caching allocator; the code the TensorRT plugins run.
 
-Semantics: exactly the references of ``model/ops.py`` (see plugins/README.md);
+Semantics: exactly the references ``plugins/<op>/reference.py`` (see plugins/README.md);
 CPU and CUDA agree bit for bit. The operators have no autograd formula: their
 outputs are not differentiable (the model's ``native`` backend falls back to
 the reference crop where gradients are needed).

@@ -105,7 +105,7 @@ def test_no_two_way_imports():
     ("from mrcnn_trt.engine.runner import X", {"engine"}),
     ("from ..eval import runners", {"eval"}),
     ("from .runners import X", {"runtime"}),
-    ("import mrcnn_trt.model.ops", {"model"}),
+    ("import mrcnn_trt.model.backends", {"model"}),
     ("from mrcnn_trt import config", {"root"}),
     ("from ..errors import UserError", {"root"}),
     ("def f():\n    from mrcnn_trt.calib.qdq import q", {"calib"}),
@@ -123,6 +123,12 @@ def module_files(repo=REPO):
     """Dotted module name -> file, for every .py of the package folders (setup.py PACKAGE_DIRS)."""
     text = open(os.path.join(repo, "setup.py")).read()
     dirs = dict(re.findall(r'"(mrcnn_trt(?:\.[\w.]+)?)": "([\w/]+)"', text))
+    # subpackages that setup.py finds rather than lists (the op folders, plugins/<op>/__init__.py)
+    for pkg, folder in list(dirs.items()):
+        root = os.path.join(repo, folder)
+        for sub in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+            if os.path.isfile(os.path.join(root, sub, "__init__.py")):
+                dirs.setdefault(f"{pkg}.{sub}", f"{folder}/{sub}")
     out = {}
     for pkg, folder in dirs.items():
         root = os.path.join(repo, folder)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mrcnn_trt.config import preset
 from mrcnn_trt.errors import UserError
 from mrcnn_trt.model import build_model, load_weights, save_checkpoint
-from mrcnn_trt.model import ops
+from mrcnn_trt.plugins.reference import apply_box_deltas, box_iou_plus1, clip_boxes, crop_and_resize, nms, roi_levels
 from mrcnn_trt.model.anchors import generate_pyramid_anchors
 from mrcnn_trt.model.checkpoint import read_checkpoint
 from mrcnn_trt.model.loading import load_imagenet_weights
@@ -78,12 +78,12 @@ def test_mean_subtraction_is_float64_then_float32(preset_name):
 def test_roi_level_hand_computed(side, level):
     # level = round(4 + log2(side/224)) clamped to [2, 5]; e.g. 300 -> 4.42 -> 4, 150 -> 3.42 -> 3, 170 -> 3.60 -> 4
     b = torch.tensor([[[100.0, 100.0, 100.0 + side, 100.0 + side]]]) / 1024
-    assert int(ops.roi_levels(b, 1024)[0, 0]) == level
+    assert int(roi_levels(b, 1024)[0, 0]) == level
 
 
 def test_roi_level_degenerate_boxes_go_to_level_2():
     b = torch.tensor([[0.5, 0.5, 0.4, 0.6], [0.2, 0.2, 0.2, 0.2], [float("nan"), 0, 1, 1]])
-    assert ops.roi_levels(b, 1024).tolist() == [2, 2, 2]
+    assert roi_levels(b, 1024).tolist() == [2, 2, 2]
 
 
 # ----------------------------------------------------------------- references vs independent implementations
@@ -100,7 +100,7 @@ def test_crop_and_resize_matches_grid_sample_align_corners():
     yx2 = yx1 + torch.rand(40, 2, generator=g) * 0.4
     boxes = torch.cat([yx1, yx2], 1)  # in range [0, 1]
     ind = torch.randint(0, 2, (40,), generator=g)
-    out = ops.crop_and_resize(img, boxes, ind, 7)
+    out = crop_and_resize(img, boxes, ind, 7)
     i = torch.arange(7, dtype=torch.float32)
     ys = boxes[:, 0:1] + i * (boxes[:, 2:3] - boxes[:, 0:1]) / 6
     xs = boxes[:, 1:2] + i * (boxes[:, 3:4] - boxes[:, 1:2]) / 6
@@ -111,7 +111,7 @@ def test_crop_and_resize_matches_grid_sample_align_corners():
 
 def test_crop_and_resize_extrapolates_zero_outside():
     img = torch.ones(1, 1, 8, 8)
-    out = ops.crop_and_resize(img, torch.tensor([[-0.5, 0.0, 0.5, 1.0]]), torch.tensor([0]), 3)
+    out = crop_and_resize(img, torch.tensor([[-0.5, 0.0, 0.5, 1.0]]), torch.tensor([0]), 3)
     # rows: in_y = -3.5 (outside -> 0), 0 (inside -> 1), 3.5 (inside -> 1)
     assert out[0, 0, :, 0].tolist() == [0.0, 1.0, 1.0]
 
@@ -129,7 +129,7 @@ def test_nms_matches_onnxruntime_with_plus_one_shift():
     scores = torch.rand(k, generator=g)
     scores[10:20] = scores[0]  # ties
     for thr in (0.3, 0.5, 0.7):
-        ours = ops.nms(boxes, scores, thr).numpy()
+        ours = nms(boxes, scores, thr).numpy()
         node = helper.make_node("NonMaxSuppression", ["b", "s", "m", "t"], ["sel"])
         graph = helper.make_graph([node], "nms", [
             helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, k, 4]),
@@ -149,16 +149,16 @@ def test_nms_suppresses_strictly_greater_and_keeps_equal():
     # two 10x10 boxes (+1 -> 11x11 = 121) overlapping in 11x? rows to get IoU exactly 0.5? use IoU = 1/3
     b = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 5.5, 10.0, 15.5]])  # inter 11*5.5=60.5, union 181.5 -> 1/3
     s = torch.tensor([0.9, 0.8])
-    iou = float(ops.box_iou_plus1(b[:1], b[1:]))
+    iou = float(box_iou_plus1(b[:1], b[1:]))
     assert abs(iou - 1 / 3) < 1e-6
-    assert ops.nms(b, s, iou).tolist() == [0, 1]           # equal -> kept
-    assert ops.nms(b, s, iou - 1e-4).tolist() == [0]       # greater -> suppressed
+    assert nms(b, s, iou).tolist() == [0, 1]           # equal -> kept
+    assert nms(b, s, iou - 1e-4).tolist() == [0]       # greater -> suppressed
 
 
 def test_apply_box_deltas_hand_computed():
     box = torch.tensor([[10.0, 20.0, 30.0, 60.0]])  # h 20, w 40, cy 20, cx 40
     d = torch.tensor([[0.1, -0.25, float(np.log(2.0)), 0.0]])
-    out = ops.apply_box_deltas(box, d)
+    out = apply_box_deltas(box, d)
     # cy 22, cx 30, h 40, w 40 -> (2, 10, 42, 50)
     torch.testing.assert_close(out, torch.tensor([[2.0, 10.0, 42.0, 50.0]]))
 
@@ -303,7 +303,7 @@ def test_intermediates_are_consistent(tiny_model):
     idx = torch.from_numpy(it["roi_anchor_index"])
     anchors = tiny_model.anchors[idx]
     d = torch.from_numpy(it["rpn_deltas"])[idx] * torch.tensor(cfg.RPN_BBOX_STD_DEV)
-    dec = ops.clip_boxes(ops.apply_box_deltas(anchors, d), torch.tensor([0.0, 0, s, s]))
+    dec = clip_boxes(apply_box_deltas(anchors, d), torch.tensor([0.0, 0, s, s]))
     torch.testing.assert_close(torch.from_numpy(it["rois"]) * s, dec, atol=1e-3, rtol=1e-5)
     # proposals come in descending score order
     sc = it["rpn_probs"][it["roi_anchor_index"], 1]

@@ -14,7 +14,9 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from mrcnn_trt.model import ops
+from mrcnn_trt.plugins.detection_layer.reference import detection_layer
+from mrcnn_trt.plugins.proposal_layer.reference import proposal_layer
+from mrcnn_trt.plugins.pyramid_roi_align.reference import pyramid_roi_align
 from mrcnn_trt.plugins import ort as mort
 from mrcnn_trt.plugins.onnx_schemas import register_schemas
 
@@ -97,9 +99,9 @@ def feeds(seed: int, n: int, np_dtype=np.float32, post=R):
 
 def reference(f, post=R, pooled=7):
     t = {k: torch.from_numpy(v) for k, v in f.items()}
-    rois, count, _ = ops.proposal_layer(t["scores"], t["deltas"], t["anchors"], 400, post, 0.7, STD, S)
-    crops = ops.pyramid_roi_align(rois, [t[f"P{lv}"] for lv in range(2, 6)], pooled, S)
-    dets, det_count = ops.detection_layer(rois, count, t["probs"], t["box_deltas"], t["window"], K, 0.2, 0.3, 20,
+    rois, count, _ = proposal_layer(t["scores"], t["deltas"], t["anchors"], 400, post, 0.7, STD, S)
+    crops = pyramid_roi_align(rois, [t[f"P{lv}"] for lv in range(2, 6)], pooled, S)
+    dets, det_count = detection_layer(rois, count, t["probs"], t["box_deltas"], t["window"], K, 0.2, 0.3, 20,
                                           STD, S)
     return [rois, count, crops, dets, det_count]
 

@@ -1,4 +1,4 @@
-"""The C++ CPU kernels (mrcnn_trt.plugins.cpu) against the PyTorch references (model/ops.py).
+"""The C++ CPU kernels (mrcnn_trt.plugins.cpu) against the PyTorch references (plugins/**/reference.py).
 
 Bit-exact comparisons evaluate the reference with ``torch.exp``/``torch.log2``
 computed in float64 and rounded once (``exact_transcendentals``): the kernels
@@ -20,7 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from mrcnn_trt.model import ops
+from mrcnn_trt.plugins.reference import crop_and_resize, nms
+from mrcnn_trt.plugins.detection_layer.reference import detection_layer
+from mrcnn_trt.plugins.proposal_layer.reference import proposal_layer
+from mrcnn_trt.plugins.pyramid_roi_align.reference import pyramid_roi_align
 from mrcnn_trt.plugins import cpu, opdefs
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -204,7 +207,7 @@ def test_crop_and_resize_matches_reference(data, n, c, h, w, k, p, mode, half, e
         image = image.half()
     boxes = torch.from_numpy(make_boxes(rng, (k,), -0.5, 1.5, mode))  # partly outside the map
     box_ind = torch.from_numpy(rng.integers(0, n, k))
-    want = ops.crop_and_resize(image, boxes, box_ind, p, extrapolation)
+    want = crop_and_resize(image, boxes, box_ind, p, extrapolation)
     got = cpu.crop_and_resize(image, boxes, box_ind, p, extrapolation, threads=2)
     assert_same(got, want)
 
@@ -277,7 +280,7 @@ def test_crop_and_resize_sample_rounding_past_the_edge_is_extrapolated():
     boxes = torch.tensor([[0.0, 0.028319672, 1.0, 1.0]], dtype=torch.float32)
     assert not crop_positions_inside(boxes[:, 1].numpy(), boxes[:, 3].numpy(), 15, 2)[0, 1]
     got = cpu.crop_and_resize(image, boxes, torch.zeros(1, dtype=torch.long), 2)
-    want = ops.crop_and_resize(image, boxes, torch.zeros(1, dtype=torch.long), 2)
+    want = crop_and_resize(image, boxes, torch.zeros(1, dtype=torch.long), 2)
     assert got[0, 0, :, 1].tolist() == [0.0, 0.0]
     assert got[0, 0, 0, 0].item() > 1.0   # the first column is sampled inside the row
     assert torch.equal(got, want)
@@ -292,7 +295,7 @@ def test_nms_matches_reference(data, k, thr, mode, smode, max_keep):
     rng = Drawn(data)
     boxes = torch.from_numpy(make_boxes(rng, (k,), 0, 40, mode))
     scores = torch.from_numpy(make_scores(rng, (k,), smode))
-    want = ops.nms(boxes, scores, thr, max_keep)
+    want = nms(boxes, scores, thr, max_keep)
     got = cpu.nms(boxes, scores, thr, max_keep)
     assert_same(got, want)
 
@@ -343,7 +346,7 @@ def test_pyramid_roi_align_matches_reference(exact_transcendentals, data, n, r, 
     rng = Drawn(data)
     maps = _pyramid(rng, n, c, image_size, half)
     boxes = torch.from_numpy(make_boxes(rng, (n, r), -0.2, 1.2, mode))
-    want = ops.pyramid_roi_align(boxes, maps, p, image_size, canonical_size, canonical_level)
+    want = pyramid_roi_align(boxes, maps, p, image_size, canonical_size, canonical_level)
     got = cpu.pyramid_roi_align(boxes, maps, p, image_size, canonical_size, canonical_level, threads=2)
     assert_same(got, want)
 
@@ -356,7 +359,7 @@ def test_pyramid_roi_align_levels_at_exact_sizes(exact_transcendentals):
     sides = [224.0 * 2.0 ** e * f for e in (-3, -2, -1, 0, 1, 2) for f in (1.0, 1 + 1e-7, 1 - 1e-7, 2 ** 0.5)]
     sides += [0.0, 1e-30, float(s) * 4]
     boxes = torch.tensor([[0.0, 0.0, x / s, x / s] for x in sides], dtype=torch.float32)[None]
-    want = ops.pyramid_roi_align(boxes, maps, 2, s)
+    want = pyramid_roi_align(boxes, maps, 2, s)
     got = cpu.pyramid_roi_align(boxes, maps, 2, s)
     assert_same(got, want)
     # the level of the exactly canonical box is canonical_level (4)
@@ -391,7 +394,7 @@ def test_proposal_layer_matches_reference(exact_transcendentals, data, n, a, pre
     anchors = torch.from_numpy(make_boxes(rng, (a,), -20, image_size + 20, amode))
     if half:
         scores, deltas = scores.half(), deltas.half()
-    want = ops.proposal_layer(scores, deltas, anchors, pre, post, thr, STD, image_size)
+    want = proposal_layer(scores, deltas, anchors, pre, post, thr, STD, image_size)
     got = cpu.proposal_layer(scores, deltas, anchors, pre, post, thr, STD, image_size, threads=2)
     for g, w in zip(got, want):
         assert_same(g, w)
@@ -420,7 +423,7 @@ def test_proposal_layer_close_to_unpatched_reference():
     scores = torch.from_numpy(rng.random((2, a), dtype=np.float32))
     deltas = torch.from_numpy(rng.standard_normal((2, a, 4), dtype=np.float32))
     anchors = torch.from_numpy(make_boxes(rng, (a,), 0, s, "normal"))
-    want = ops.proposal_layer(scores, deltas, anchors, 3000, 500, 0.7, STD, s)
+    want = proposal_layer(scores, deltas, anchors, 3000, 500, 0.7, STD, s)
     got = cpu.proposal_layer(scores, deltas, anchors, 3000, 500, 0.7, STD, s)
     assert got[1].tolist() == want[1].tolist()
     assert got[2].tolist() == want[2].tolist()
@@ -464,7 +467,7 @@ def test_detection_layer_matches_reference(exact_transcendentals, data, n, r, k,
         probs, deltas = probs.half(), deltas.half()
     args = (k, min_conf, thr, max_inst, STD, s)
     # counts above R mean "all rows" (the kernel clamps; the reference needs count <= R)
-    want = ops.detection_layer(rois, roi_count.clamp(max=r), probs, deltas, window, *args)
+    want = detection_layer(rois, roi_count.clamp(max=r), probs, deltas, window, *args)
     got = cpu.detection_layer(rois, roi_count, probs, deltas, window, *args, threads=2)
     for g, w in zip(got, want):
         assert_same(g, w)

@@ -2,7 +2,7 @@
 
 * registered on ``import mrcnn_trt.plugins.torch_ops`` with the contract's schemas; pass
   ``torch.library.opcheck`` (schema, fake kernel, autograd registration, AOT dispatch);
-* equal, bit for bit, to the PyTorch references of model/ops.py (reference with
+* equal, bit for bit, to the PyTorch references (plugins/<op>/reference.py) (reference with
   correctly rounded exp/log2) in float32 and float16, ties, NaN scores,
   degenerate boxes, padded ROI rows; on CUDA also equal to the CPU operators
   (the CUDA tests run where a GPU and libmrcnn_cuda_ops.so exist: tools/gpu_check.sh);
@@ -19,7 +19,9 @@ import pytest
 import torch
 
 import mrcnn_trt.plugins.torch_ops  # noqa: F401  (registers torch.ops.mrcnn.*)
-from mrcnn_trt.model import ops as ref
+from mrcnn_trt.plugins.detection_layer.reference import detection_layer
+from mrcnn_trt.plugins.proposal_layer.reference import proposal_layer
+from mrcnn_trt.plugins.pyramid_roi_align.reference import pyramid_roi_align
 from mrcnn_trt.plugins import opdefs
 
 STD = [0.1, 0.1, 0.2, 0.2]
@@ -80,13 +82,13 @@ def call(op, args):
 
 
 def reference(op, args):
-    """model/ops.py with the operator's argument list; outputs in the operator's dtypes."""
+    """The reference (plugins/<op>/reference.py) with the operator's argument list; outputs in the operator's dtypes."""
     if op == "PyramidROIAlign":
-        return [ref.pyramid_roi_align(args[0], list(args[1:5]), *args[5:])]
+        return [pyramid_roi_align(args[0], list(args[1:5]), *args[5:])]
     if op == "ProposalLayer":
-        rois, count, ai = ref.proposal_layer(*args)
+        rois, count, ai = proposal_layer(*args)
         return [rois, count, ai.int()]
-    return list(ref.detection_layer(*args))
+    return list(detection_layer(*args))
 
 
 # --------------------------------------------------------------------------- registration

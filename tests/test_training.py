@@ -14,6 +14,7 @@ from mrcnn_trt.data.base import Sample, extract_bboxes
 from mrcnn_trt.model import build_model, save_checkpoint
 from mrcnn_trt.model.anchors import generate_pyramid_anchors
 from mrcnn_trt.model.checkpoint import read_checkpoint
+from mrcnn_trt.plugins.reference import apply_box_deltas
 from mrcnn_trt.train import losses as L
 from mrcnn_trt.train.finetune import class_mapping, init_from_other_classes
 from mrcnn_trt.train.loop import (LAYER_REGEX, forward_losses, lr_at, make_optimizer, set_trainable,
@@ -168,8 +169,6 @@ def test_detection_targets_crowd_caps_and_empty():
 
 
 def test_box_refinement_inverts_apply_box_deltas():
-    from mrcnn_trt.model.ops import apply_box_deltas
-
     rng = np.random.default_rng(0)
     a = rng.uniform(0, 50, (20, 2))
     boxes = np.concatenate([a, a + rng.uniform(1, 40, (20, 2))], 1)

@@ -36,7 +36,7 @@ from PIL import Image
 
 from ..data.base import extract_bboxes
 from ..model.molding import mold_image
-from ..model.ops import crop_and_resize
+from ..plugins.reference import crop_and_resize
 
 CROWD_IOU = 0.001     # an anchor / proposal touching a crowd region this much cannot be negative
 RPN_POSITIVE_IOU = 0.7

@@ -97,7 +97,7 @@ struct KeptBoxes {
     area[n] = ar;
     ++n;
   }
-  // True when some kept box has IoU > threshold with b (model/ops.py
+  // True when some kept box has IoU > threshold with b (plugins/reference.py
   // box_iou_plus1 term by term). b and the kept boxes have no NaN
   // coordinate, so plain min/max equal torch.minimum/maximum here.
   bool suppresses(const Box& b, float ar, float threshold) const {

@@ -1,6 +1,6 @@
 // Box / ROI math shared by the CPU kernels, the CUDA kernels and the TensorRT
 // plugins. Every function mirrors the float32 expression of the PyTorch
-// reference (model/ops.py) term by term and in the same order, so that CPU
+// reference (plugins/reference.py) term by term and in the same order, so that CPU
 // and CUDA agree bit for bit, and agree with the reference bit for bit except
 // where PyTorch's float32 exp/log2 is off by an ulp (see mrcnn_exp).
 //
@@ -194,7 +194,7 @@ MRCNN_HD void store_box(float* p, const Box& b) {
   p[3] = b.x2;
 }
 
-// model/ops.py apply_box_deltas. `d` = (dy, dx, log dh, log dw) already
+// reference.py apply_box_deltas. `d` = (dy, dx, log dh, log dw) already
 // multiplied by the std devs. exp: mrcnn_exp.
 MRCNN_HD Box apply_box_deltas(const Box& b, float dy, float dx, float dh, float dw) {
   float height = mrcnn_sub(b.y2, b.y1);
@@ -219,7 +219,7 @@ MRCNN_HD Box decode_box(const Box& b, float dy, float dx, float dh, float dw, co
                           mrcnn_mul(dh, std_dev[2]), mrcnn_mul(dw, std_dev[3]));
 }
 
-// model/ops.py clip_boxes: y to [wy1, wy2], x to [wx1, wx2] (NaN propagates).
+// reference.py clip_boxes: y to [wy1, wy2], x to [wx1, wx2] (NaN propagates).
 MRCNN_HD Box clip_box(const Box& b, float wy1, float wx1, float wy2, float wx2) {
   Box o;
   o.y1 = min_nan(max_nan(b.y1, wy1), wy2);
@@ -246,7 +246,7 @@ MRCNN_HD float box_area_plus1(const Box& b) {
   return mrcnn_mul(mrcnn_add(mrcnn_sub(b.x2, b.x1), 1.0f), mrcnn_add(mrcnn_sub(b.y2, b.y1), 1.0f));
 }
 
-// model/ops.py box_iou_plus1 for one pair; area_a/area_b from box_area_plus1.
+// reference.py box_iou_plus1 for one pair; area_a/area_b from box_area_plus1.
 MRCNN_HD float box_iou_plus1(const Box& a, float area_a, const Box& b, float area_b) {
   const float xx1 = max_nan(a.x1, b.x1);
   const float yy1 = max_nan(a.y1, b.y1);
@@ -280,7 +280,7 @@ MRCNN_HD uint64_t score_index_key(float s, uint32_t index) {
 }
 
 // ------------------------------------------------------- crop_and_resize
-// One axis of TF crop_and_resize (model/ops.py crop_and_resize): sample i of
+// One axis of TF crop_and_resize (reference.py crop_and_resize): sample i of
 // P along a feature axis of `size` pixels for the normalized interval [b1, b2].
 struct CropAxis {
   int lo;      // floor index, clamped to [0, size-1]
@@ -333,7 +333,7 @@ MRCNN_HD float level_scale(float canonical_size, int image_size) {
   return (float)((double)canonical_size / (double)image_size);
 }
 
-// model/ops.py roi_levels for one normalized box: level in [2, 5]
+// reference.py roi_levels for one normalized box: level in [2, 5]
 // (round half to even; non-finite -> 2). `scale` from level_scale().
 MRCNN_HD int roi_level(const Box& b, float scale, int canonical_level) {
   const float h = mrcnn_sub(b.y2, b.y1);

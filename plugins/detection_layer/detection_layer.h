@@ -1,5 +1,5 @@
 // DetectionLayer: refine, filter and per-class NMS the classifier output.
-// Semantics: plugins/opdefs.py; reference: model/ops.py detection_layer.
+// Semantics: plugins/opdefs.py; reference: plugins/detection_layer/reference.py.
 //
 // Tensors (all contiguous, row-major; K = num_classes):
 //   rois       [N, R, 4] float32 normalized proposals

@@ -1,5 +1,5 @@
 // ProposalLayer: RPN scores + deltas + anchors -> NMS'd proposals.
-// Semantics: plugins/opdefs.py; reference: model/ops.py proposal_layer.
+// Semantics: plugins/opdefs.py; reference: plugins/proposal_layer/reference.py.
 //
 // Tensors (all contiguous, row-major):
 //   scores        [N, A] in `dtype` (foreground probability)
@@ -47,7 +47,7 @@ void proposal_layer_cpu(const ProposalLayerParams& p, DType dtype, const void* s
                         const float* anchors, float* rois, int32_t* count, int32_t* anchor_index,
                         void* workspace, const CpuParallel* par = nullptr);
 
-// Greedy NMS (model/ops.py nms) on K boxes [K, 4] float32 with float32
+// Greedy NMS (plugins/reference.py nms) on K boxes [K, 4] float32 with float32
 // scores: writes the kept indices (descending score, ties by lower index,
 // NaN as -inf) to keep[0..n) and returns n <= min(K, max_keep)
 // (max_keep < 0: no limit). workspace: nms_cpu_workspace(K) bytes or nullptr.

@@ -1,6 +1,7 @@
 // PyramidROIAlign: crop every box from its FPN level (TF crop_and_resize,
 // bilinear, corner aligned, extrapolation 0). Semantics: plugins/opdefs.py,
-// reference: model/ops.py pyramid_roi_align / crop_and_resize / roi_levels.
+// reference: plugins/pyramid_roi_align/reference.py (crop_and_resize, roi_levels:
+// plugins/reference.py).
 //
 // Tensors (all contiguous, row-major):
 //   boxes         [N, R, 4] float32, normalized (y1, x1, y2, x2)
@@ -47,7 +48,7 @@ void pyramid_roi_align_cpu(const PyramidROIAlignParams& p, DType dtype, const fl
                            const void* const feature_maps[4], void* crops, void* workspace,
                            const CpuParallel* par = nullptr);
 
-// model/ops.py crop_and_resize on one feature map:
+// reference.py crop_and_resize on one feature map:
 //   image [N, C, H, W] (`dtype`), boxes [K, 4] float32 normalized,
 //   box_ind [K] int32 in [0, N), crops (out) [K, C, crop_size, crop_size] (`dtype`).
 // crop_size >= 2. Cells outside [0, H-1] x [0, W-1] get extrapolation_value.

@@ -1,7 +1,7 @@
 // PyramidROIAlign, CUDA: one thread per output element (n, r, c, py, px).
 // Each thread picks the box's FPN level (mrcnn::roi_level) and samples that
 // level with TF crop_and_resize (mrcnn::crop_axis / bilerp), exactly the
-// float32 expressions of the CPU kernel and of model/ops.py.
+// float32 expressions of the CPU kernel and of the reference.
 #include "pyramid_roi_align.h"
 
 #include "../common/cuda_common.cuh"

@@ -1,9 +1,11 @@
-"""Pure-PyTorch reference implementations of the Mask R-CNN box/NMS/ROI ops.
+"""Pure-PyTorch building blocks of the op references: the PyTorch twin of ``common/mrcnn_math.h``.
 
-These functions define the semantics that the C++ CPU kernels, the CUDA
-kernels, the ONNX Runtime custom ops and the TensorRT plugins must reproduce
-(``plugins/opdefs.py`` summarises them). They follow
-``docs/model.md`` §3.3-§3.9 exactly, extended to batches of
+Box decoding, clipping, the +1 IoU, the stable score sort, greedy NMS, TF
+``crop_and_resize`` and the FPN level of a box. Each op's reference
+(``plugins/<op>/reference.py``) is written with them; together they define the
+semantics that the C++ CPU kernels, the CUDA kernels, the ONNX Runtime custom
+ops and the TensorRT plugins must reproduce (``plugins/opdefs.py`` summarises
+them). They follow ``docs/model.md`` §3.3-§3.9 exactly, extended to batches of
 N >= 1 images with fixed-size, zero-padded outputs plus a per-image count.
 
 Conventions
@@ -19,7 +21,7 @@ Conventions
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List
 
 import numpy as np
 import torch
@@ -183,123 +185,3 @@ def roi_levels(boxes: Tensor, image_size: int, canonical_size: float = 224.0,
     level = canonical_level + torch.log2(torch.sqrt(h * w) / (canonical_size / image_size))
     level = torch.where(torch.isfinite(level), torch.round(level), torch.full_like(level, min_level))
     return level.clamp(min_level, max_level).long()
-
-
-def pyramid_roi_align(boxes: Tensor, feature_maps: Sequence[Tensor], pool_size: int, image_size: int,
-                      canonical_size: float = 224.0, canonical_level: int = 4) -> Tensor:
-    """Crop each box from its FPN level (docs/model.md §3.8), batched.
-
-    Args:
-        boxes: ``[N, R, 4]`` normalized boxes.
-        feature_maps: [P2, P3, P4, P5], each ``[N, C, H_l, W_l]``.
-    Returns:
-        ``[N, R, C, pool_size, pool_size]`` in the dtype of P2.
-    """
-    n, r = boxes.shape[:2]
-    c = feature_maps[0].shape[1]
-    levels = roi_levels(boxes, image_size, canonical_size, canonical_level)  # N,R
-    out = feature_maps[0].new_zeros((n * r, c, pool_size, pool_size))
-    flat_boxes = boxes.reshape(-1, 4)
-    flat_levels = levels.reshape(-1)
-    batch_ind = torch.arange(n, device=boxes.device).repeat_interleave(r)
-    for i, fmap in enumerate(feature_maps):
-        sel = torch.nonzero(flat_levels == i + 2).flatten()
-        if sel.numel() == 0:
-            continue
-        out[sel] = crop_and_resize(fmap, flat_boxes[sel], batch_ind[sel], pool_size).to(out.dtype)
-    return out.reshape(n, r, c, pool_size, pool_size)
-
-
-# --------------------------------------------------------------------------- proposal layer
-def proposal_layer(scores: Tensor, deltas: Tensor, anchors: Tensor, pre_nms_topk: int, post_nms_topk: int,
-                   nms_threshold: float, rpn_bbox_std_dev: Sequence[float], image_size: int
-                   ) -> Tuple[Tensor, Tensor, Tensor]:
-    """RPN proposals (docs/model.md §3.6), batched and zero-padded.
-
-    Args:
-        scores: ``[N, A]`` foreground probabilities.
-        deltas: ``[N, A, 4]`` raw RPN deltas (not yet scaled by the std devs).
-        anchors: ``[A, 4]`` pixel anchors.
-    Returns:
-        rois ``[N, post_nms_topk, 4]`` normalized (float32), count ``[N]`` int32,
-        anchor_index ``[N, post_nms_topk]`` int64 (the anchor each proposal came
-        from; -1 in padded rows).
-    """
-    n, a = scores.shape
-    dev = scores.device
-    std = torch.tensor(rpn_bbox_std_dev, dtype=torch.float32, device=dev)
-    rois = torch.zeros((n, post_nms_topk, 4), dtype=torch.float32, device=dev)
-    count = torch.zeros((n,), dtype=torch.int32, device=dev)
-    anchor_index = torch.full((n, post_nms_topk), -1, dtype=torch.int64, device=dev)
-    k = min(pre_nms_topk, a)
-    window = torch.tensor([0.0, 0.0, float(image_size), float(image_size)], device=dev)
-    for i in range(n):
-        order = sort_scores_desc(scores[i])[:k]
-        d = deltas[i, order].float() * std
-        boxes = apply_box_deltas(anchors[order].float(), d)
-        boxes = clip_boxes(boxes, window)
-        # already sorted: NMS on positions 0..k-1 with decreasing pseudo-scores keeps the order
-        keep = nms(boxes, -torch.arange(k, dtype=torch.float32, device=dev), nms_threshold, post_nms_topk)
-        m = keep.numel()
-        rois[i, :m] = boxes[keep] / float(image_size)
-        count[i] = m
-        anchor_index[i, :m] = order[keep]
-    return rois, count, anchor_index
-
-
-# --------------------------------------------------------------------------- detection layer
-def detection_layer(rois: Tensor, roi_count: Tensor, probs: Tensor, deltas: Tensor, window: Tensor,
-                    num_classes: int, min_confidence: float, nms_threshold: float, max_instances: int,
-                    bbox_std_dev: Sequence[float], image_size: int) -> Tuple[Tensor, Tensor]:
-    """Refine, filter and per-class NMS the classifier output (docs/model.md §3.9), batched.
-
-    Args:
-        rois: ``[N, R, 4]`` normalized proposals; rows >= ``roi_count[i]`` are ignored.
-        roi_count: ``[N]`` valid rows per image.
-        probs: ``[N, R, K]`` class probabilities.
-        deltas: ``[N, R, K, 4]`` class-specific deltas (not yet scaled).
-        window: ``[N, 4]`` image window (y1, x1, y2, x2) in padded pixels.
-    Returns:
-        detections ``[N, max_instances, 6]`` float32 rows (y1, x1, y2, x2, class, score)
-        in rounded padded pixels, sorted by score; count ``[N]`` int32.
-    """
-    n, r, k = probs.shape
-    if k != num_classes:
-        raise ValueError(f"probs have {k} classes, num_classes is {num_classes}")
-    dev = probs.device
-    std = torch.tensor(bbox_std_dev, dtype=torch.float32, device=dev)
-    thr = torch.tensor(min_confidence, dtype=torch.float32)
-    dets = torch.zeros((n, max_instances, 6), dtype=torch.float32, device=dev)
-    count = torch.zeros((n,), dtype=torch.int32, device=dev)
-    for i in range(n):
-        m = max(0, min(int(roi_count[i]), r))  # counts outside [0, R] are clamped
-        if m == 0:
-            continue
-        p = probs[i, :m].float()
-        class_ids = torch.argmax(p, dim=1)
-        ar = torch.arange(m, device=dev)
-        class_scores = p[ar, class_ids]
-        d = deltas[i, :m].float()[ar, class_ids] * std
-        refined = apply_box_deltas(rois[i, :m].float(), d) * float(image_size)
-        refined = clip_boxes(refined, window[i].float())
-        refined = torch.round(refined)
-        keep_mask = class_ids > 0
-        if min_confidence > 0:
-            keep_mask &= class_scores >= thr
-        keep = torch.nonzero(keep_mask).flatten()
-        if keep.numel() == 0:
-            continue
-        survivors = []
-        for cls in torch.unique(class_ids[keep]).tolist():  # ascending
-            ixs = keep[class_ids[keep] == cls]
-            kept = nms(refined[ixs], class_scores[ixs], nms_threshold)
-            survivors.append(ixs[kept])
-        survivors = torch.sort(torch.cat(survivors)).values  # ascending ROI index
-        top = sort_scores_desc(class_scores[survivors])[:max_instances]
-        sel = survivors[top]
-        c = sel.numel()
-        dets[i, :c, :4] = refined[sel]
-        dets[i, :c, 4] = class_ids[sel].float()
-        dets[i, :c, 5] = class_scores[sel]
-        count[i] = c
-    return dets, count
