@@ -47,14 +47,13 @@ opset 16 or 17 for TensorRT.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Callable, Dict, List, Optional, Sequence
 
 import onnx
 from onnx import TensorProto, helper, shape_inference
 
 from mrcnn_trt.plugins.onnx_builder import Builder, Shape
-from mrcnn_trt.plugins.opdefs import DOMAIN, OP_DEFS, OPS, bind_shapes, output_shapes, validate_attrs
+from mrcnn_trt.plugins.opdefs import DOMAIN, OP_DEFS, OPS, bind_shapes, op_module, output_shapes, validate_attrs
 
 from .trt_ops_table import TOPK_MAX_K
 
@@ -66,26 +65,12 @@ _INPUTS = {op: tuple(t.name for t in d.inputs) for op, d in OP_DEFS.items()}
 _OUTPUTS = {op: len(d.outputs) for op, d in OP_DEFS.items()}
 
 
-def expander_module(op: str) -> str:
-    """The module that holds the standard-ONNX expansion of contract op ``op``: its folder's ``expand``."""
-    return f"mrcnn_trt.plugins.{OP_DEFS[op].torch_name}.expand"
-
-
 def load_expanders() -> Dict[str, Callable[..., None]]:
     """Contract op -> its ``expand(builder, inputs, outputs, attrs, shapes, max_topk)``, for every
     op of ``OP_DEFS`` whose folder has an ``expand.py`` (an op without one is refused by name
     when a graph holds it; an ``expand.py`` that fails to import raises here)."""
-    out: Dict[str, Callable[..., None]] = {}
-    for op in OP_DEFS:
-        name = expander_module(op)
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name not in (name, name.rpartition(".")[0]):
-                raise
-            continue
-        out[op] = module.expand
-    return out
+    modules = {op: op_module(op, "expand") for op in OP_DEFS}
+    return {op: m.expand for op, m in modules.items() if m is not None}
 
 
 #: contract op name (plugins/opdefs.py) -> its expansion (``plugins/<torch_name>/expand.py``)

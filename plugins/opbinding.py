@@ -28,11 +28,10 @@ outputs, then its kernel-only (extra) outputs, one tensor alone unwrapped
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-from .opdefs import OP_DEFS, attrs_from_config, op_def
+from .opdefs import OP_DEFS, attrs_from_config, op_def, op_module
 
 
 def _same_args(*args) -> list:
@@ -75,26 +74,17 @@ class OpBinding:
         return outs[0] if len(outs) == 1 else outs
 
 
-def binding_module(op: str) -> str:
-    """The module that declares ``op``'s binding (``BINDING``): its folder's ``binding``."""
-    return f"mrcnn_trt.plugins.{op_def(op).torch_name}.binding"
-
-
 def load_bindings() -> Dict[str, OpBinding]:
     """Contract op -> its :class:`OpBinding`, for every op of ``OP_DEFS`` (imports the op
     folders' ``binding`` modules, hence torch). ValueError when an op has none."""
     out: Dict[str, OpBinding] = {}
     for op in OP_DEFS:
-        name = binding_module(op)
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name not in (name, name.rpartition(".")[0]):
-                raise
+        module = op_module(op, "binding")
+        if module is None:
             raise ValueError(f"op {op!r} of the contract has no binding "
-                             f"(plugins/{op_def(op).torch_name}/binding.py declares BINDING)") from e
+                             f"(plugins/{op_def(op).torch_name}/binding.py declares BINDING)")
         b = module.BINDING
         if b.op != op:
-            raise ValueError(f"{name}.BINDING is declared for {b.op!r}, not {op!r}")
+            raise ValueError(f"{module.__name__}.BINDING is declared for {b.op!r}, not {op!r}")
         out[op] = b
     return out

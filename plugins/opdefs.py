@@ -55,6 +55,7 @@ DetectionLayer
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -269,6 +270,19 @@ def op_def(op: str) -> OpDef:
         return OP_DEFS[op]
     except KeyError:
         raise ValueError(f"unknown op {op!r}; known: {', '.join(OP_DEFS)}") from None
+
+
+def op_module(op: str, name: str):
+    """Module ``name`` of ``op``'s own folder (``mrcnn_trt.plugins.<torch_name>.<name>``, e.g.
+    its ``binding`` or ``expand``), or None when the folder has no such module; an error
+    inside the module itself propagates."""
+    full = f"mrcnn_trt.plugins.{op_def(op).torch_name}.{name}"
+    try:
+        return importlib.import_module(full)
+    except ModuleNotFoundError as e:
+        if e.name not in (full, full.rpartition(".")[0]):
+            raise
+        return None
 
 
 def data_inputs(op: str) -> Tuple[int, ...]:
