@@ -124,10 +124,8 @@ def detection_layer(rois: Tensor, roi_count: Tensor, probs: Tensor, deltas: Tens
     return torch.from_numpy(dets), torch.from_numpy(count)
 
 
-#: the pybind11 function of an op takes its inputs in contract order, converted by role
+#: the compiled module takes each input converted by its contract role
 _CONVERT = {"f32": _f32, "i32": _i32, "data": _data}
-#: except these runs of inputs, which it takes as one list: op -> (start, end) (P2..P5 as feature_maps)
-_LISTED_INPUTS = {"PyramidROIAlign": (1, 5)}
 
 
 def run(op: str, inputs: Sequence[Tensor], attrs: dict, threads: int | None = None) -> list:
@@ -136,16 +134,14 @@ def run(op: str, inputs: Sequence[Tensor], attrs: dict, threads: int | None = No
     attributes. Returns the node outputs, then the kernel-only outputs, as CPU
     tensors of the contract's dtypes (what ``torch.ops.mrcnn.*`` returns).
 
-    Calls the module's function named like the PyTorch operator
-    (``OpDef.torch_name``) with the inputs converted by their contract role."""
+    Calls the module's generic ``run(op, inputs, attrs, threads)`` with the inputs
+    converted by their contract role; nothing here is specific to an op."""
     d = op_def(op)
+    if len(inputs) != len(d.inputs):
+        raise ValueError(f"{op}: expected {len(d.inputs)} inputs, got {len(inputs)}")
     args = [_CONVERT[t.role](x) for x, t in zip(inputs, d.inputs)]
-    if op in _LISTED_INPUTS:
-        start, end = _LISTED_INPUTS[op]
-        args = args[:start] + [args[start:end]] + args[end:]
     a = {k: (list(v) if isinstance(v, tuple) else v) for k, v in attrs.items()}
-    outs = getattr(_lib(), d.torch_name)(*args, a, _threads(threads))
-    return [torch.from_numpy(o) for o in ((outs,) if isinstance(outs, np.ndarray) else outs)]
+    return [torch.from_numpy(o) for o in _lib().run(d.name, args, a, _threads(threads))]
 
 
 def contract_json() -> str:

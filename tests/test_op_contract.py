@@ -238,6 +238,26 @@ def python_error(op, shapes):
 
 
 @pytest.mark.parametrize("op", OPS)
+def test_cpu_run_is_the_generic_call_of_every_op(op):
+    """``cpu.run`` passes the contract's inputs flat, for every op alike (P2..P5 too):
+    the same arrays as the module's per-op function, a missing input refused in
+    the contract's words."""
+    inputs = make_inputs(op)
+    attrs = attrs_of(op)
+    got = cpu.run(op, [torch.from_numpy(x) for x in inputs], attrs, threads=1)
+    per_op = getattr(cpu._lib(), opdefs.OP_DEFS[op].torch_name)(
+        *inputs, {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.items()}, 1)
+    per_op = [per_op] if isinstance(per_op, np.ndarray) else list(per_op)
+    assert len(got) == len(per_op) == len(opdefs.OP_DEFS[op].outputs + opdefs.OP_DEFS[op].extra_outputs)
+    for g, w in zip(got, per_op):
+        np.testing.assert_array_equal(g.numpy(), w)
+    shapes = [x.shape for x in inputs[:-1]]
+    with pytest.raises(ValueError) as e:
+        cpu.run(op, [torch.from_numpy(x) for x in inputs[:-1]], attrs)
+    assert str(e.value) == python_error(op, shapes) == f"{op}: expected {len(inputs)} inputs, got {len(inputs) - 1}"
+
+
+@pytest.mark.parametrize("op", OPS)
 def test_every_layer_refuses_the_same_shapes(op):
     attrs = attrs_of(op)
     packet = getattr(torch.ops.mrcnn, opdefs.OP_DEFS[op].torch_name)
