@@ -15,6 +15,10 @@
 SIGTERM is delivered as :class:`Terminated`, a ``KeyboardInterrupt``, so the code that
 saves partial work on Ctrl-C (evaluation, training) does the same on SIGTERM;
 :func:`interrupt_exit_code` tells which signal it was.
+
+A command may ask, with :func:`exit_without_finalizing`, that the process end right
+after its last line, with its exit code, without the interpreter's clean-up (a rank of
+a torch.distributed job that ended abnormally does).
 """
 from __future__ import annotations
 
@@ -41,11 +45,35 @@ class Terminated(KeyboardInterrupt):
 
 
 _received: list = []   # signals received while a command runs
+_no_finalizing: list = []   # set by exit_without_finalizing()
 
 
 def interrupt_exit_code() -> int:
     """130 after Ctrl-C, 143 after SIGTERM (for commands that save partial work and return)."""
     return EXIT_TERMINATED if signal.SIGTERM in _received else EXIT_INTERRUPTED
+
+
+def exit_without_finalizing() -> None:
+    """Make :func:`run_main` end the process once the command has its exit code and
+    has printed its last line: standard output and error flushed, then
+    ``os._exit(code)``, skipping the interpreter's finalization.
+
+    For a rank whose torch.distributed job ended abnormally (a lost peer, an
+    interrupt): gloo's worker threads may still be finishing a collective of the
+    broken job, and one that frees a tensor while the interpreter finalizes aborts
+    the process ("terminate called without an active exception", SIGABRT) instead
+    of letting it exit with the command's code. Everything the command writes is
+    complete by then (files are written atomically)."""
+    _no_finalizing.append(True)
+
+
+def _end_process(code: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):   # closed, or its pipe is gone
+            pass
+    os._exit(code)
 
 
 def _on_signal(signum, frame):
@@ -66,40 +94,50 @@ def run_main(fn: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional
 
     @functools.wraps(fn)
     def wrapper(argv: Optional[Sequence[str]] = None) -> int:
-        prog = fn.__module__.rsplit(".", 1)[-1]
         prepare_process()
         _received.clear()
+        _no_finalizing.clear()
         main_thread = threading.current_thread() is threading.main_thread()
         previous = {}
         if main_thread:
             for s in (signal.SIGINT, signal.SIGTERM):
                 previous[s] = signal.signal(s, _on_signal)
         try:
-            return int(fn(argv) or 0)
-        except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return e.exit_code
-        except SystemExit:
-            raise
-        except BaseException as e:
-            if _received or isinstance(e, KeyboardInterrupt):
-                # also when a library caught the interrupt and raised something else
-                code = interrupt_exit_code()
-                print("terminated" if code == EXIT_TERMINATED else "interrupted", file=sys.stderr)
-                return code
-            if isinstance(e, ModuleNotFoundError):
-                print(f"error: missing Python module '{e.name}' ({prog}); install the project with "
-                      f"`pip install -e .` (see README)", file=sys.stderr)
-                return EXIT_MISSING_MODULE
-            if isinstance(e, OSError) and e.errno in PATH_ERRNOS:
-                print(f"error: {_os_error_line(e)}", file=sys.stderr)
-                return EXIT_USER_ERROR
-            raise
+            code = _exit_code(fn, argv)
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
+        if _no_finalizing:
+            _end_process(code)
+        return code
 
     return wrapper
+
+
+def _exit_code(fn: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]]) -> int:
+    """``fn(argv)``'s exit code; the exceptions of the module docstring become one line and their code."""
+    prog = fn.__module__.rsplit(".", 1)[-1]
+    try:
+        return int(fn(argv) or 0)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except SystemExit:
+        raise
+    except BaseException as e:
+        if _received or isinstance(e, KeyboardInterrupt):
+            # also when a library caught the interrupt and raised something else
+            code = interrupt_exit_code()
+            print("terminated" if code == EXIT_TERMINATED else "interrupted", file=sys.stderr)
+            return code
+        if isinstance(e, ModuleNotFoundError):
+            print(f"error: missing Python module '{e.name}' ({prog}); install the project with "
+                  f"`pip install -e .` (see README)", file=sys.stderr)
+            return EXIT_MISSING_MODULE
+        if isinstance(e, OSError) and e.errno in PATH_ERRNOS:
+            print(f"error: {_os_error_line(e)}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        raise
 
 
 def progress(iterable: Iterable, total: Optional[int] = None, desc: str = "", unit: str = "it", **kw):

@@ -37,7 +37,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Iterator, List, Optional, Sequence
 
-from .cli import Terminated
+from .cli import Terminated, exit_without_finalizing
 from .errors import EXIT_PEER_LOST, UserError
 from .threads import default_threads
 
@@ -168,12 +168,24 @@ def _first_signal_only() -> None:
         signal.signal(sig, handler)
 
 
-def shutdown() -> None:
-    """Leave the job (a no-op when not in one)."""
+def shutdown(ended_well: bool = True) -> None:
+    """Leave the job (a no-op when not in one).
+
+    ``ended_well`` False (the command failed, was interrupted or lost a peer): the
+    job may be broken mid-collective, so the process group is left as it is (NCCL's
+    clean-up can wait forever on a dead peer) and the command's process ends right
+    after its last line, skipping the interpreter's finalization
+    (:func:`mrcnn_trt.cli.exit_without_finalizing`): a gloo worker thread still
+    finishing the broken collective would otherwise abort it (SIGABRT) instead of
+    letting it exit with its code."""
     if not _context:
         return
+    enabled = _context[-1].enabled
     _context.clear()
     _object_group.clear()
+    if enabled and not ended_well:
+        exit_without_finalizing()
+        return
     with contextlib.suppress(Exception):
         import torch.distributed as dist
 

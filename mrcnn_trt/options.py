@@ -529,12 +529,14 @@ class DistributedOptions(OptionGroup):
         through torchrun and return their exit code. Otherwise (one process, or a rank
         torchrun started): ``prepare()``, join the job on ``device`` (``init``: more
         arguments of :func:`mrcnn_trt.distributed.init`), return ``body(ctx)`` and leave the
-        job, also on errors."""
+        job, also on errors (see :func:`mrcnn_trt.distributed.shutdown`)."""
         if args.nproc > 1 and not distributed.launched():
             return distributed.relaunch(module, argv, args.nproc)
         if prepare is not None:
             prepare()
+        code = None
         try:
-            return body(distributed.init(device, args.dist_timeout, **init))
+            code = body(distributed.init(device, args.dist_timeout, **init))
+            return code
         finally:
-            distributed.shutdown()
+            distributed.shutdown(ended_well=code == 0)

@@ -4,7 +4,8 @@
   alone writes, a resumed job continues like an uninterrupted one;
 * evaluation: 2 ranks give exactly the metrics of 1 process, with an odd image count;
 * a rank killed (or stopped with SIGTERM) mid-run: the other one stops with one line
-  within the timeout, and nothing is half-written.
+  within the timeout, and nothing is half-written; a rank of a broken job ends with its
+  exit code, without the interpreter's clean-up (where gloo's threads could abort it).
 
 The ranks run as real processes: under torchrun (``python -m torch.distributed.run``),
 or started directly with the variables torchrun sets (RANK, WORLD_SIZE, MASTER_ADDR,
@@ -188,6 +189,39 @@ def test_a_lost_rank_stops_the_job_with_one_line(first_epoch, tmp_path, sig):
     # nothing half-written: epoch 1 is intact, no temporary file is left
     assert not _parts(out) and not (out / "epoch_0002.pth").exists()
     assert (out / "last.pth").read_bytes() == before
+
+
+_ENDING = """
+import atexit, sys
+from mrcnn_trt import distributed
+from mrcnn_trt.cli import run_main
+
+@run_main
+def main(argv=None):
+    distributed.init("cpu", 20)
+    atexit.register(lambda: print("finalized"))
+    print("last line")                  # block-buffered: the pipe is not a terminal
+    distributed.shutdown(ended_well=sys.argv[1] == "well")
+    return 7
+
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("launched", [True, False], ids=["rank", "one-process"])
+@pytest.mark.parametrize("ending", ["well", "badly"])
+def test_a_rank_that_ends_badly_skips_the_interpreter_clean_up(launched, ending):
+    """A broken job's rank ends with its code right after its last line: no interpreter
+    finalization (where a gloo worker thread finishing a broken collective aborts the
+    process: SIGABRT instead of exit 5 / 143), yet nothing it printed is lost. A job that
+    ended well, or a process outside a job, finalizes as usual."""
+    env = _env(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port())) \
+        if launched else _env()
+    res = subprocess.run([sys.executable, "-c", _ENDING, ending], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 7, res.stderr
+    finalized = not (launched and ending == "badly")
+    assert res.stdout.splitlines() == ["last line"] + (["finalized"] if finalized else []), res.stdout + res.stderr
 
 
 # --------------------------------------------------------------------------------------------- evaluation
