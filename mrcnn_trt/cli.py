@@ -28,6 +28,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from typing import Callable, Iterable, Optional, Sequence
 
 from tqdm import tqdm
@@ -104,6 +105,11 @@ def run_main(fn: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional
                 previous[s] = signal.signal(s, _on_signal)
         try:
             code = _exit_code(fn, argv)
+        except Exception:
+            if not _no_finalizing:
+                raise
+            traceback.print_exc()   # what Python prints for an escaping exception, and its exit code
+            code = 1
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)

@@ -202,6 +202,8 @@ def main(argv=None):
     atexit.register(lambda: print("finalized"))
     print("last line")                  # block-buffered: the pipe is not a terminal
     distributed.shutdown(ended_well=sys.argv[1] == "well")
+    if sys.argv[1] == "with-a-bug":
+        raise ZeroDivisionError("a bug")
     return 7
 
 sys.exit(main())
@@ -209,18 +211,21 @@ sys.exit(main())
 
 
 @pytest.mark.parametrize("launched", [True, False], ids=["rank", "one-process"])
-@pytest.mark.parametrize("ending", ["well", "badly"])
+@pytest.mark.parametrize("ending", ["well", "badly", "with-a-bug"])
 def test_a_rank_that_ends_badly_skips_the_interpreter_clean_up(launched, ending):
     """A broken job's rank ends with its code right after its last line: no interpreter
     finalization (where a gloo worker thread finishing a broken collective aborts the
-    process: SIGABRT instead of exit 5 / 143), yet nothing it printed is lost. A job that
-    ended well, or a process outside a job, finalizes as usual."""
+    process: SIGABRT instead of exit 5 / 143), yet nothing it printed is lost; a bug still
+    prints its traceback and exits 1. A job that ended well, or a process outside a job,
+    finalizes as usual."""
     env = _env(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port())) \
         if launched else _env()
     res = subprocess.run([sys.executable, "-c", _ENDING, ending], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=120)
-    assert res.returncode == 7, res.stderr
-    finalized = not (launched and ending == "badly")
+    bug = ending == "with-a-bug"
+    assert res.returncode == (1 if bug else 7), res.stderr
+    assert ("ZeroDivisionError: a bug" in res.stderr and "Traceback" in res.stderr) == bug, res.stderr
+    finalized = not launched or ending == "well"
     assert res.stdout.splitlines() == ["last line"] + (["finalized"] if finalized else []), res.stdout + res.stderr
 
 
