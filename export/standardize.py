@@ -149,84 +149,36 @@ def expand_custom_nodes(model: onnx.ModelProto, opset: int = 17, *,
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    have = _default_opset(out)
-    target = have if have is not None else int(opset)
-    if not MIN_OPSET <= target <= MAX_OPSET:
-        raise ValueError(f"the standard flavor needs ai.onnx opset {MIN_OPSET}..{MAX_OPSET} (GridSample); "
-                         f"the model {'imports' if have is not None else 'would import'} opset {target}")
-    if have is None:
-        out.opset_import.append(helper.make_opsetid("", target))
-
+    target = _import_default_opset(out, opset)
     g = out.graph
-    for node in g.node:
-        if node.domain == DOMAIN and node.op_type not in OPS:
-            raise ValueError(f"unknown {DOMAIN} op {node.op_type!r} (node {node.name!r})")
-        if is_custom(node) and node.op_type not in EXPANDERS:
-            raise ValueError(f"{DOMAIN} op {node.op_type!r} has no standard-ONNX expansion (node {node.name!r})")
-
-    taken = {v for node in g.node for v in list(node.input) + list(node.output)}
-    taken |= {node.name for node in g.node}
-    taken |= {x.name for x in list(g.input) + list(g.output) + list(g.initializer) + list(g.value_info)}
-    elem_types = {}
-    for vi in list(g.input) + list(g.value_info) + list(g.output):
-        elem_types[vi.name] = vi.type.tensor_type.elem_type
-    for init in g.initializer:
-        elem_types[init.name] = init.data_type
-
+    _check_custom_ops(g)
+    taken = _taken_names(g)
+    elem_types = _elem_types(g)
     counter = 0
     while any(is_custom(nd) for nd in g.node):
         shapes = _static_shapes(out)
-        progress = False
         new_nodes: List[onnx.NodeProto] = []
         missing = []
+        counted = counter
         for node in g.node:
             if not is_custom(node):
                 new_nodes.append(node)
                 continue
-            op = node.op_type
-            ins = list(node.input)
-            if len(ins) != len(_INPUTS[op]) or any(not x for x in ins):
-                raise ValueError(f"{op} node {node.name!r} needs inputs {', '.join(_INPUTS[op])}; got {ins}")
-            if len(node.output) > _OUTPUTS[op]:
-                raise ValueError(f"{op} node {node.name!r} has {len(node.output)} outputs, expected {_OUTPUTS[op]}")
-            unknown = [x for x in ins if x not in shapes]
+            unknown = _check_custom_node(node, shapes)
             if unknown:
-                missing.append(f"{op} {node.name!r}: {', '.join(unknown)}")
+                missing.append(f"{node.op_type} {node.name!r}: {', '.join(unknown)}")
                 new_nodes.append(node)
                 continue
-            attrs = validate_attrs(op, {at.name: helper.get_attribute_value(at) for at in node.attribute})
-            for x, t in zip(ins, OP_DEFS[op].inputs):
-                et = elem_types.get(x)
-                want = TensorProto.INT32 if t.role == "i32" else TensorProto.FLOAT
-                if et not in (None, TensorProto.UNDEFINED, want):
-                    raise ValueError(f"{op} node {node.name!r}: input {t.name} ({x}) has type "
-                                     f"{TensorProto.DataType.Name(et)}, expected {TensorProto.DataType.Name(want)}")
-            bind_shapes(op, [shapes[x] for x in ins], attrs)   # the contract's shape rules
             counter += 1
-            prefix = f"std{counter}_{node.name or op}"
-            b = Builder(prefix, taken, target)
-            outs = list(node.output)
-            EXPANDERS[op](b, ins, outs, attrs, shapes, max_topk)
+            b = Builder(f"std{counter}_{node.name or node.op_type}", taken, target)
+            _expand_node(node, b, shapes, elem_types, max_topk)
             new_nodes.extend(b.nodes)
             g.initializer.extend(b.inits)
-            for name, shp, t in zip(outs, _output_shapes(op, ins, attrs, shapes), OP_DEFS[op].outputs):
-                et = TensorProto.INT32 if t.role == "i32" else TensorProto.FLOAT
-                if name:
-                    shapes[name] = shp
-                    elem_types[name] = et
-            progress = True
+        if counter == counted:   # no node could be expanded
+            raise ValueError("cannot expand custom nodes: inputs without a static shape: " + "; ".join(missing))
         del g.node[:]
         g.node.extend(new_nodes)
-        if not progress:
-            raise ValueError("cannot expand custom nodes: inputs without a static shape: " + "; ".join(missing))
-
-    leftover = [f"function {f.name}" for f in out.functions for nd in f.node if nd.domain == DOMAIN]
-    leftover += [f"subgraph of {nd.name or nd.op_type}" for nd in g.node for at in nd.attribute
-                 if at.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-                 for sg in ([at.g] if at.type == onnx.AttributeProto.GRAPH else list(at.graphs))
-                 for inner in sg.node if inner.domain == DOMAIN]
-    if leftover:
-        raise ValueError(f"{DOMAIN} nodes outside the main graph are not supported: {', '.join(leftover)}")
+    _check_no_nested_custom_nodes(out)
     keep = [o for o in out.opset_import if o.domain != DOMAIN]
     del out.opset_import[:]
     out.opset_import.extend(keep)
@@ -235,3 +187,82 @@ def expand_custom_nodes(model: onnx.ModelProto, opset: int = 17, *,
     except Exception:  # noqa: BLE001 - keep the graph without extra value_info
         pass
     return out
+
+
+def _import_default_opset(model: onnx.ModelProto, opset: int) -> int:
+    """The ai.onnx opset the expansions are written for: the model's, or ``opset``
+    (then imported into ``model``); refused outside [MIN_OPSET, MAX_OPSET]."""
+    have = _default_opset(model)
+    target = have if have is not None else int(opset)
+    if not MIN_OPSET <= target <= MAX_OPSET:
+        raise ValueError(f"the standard flavor needs ai.onnx opset {MIN_OPSET}..{MAX_OPSET} (GridSample); "
+                         f"the model {'imports' if have is not None else 'would import'} opset {target}")
+    if have is None:
+        model.opset_import.append(helper.make_opsetid("", target))
+    return target
+
+
+def _check_custom_ops(g: onnx.GraphProto) -> None:
+    """Refuse an ``mrcnn`` op the contract does not know, or one without an expansion."""
+    for node in g.node:
+        if node.domain == DOMAIN and node.op_type not in OPS:
+            raise ValueError(f"unknown {DOMAIN} op {node.op_type!r} (node {node.name!r})")
+        if is_custom(node) and node.op_type not in EXPANDERS:
+            raise ValueError(f"{DOMAIN} op {node.op_type!r} has no standard-ONNX expansion (node {node.name!r})")
+
+
+def _taken_names(g: onnx.GraphProto) -> set:
+    """Every value and node name of ``g`` (new names must avoid them)."""
+    taken = {v for node in g.node for v in list(node.input) + list(node.output)}
+    taken |= {node.name for node in g.node}
+    taken |= {x.name for x in list(g.input) + list(g.output) + list(g.initializer) + list(g.value_info)}
+    return taken
+
+
+def _elem_types(g: onnx.GraphProto) -> Dict[str, int]:
+    """Value name -> ONNX element type, for the values whose type ``g`` declares."""
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in list(g.input) + list(g.value_info) + list(g.output)}
+    types.update({init.name: init.data_type for init in g.initializer})
+    return types
+
+
+def _check_custom_node(node: onnx.NodeProto, shapes: Dict[str, Shape]) -> List[str]:
+    """Check a custom node's input and output counts against the contract; return its
+    inputs whose static shape is not known yet."""
+    op, ins = node.op_type, list(node.input)
+    if len(ins) != len(_INPUTS[op]) or any(not x for x in ins):
+        raise ValueError(f"{op} node {node.name!r} needs inputs {', '.join(_INPUTS[op])}; got {ins}")
+    if len(node.output) > _OUTPUTS[op]:
+        raise ValueError(f"{op} node {node.name!r} has {len(node.output)} outputs, expected {_OUTPUTS[op]}")
+    return [x for x in ins if x not in shapes]
+
+
+def _expand_node(node: onnx.NodeProto, b: Builder, shapes: Dict[str, Shape], elem_types: Dict[str, int],
+                 max_topk: Optional[int]) -> None:
+    """Check a custom node (attributes, input types, the contract's shape rules) and build
+    its standard-ONNX subgraph into ``b``; record its outputs' shapes and types."""
+    op, ins, outs = node.op_type, list(node.input), list(node.output)
+    attrs = validate_attrs(op, {at.name: helper.get_attribute_value(at) for at in node.attribute})
+    for x, t in zip(ins, OP_DEFS[op].inputs):
+        et = elem_types.get(x)
+        want = TensorProto.INT32 if t.role == "i32" else TensorProto.FLOAT
+        if et not in (None, TensorProto.UNDEFINED, want):
+            raise ValueError(f"{op} node {node.name!r}: input {t.name} ({x}) has type "
+                             f"{TensorProto.DataType.Name(et)}, expected {TensorProto.DataType.Name(want)}")
+    bind_shapes(op, [shapes[x] for x in ins], attrs)   # the contract's shape rules
+    EXPANDERS[op](b, ins, outs, attrs, shapes, max_topk)
+    for name, shp, t in zip(outs, _output_shapes(op, ins, attrs, shapes), OP_DEFS[op].outputs):
+        if name:
+            shapes[name] = shp
+            elem_types[name] = TensorProto.INT32 if t.role == "i32" else TensorProto.FLOAT
+
+
+def _check_no_nested_custom_nodes(model: onnx.ModelProto) -> None:
+    """Refuse ``mrcnn`` nodes inside functions or subgraphs (only the main graph is expanded)."""
+    leftover = [f"function {f.name}" for f in model.functions for nd in f.node if nd.domain == DOMAIN]
+    leftover += [f"subgraph of {nd.name or nd.op_type}" for nd in model.graph.node for at in nd.attribute
+                 if at.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                 for sg in ([at.g] if at.type == onnx.AttributeProto.GRAPH else list(at.graphs))
+                 for inner in sg.node if inner.domain == DOMAIN]
+    if leftover:
+        raise ValueError(f"{DOMAIN} nodes outside the main graph are not supported: {', '.join(leftover)}")

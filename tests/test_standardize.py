@@ -311,6 +311,29 @@ def test_expand_rejects_bad_models():
         expand_custom_nodes(bad)
 
 
+def test_expand_refuses_custom_nodes_outside_the_main_graph():
+    """Only the main graph is expanded: an mrcnn node in a model function or in a
+    branch of an If is refused by name, not left behind."""
+    good = _detection_model(1, 4, 3, 0.5, 0.3, 2, 128)
+    inner = onnx.NodeProto()
+    inner.CopyFrom(good.graph.node[0])
+    in_function = onnx.ModelProto()
+    in_function.CopyFrom(good)
+    in_function.functions.append(helper.make_function(
+        "local", "Wrapped", list(inner.input), list(inner.output), [inner],
+        [helper.make_opsetid("", 17), helper.make_opsetid("mrcnn", 1)]))
+    with pytest.raises(ValueError, match="outside the main graph are not supported: function Wrapped"):
+        expand_custom_nodes(in_function)
+
+    branch = helper.make_graph([inner], "then", [], [helper.make_tensor_value_info(inner.output[0], T.FLOAT, None)])
+    in_if = onnx.ModelProto()
+    in_if.CopyFrom(good)
+    in_if.graph.node.append(helper.make_node("If", [good.graph.input[1].name], ["if_out"], name="choose",
+                                             then_branch=branch, else_branch=branch))
+    with pytest.raises(ValueError, match="outside the main graph are not supported: subgraph of choose"):
+        expand_custom_nodes(in_if)
+
+
 def test_each_contract_op_is_expanded_by_its_registered_expander(monkeypatch):
     """One expander per op of the contract (plugins/opdefs.py), the ``expand`` of the op's folder,
     chosen by the node's op name; a contract op without one is refused by name, before anything
