@@ -76,35 +76,48 @@ def plan_precision(builder: Union[Family, str], *, fp16: bool, int8: bool, model
     if int8 and model.has_qdq and (calib_images or calib_cache):
         raise PrecisionUnsupported("this ONNX model already has Q/DQ nodes (explicit quantization): drop "
                                    "--calib-images/--calib-cache")
-    if fam.strongly_typed:
-        who = fam.label
-        if calib_cache:
-            raise PrecisionUnsupported(f"{who} has no INT8 calibrators, so no calibration cache: drop --calib-cache "
-                                       f"(give --calib-images to calibrate a Q/DQ model, or build one from "
-                                       f"mrcnn-calibrate)")
-        if int8 and not model.has_qdq and not calib_images:
-            raise PrecisionUnsupported(f"{who} has no INT8 calibrators (explicit quantization only): give "
-                                       f"--calib-images DIR to calibrate a Q/DQ model now, or build the Q/DQ model "
-                                       f"from mrcnn-calibrate with --int8")
-        if int8 and fp16:
-            raise PrecisionUnsupported(f"{who} builds strongly typed networks: --int8 with --fp16 is not available "
-                                       f"(the Q/DQ model keeps its float layers in FP32); drop --fp16")
-        make_qdq = bool(int8 and not model.has_qdq)
-        convert = bool(fp16 and not model.has_fp16)
-        if int8:
-            label = "qdq-int8"
-        elif fp16 or model.has_fp16:
-            label = "fp16"
-        else:
-            label = "fp32"
-        return PrecisionPlan(False, False, False, "qdq" if int8 else None, label, convert, make_qdq)
-    if int8 and not model.has_qdq and not (calib_images or calib_cache):
+    plan = _plan_strongly_typed if fam.strongly_typed else _plan_with_flags
+    return plan(fam, fp16=bool(fp16), int8=bool(int8), model=model, calib_images=calib_images,
+                calib_cache=calib_cache)
+
+
+def _plan_strongly_typed(fam: Family, *, fp16: bool, int8: bool, model: OnnxPrecision,
+                         calib_images: Optional[str], calib_cache: Optional[str]) -> PrecisionPlan:
+    """No flags, no calibrators: the graph carries the precision (converted to FP16, or
+    calibrated into a Q/DQ graph, when the request asks for it)."""
+    who = fam.label
+    if calib_cache:
+        raise PrecisionUnsupported(f"{who} has no INT8 calibrators, so no calibration cache: drop --calib-cache "
+                                   f"(give --calib-images to calibrate a Q/DQ model, or build one from "
+                                   f"mrcnn-calibrate)")
+    if int8 and not model.has_qdq and not calib_images:
+        raise PrecisionUnsupported(f"{who} has no INT8 calibrators (explicit quantization only): give "
+                                   f"--calib-images DIR to calibrate a Q/DQ model now, or build the Q/DQ model "
+                                   f"from mrcnn-calibrate with --int8")
+    if int8 and fp16:
+        raise PrecisionUnsupported(f"{who} builds strongly typed networks: --int8 with --fp16 is not available "
+                                   f"(the Q/DQ model keeps its float layers in FP32); drop --fp16")
+    if int8:
+        label = "qdq-int8"
+    elif fp16 or model.has_fp16:
+        label = "fp16"
+    else:
+        label = "fp32"
+    return PrecisionPlan(False, False, False, "qdq" if int8 else None, label,
+                         convert_fp16=bool(fp16 and not model.has_fp16),
+                         make_qdq=bool(int8 and not model.has_qdq))
+
+
+def _plan_with_flags(fam: Family, *, fp16: bool, int8: bool, model: OnnxPrecision,
+                     calib_images: Optional[str], calib_cache: Optional[str]) -> PrecisionPlan:
+    """Builder flags for FP16 / INT8; INT8 without Q/DQ nodes is calibrated in the builder."""
+    calibrate = int8 and not model.has_qdq
+    if calibrate and not (calib_images or calib_cache):
         raise PrecisionUnsupported("--int8 needs --calib-images DIR (calibrate now) or --calib-cache FILE "
                                    "(a cache written by an earlier calibration of this model)")
-    if int8 and not model.has_qdq and not fam.calibrators:
+    if calibrate and not fam.calibrators:
         raise PrecisionUnsupported(f"{fam.label} has no INT8 calibrators: build a Q/DQ model with mrcnn-calibrate")
-    calibrate = int8 and not model.has_qdq
     mode = None if not int8 else ("qdq" if model.has_qdq else "calibrated")
     label = "+".join(x for x in (("qdq-int8" if mode == "qdq" else "int8") if int8 else "", "fp16" if fp16 else "")
                      if x) or "fp32"
-    return PrecisionPlan(bool(fp16), bool(int8), calibrate, mode, label)
+    return PrecisionPlan(fp16, int8, calibrate, mode, label)
