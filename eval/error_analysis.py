@@ -243,17 +243,47 @@ def tide_analysis(data: EvalData, iou_type: str = "segm", pos_thresh: float = 0.
     if iou_type not in IOU_TYPES:
         raise ValueError(f"iou_type must be one of {IOU_TYPES}, got {iou_type!r}")
     require_tidecv()
-    from tidecv.data import Data
-    from tidecv.errors.main_errors import (BackgroundError, BoxError, ClassError, DuplicateError, MissedError,
-                                           OtherError)
+    from tidecv.errors.main_errors import (BackgroundError, BoxError, ClassError, DuplicateError,
+                                           FalsePositiveError, MissedError, OtherError)
     from tidecv.quantify import TIDE, TIDERun
 
     mode = TIDE.MASK if iou_type == "segm" else TIDE.BOX
+    if not any(data.gt_index.values()) and not data.dets:
+        zero = {k: 0.0 for k in TIDE_ERRORS}
+        return TideResult(iou_type, float("nan"), zero, {k: 0.0 for k in TIDE_SPECIAL},
+                          {k: 0 for k in TIDE_ERRORS}, {})
+    gt_data, pred_data, gt_ids, det_ids = _tide_data(data, with_masks=mode == TIDE.MASK)
+    run = TIDERun(gt_data, pred_data, pos_thresh, bg_thresh, mode, gt_data.max_dets, True)
+
+    types = {ClassError: "Cls", BoxError: "Loc", OtherError: "Both", DuplicateError: "Dupe",
+             BackgroundError: "Bkg", MissedError: "Miss"}
+    # = run.fix_main_errors() / fix_special_errors(), with AP undefined (nothing left to score,
+    # e.g. fixing the misses of a run without detections) reported as nan instead of raising
+    main = {short: _gain(run.fix_errors(lambda e, t=t: isinstance(e, t)), run.ap, clip=True)
+            for t, short in types.items()}
+    special = {"FalsePos": _gain(run.fix_errors(transform=FalsePositiveError.fix), run.ap),
+               "FalseNeg": _gain(run.fix_errors(false_neg_dict=run.false_negatives), run.ap)}
+    # detections on crowd regions are ignored by the AP (tidecv's fixes leave them out too) but
+    # tidecv still lists them as background errors: not counted, not shown here
+    errors = [e for e in run.errors if not (hasattr(e, "pred") and e.pred.get("used", False) is None)]
+    counts = {short: sum(1 for e in errors if type(e) is t) for t, short in types.items()}
+    cases = tuple(_error_case(data, e, types[type(e)], gt_ids, det_ids, iou_type) for e in errors
+                  if type(e) in types)
+    return TideResult(iou_type, float(run.ap), main, special, counts, _per_class_gains(data, run, types), cases)
+
+
+def _tide_data(data: EvalData, with_masks: bool):
+    """``data`` as tidecv's ground truth and predictions (crowd objects as ignore regions; at
+    most 100 detections per image; without masks skipped when ``with_masks``). Returns them
+    with the index maps TIDE annotation ``_id`` -> index into ``data.gts``, TIDE prediction
+    ``_id`` -> index into ``data.dets``."""
+    from tidecv.data import Data
+
     gt_data, pred_data = Data("gt", max_dets=100), Data("predictions", max_dets=100)
     for cid, name in data.classes.items():
         gt_data.add_class(cid, name)
         pred_data.add_class(cid, name)
-    gt_ids = []   # TIDE annotation _id -> index into data.gts (None: ignore region)
+    gt_ids = []
     for image_id in data.image_ids:
         gt_data.add_image(image_id, str(data.images[image_id].get("file_name", image_id)))
         for g in data.gt_index[image_id]:
@@ -263,64 +293,42 @@ def tide_analysis(data: EvalData, iou_type: str = "segm", pos_thresh: float = 0.
             else:
                 gt_data.add_ground_truth(image_id, gt["category_id"], gt["bbox"], gt["rle"])
             gt_ids.append(g)
-    det_ids = []  # TIDE prediction _id -> index into data.dets
+    det_ids = []
     for k, d in enumerate(data.dets):
-        if d["rle"] is None and mode == TIDE.MASK:
+        if d["rle"] is None and with_masks:
             continue
         pred_data.add_detection(d["image_id"], d["category_id"], d["score"], d["bbox"], d["rle"])
         det_ids.append(k)
+    return gt_data, pred_data, gt_ids, det_ids
 
-    if not any(data.gt_index.values()) and not data.dets:
-        zero = {k: 0.0 for k in TIDE_ERRORS}
-        return TideResult(iou_type, float("nan"), zero, {k: 0.0 for k in TIDE_SPECIAL},
-                          {k: 0 for k in TIDE_ERRORS}, {})
-    run = TIDERun(gt_data, pred_data, pos_thresh, bg_thresh, mode, gt_data.max_dets, True)
 
-    types = {ClassError: "Cls", BoxError: "Loc", OtherError: "Both", DuplicateError: "Dupe",
-             BackgroundError: "Bkg", MissedError: "Miss"}
-    # = run.fix_main_errors() / fix_special_errors(), with AP undefined (nothing left to score,
-    # e.g. fixing the misses of a run without detections) reported as nan instead of raising
-    from tidecv.errors.main_errors import FalsePositiveError
-
-    main = {short: _gain(run.fix_errors(lambda e, t=t: isinstance(e, t)), run.ap, clip=True)
-            for t, short in types.items()}
-    special = {"FalsePos": _gain(run.fix_errors(transform=FalsePositiveError.fix), run.ap),
-               "FalseNeg": _gain(run.fix_errors(false_neg_dict=run.false_negatives), run.ap)}
-    # detections on crowd regions are ignored by the AP (tidecv's fixes leave them out too) but
-    # tidecv still lists them as background errors: not counted, not shown here
-    errors = [e for e in run.errors if not (hasattr(e, "pred") and e.pred.get("used", False) is None)]
-    counts = {short: sum(1 for e in errors if type(e) is t) for t, short in types.items()}
-
+def _per_class_gains(data: EvalData, run, types: dict) -> Dict[str, Dict[str, float]]:
+    """Class name -> its AP50 and, per error type, the AP50 it gains when those errors are fixed."""
     base = _class_aps(run.ap_data)
-    per_class: Dict[str, Dict[str, float]] = {}
-    for cid, ap in base.items():
-        per_class[data.class_name(cid)] = {"AP50": ap}
+    per_class: Dict[str, Dict[str, float]] = {data.class_name(cid): {"AP50": ap} for cid, ap in base.items()}
     for t, short in types.items():
         fixed = _class_aps(run.fix_errors(lambda e, t=t: isinstance(e, t)))
         for cid, ap in base.items():
             per_class[data.class_name(cid)][short] = max(fixed.get(cid, ap) - ap, 0.0)
+    return per_class
 
-    cases = []
-    for e in errors:
-        short = types.get(type(e))
-        if short is None:
-            continue
-        if short == "Miss":
-            cases.append(ErrorCase("Miss", e.gt["image"], e.gt["class"], 0.0, gt=gt_ids[e.gt["_id"]]))
-            continue
-        k = det_ids[e.pred["_id"]]
-        g = None   # the object the error is about, if any
-        if short in ("Cls", "Loc"):
-            g = gt_ids[e.gt["_id"]]
-        elif short == "Dupe" and e.suppressor.get("matched_with") is not None:
-            g = gt_ids[e.suppressor["matched_with"]]
-        elif short == "Both":
-            g = _best_object(data, k, iou_type)
-        iou = det_gt_iou(data, k, g, iou_type) if g is not None else 0.0
-        other = data.gts[g]["category_id"] if g is not None and short in ("Cls", "Both") else None
-        cases.append(ErrorCase(short, e.pred["image"], e.pred["class"], float(e.pred["score"]), det=k, gt=g,
-                               other_class=other, iou=iou))
-    return TideResult(iou_type, float(run.ap), main, special, counts, per_class, tuple(cases))
+
+def _error_case(data: EvalData, e, short: str, gt_ids: list, det_ids: list, iou_type: str) -> ErrorCase:
+    """One tidecv error as an :class:`ErrorCase`: its detection and the object it is about, if any."""
+    if short == "Miss":
+        return ErrorCase("Miss", e.gt["image"], e.gt["class"], 0.0, gt=gt_ids[e.gt["_id"]])
+    k = det_ids[e.pred["_id"]]
+    g = None
+    if short in ("Cls", "Loc"):
+        g = gt_ids[e.gt["_id"]]
+    elif short == "Dupe" and e.suppressor.get("matched_with") is not None:
+        g = gt_ids[e.suppressor["matched_with"]]
+    elif short == "Both":
+        g = _best_object(data, k, iou_type)
+    iou = det_gt_iou(data, k, g, iou_type) if g is not None else 0.0
+    other = data.gts[g]["category_id"] if g is not None and short in ("Cls", "Both") else None
+    return ErrorCase(short, e.pred["image"], e.pred["class"], float(e.pred["score"]), det=k, gt=g,
+                     other_class=other, iou=iou)
 
 
 def det_gt_iou(data: EvalData, det: int, gt: int, iou_type: str) -> float:
