@@ -409,6 +409,28 @@ class ConfusionMatrix:
                 "background_on_matched_objects": dict(zip(self.classes, self.on_matched.tolist()))}
 
 
+def _match_greedily(iou: np.ndarray, det_cls: np.ndarray, gt_cls: np.ndarray,
+                    iou_thresh: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Match detections (rows of ``iou`` ``[D, G]``, in descending score order) to objects:
+    each takes the free object of highest IoU >= ``iou_thresh``, first among objects of its
+    own class, then (in a second pass) among the others. Returns the object index of each
+    detection (-1: none) ``[D]`` and which objects were taken ``[G]``."""
+    gt_taken = np.zeros(iou.shape[1], dtype=bool)
+    det_match = np.full(iou.shape[0], -1)
+    for same_class in (True, False):
+        for i in range(iou.shape[0]):
+            if det_match[i] >= 0:
+                continue
+            cand = iou[i].copy()
+            cand[gt_taken] = -1.0
+            if same_class:
+                cand[gt_cls != det_cls[i]] = -1.0
+            if cand.size and cand.max() >= iou_thresh:
+                j = int(cand.argmax())
+                det_match[i], gt_taken[j] = j, True
+    return det_match, gt_taken
+
+
 def confusion_matrix(data: EvalData, iou_type: str = "segm", score_thresh: float = 0.5,
                      iou_thresh: float = 0.5) -> ConfusionMatrix:
     """The class confusion matrix of ``data`` (see :class:`ConfusionMatrix`)."""
@@ -424,19 +446,7 @@ def confusion_matrix(data: EvalData, iou_type: str = "segm", score_thresh: float
         iou = pairwise_iou([data.dets[d] for d in dets], [data.gts[g] for g in gts], iou_type)
         det_cls = np.array([data.dets[d]["category_id"] for d in dets], dtype=np.int64)
         gt_cls = np.array([data.gts[g]["category_id"] for g in gts], dtype=np.int64)
-        gt_taken = np.zeros(len(gts), dtype=bool)
-        det_match = np.full(len(dets), -1)
-        for same_class in (True, False):
-            for i in range(len(dets)):      # dets are in descending score order
-                if det_match[i] >= 0:
-                    continue
-                cand = iou[i].copy()
-                cand[gt_taken] = -1.0
-                if same_class:
-                    cand[gt_cls != det_cls[i]] = -1.0
-                if cand.size and cand.max() >= iou_thresh:
-                    j = int(cand.argmax())
-                    det_match[i], gt_taken[j] = j, True
+        det_match, gt_taken = _match_greedily(iou, det_cls, gt_cls, iou_thresh)
         crowd_iou = pairwise_iou([data.dets[d] for d in dets], [data.gts[g] for g in crowds], iou_type)
         for i in range(len(dets)):
             p = col[int(det_cls[i])] if int(det_cls[i]) in col else None
