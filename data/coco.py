@@ -77,12 +77,6 @@ def ann_to_mask(ann: dict, height: int, width: int) -> np.ndarray:
     return m.astype(bool)
 
 
-def validate_coco(coco, annotation_file: str) -> None:
-    """One :class:`UserError` line naming the first malformed entry of a loaded COCO
-    object's dataset (:func:`.coco_checks.check_coco_dict`)."""
-    check_coco_dict(coco.dataset, annotation_file)
-
-
 class CocoDataset(Dataset):
     """A COCO instances file plus the folder of its images.
 

@@ -59,6 +59,7 @@ from mrcnn_trt.errors import UserError
 from mrcnn_trt.fileio import write_bytes_atomic, write_json_atomic
 
 from .base import Dataset, ImageId, Sample, extract_bboxes
+from .cityscapes import IMAGE_SUFFIX, INSTANCE_SUFFIX, LABEL_SUFFIX, POLYGON_SUFFIX
 from .classmap import CITYSCAPES_LABEL_NAMES, SHAPES_TO_CITYSCAPES
 
 DEFAULT_SIZE = (320, 240)  # (width, height)
@@ -419,9 +420,9 @@ def write_dataset(out: str, fmt: str = "coco", num_images: int = 100, seed: int 
         os.makedirs(img_dir, exist_ok=True)
         os.makedirs(gt_dir, exist_ok=True)
         inst, labels, polys = _cityscapes_files(s)
-        _save_image(os.path.join(img_dir, stem + "_leftImg8bit.png"), s.image, "png")
-        _save_png(os.path.join(gt_dir, stem + "_gtFine_instanceIds.png"), inst)
-        _save_png(os.path.join(gt_dir, stem + "_gtFine_labelIds.png"), labels)
-        write_json_atomic(os.path.join(gt_dir, stem + "_gtFine_polygons.json"), polys)
+        _save_image(os.path.join(img_dir, stem + IMAGE_SUFFIX), s.image, "png")
+        _save_png(os.path.join(gt_dir, stem + INSTANCE_SUFFIX), inst)
+        _save_png(os.path.join(gt_dir, stem + LABEL_SUFFIX), labels)
+        write_json_atomic(os.path.join(gt_dir, stem + POLYGON_SUFFIX), polys)
         n_inst += s.masks.shape[2]
     return {"format": "cityscapes", "root": out, "split": split, "images": num_images, "instances": n_inst}

@@ -30,7 +30,6 @@ Version = Tuple[int, int, int]
 
 TENSORRT = "tensorrt"
 RTX = "rtx"
-FAMILIES = (TENSORRT, RTX)
 FAMILY_NAMES = {TENSORRT: "TensorRT", RTX: "TensorRT for RTX"}
 
 # --------------------------------------------------------------------------- parsing

@@ -56,9 +56,6 @@ BACKENDS = ("auto",) + backends()
 
 CLASS_MAPS = ("auto", "none", "coco-to-cityscapes", "shapes-to-cityscapes")
 
-#: the lock file of an output folder while an mrcnn-eval writes into it
-LOCK_NAME = options.lock_name("mrcnn-eval")
-
 #: :func:`mrcnn_trt.options.locked_output` for mrcnn-eval: a second mrcnn-eval into the same folder is refused
 locked_output = functools.partial(options.locked_output, tool="mrcnn-eval")
 

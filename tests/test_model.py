@@ -117,7 +117,6 @@ def test_crop_and_resize_extrapolates_zero_outside():
 
 
 def test_nms_matches_onnxruntime_with_plus_one_shift():
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
 

@@ -523,7 +523,6 @@ def test_imagenet_weights_report(tmp_path, monkeypatch, capsys):
     sd["fc.weight"] = torch.zeros(3)                  # unknown name
     path = tmp_path / "imagenet.pth"
     torch.save(sd, path)
-    from mrcnn_trt.train.cli import main
 
     _train_cli(tmp_path / "run", "--weights", "imagenet", "--imagenet-weights", str(path), "--epochs", "1",
                "--layers", "heads")

@@ -36,7 +36,6 @@ both (see :mod:`mrcnn_trt.train.finetune`).
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import re
 import sys
