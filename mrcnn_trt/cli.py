@@ -16,12 +16,18 @@ SIGTERM is delivered as :class:`Terminated`, a ``KeyboardInterrupt``, so the cod
 saves partial work on Ctrl-C (evaluation, training) does the same on SIGTERM;
 :func:`interrupt_exit_code` tells which signal it was.
 
+Once a command has its exit code, the process only shuts down: a Ctrl-C or SIGTERM that
+arrives then is ignored and the exit code stands (the command's files are complete).
+Python itself would restore the default action while it finalizes, so a late Ctrl-C
+killed the process silently (status -2) and lost the code.
+
 A command may ask, with :func:`exit_without_finalizing`, that the process end right
 after its last line, with its exit code, without the interpreter's clean-up (a rank of
 a torch.distributed job that ended abnormally does).
 """
 from __future__ import annotations
 
+import atexit
 import errno
 import functools
 import os
@@ -77,6 +83,16 @@ def _end_process(code: int) -> None:
     os._exit(code)
 
 
+def _ignore_signals_from_now_on() -> None:
+    """At exit (the first exit function to run: see :func:`run_main`): SIGINT and SIGTERM
+    ignored for the rest of the shut-down. ``SIG_IGN`` survives the interpreter's
+    finalization, which resets a Python handler to the default action (death by the
+    signal, no message, the exit code lost)."""
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+
+
 def _on_signal(signum, frame):
     _received.append(signum)
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
@@ -113,6 +129,9 @@ def run_main(fn: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
+        if main_thread:   # registered last, so it runs first (exit functions run in reverse order)
+            atexit.unregister(_ignore_signals_from_now_on)
+            atexit.register(_ignore_signals_from_now_on)
         if _no_finalizing:
             _end_process(code)
         return code

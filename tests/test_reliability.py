@@ -353,6 +353,34 @@ def test_ctrl_c_during_export_at_any_moment(tiny_weights, tmp_path, delay):
     assert [f for f in os.listdir(tmp_path)] == []
 
 
+# a command that has returned 0, then takes a while in the interpreter's finalization (a
+# module global whose __del__ runs after Python has reset its signal handlers)
+_SLOW_SHUTDOWN = """
+import os, sys, time
+from mrcnn_trt.cli import run_main
+
+class Slow:
+    def __del__(self, write=os.write, sleep=time.sleep):
+        write(2, b"finalizing\\n")
+        sleep(3)
+
+keep = Slow()
+sys.exit(run_main(lambda argv: 0)())
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_after_the_command_ended_keeps_its_exit_code(sig):
+    """Python restores the default action of SIGINT/SIGTERM while it finalizes: a late
+    Ctrl-C killed a finished command silently (status -2) instead of exit 0."""
+    p = subprocess.Popen([sys.executable, "-c", _SLOW_SHUTDOWN], stderr=subprocess.PIPE, text=True)
+    _wait_for(p, "finalizing")
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert err == "", err
+
+
 def test_sigterm_during_eval_writes_partial_metrics(tiny_onnx, tmp_path):
     root = tmp_path / "data"
     write_dataset(str(root), fmt="coco", num_images=300, seed=9, split="val", size=(96, 80))
