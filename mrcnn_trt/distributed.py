@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, List, Optional, Sequence
 
 from .cli import Terminated, exit_without_finalizing
-from .errors import EXIT_PEER_LOST, UserError
+from .errors import EXIT_INTERRUPTED, EXIT_PEER_LOST, EXIT_TERMINATED, UserError
 from .threads import default_threads
 
 #: environment variables torchrun sets for every worker
@@ -168,12 +168,20 @@ def _first_signal_only() -> None:
         signal.signal(sig, handler)
 
 
+def job_intact(code: Optional[int]) -> bool:
+    """Whether a rank's work that ended with exit ``code`` (None: an exception escaped)
+    left the job intact: every collective complete. Not after an interrupt, SIGTERM or a
+    lost peer; a finished run that skipped unreadable inputs (exit 4) is intact."""
+    return code is not None and code not in (EXIT_PEER_LOST, EXIT_INTERRUPTED, EXIT_TERMINATED)
+
+
 def shutdown(ended_well: bool = True) -> None:
     """Leave the job (a no-op when not in one).
 
-    ``ended_well`` False (the command failed, was interrupted or lost a peer): the
-    job may be broken mid-collective, so the process group is left as it is (NCCL's
-    clean-up can wait forever on a dead peer) and the command's process ends right
+    ``ended_well`` False (an error escaped, the command was interrupted or lost a peer:
+    :func:`job_intact`): the job may be broken mid-collective, so the process group is
+    left as it is (NCCL's clean-up can wait forever on a dead peer) and the command's
+    process ends right
     after its last line, skipping the interpreter's finalization
     (:func:`mrcnn_trt.cli.exit_without_finalizing`): a gloo worker thread still
     finishing the broken collective would otherwise abort it (SIGABRT) instead of

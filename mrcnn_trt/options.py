@@ -539,4 +539,4 @@ class DistributedOptions(OptionGroup):
             code = body(distributed.init(device, args.dist_timeout, **init))
             return code
         finally:
-            distributed.shutdown(ended_well=code == 0)
+            distributed.shutdown(ended_well=distributed.job_intact(code))

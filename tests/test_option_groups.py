@@ -121,6 +121,30 @@ def test_distributed_launch_runs_one_process_or_relaunches(monkeypatch):
     assert calls[-1] == ("mrcnn_trt.eval", argv, 2)   # no prepare, no body in the launching process
 
 
+@pytest.mark.parametrize("code, intact", [(0, True), (4, True), (1, True), (5, False), (130, False),
+                                         (143, False), (None, False)])
+def test_distributed_launch_leaves_a_broken_job_without_clean_up(monkeypatch, code, intact):
+    """A run that finished (also one that skipped unreadable inputs: exit 4) leaves the job
+    as usual; an interrupt, a lost peer or an escaping error leaves it broken."""
+    dist = options.DistributedOptions("images")
+    for name in distributed.LAUNCH_ENV:
+        monkeypatch.delenv(name, raising=False)
+    seen = []
+    monkeypatch.setattr(distributed, "shutdown", lambda ended_well: seen.append(ended_well))
+
+    def body(ctx):
+        if code is None:
+            raise RuntimeError("a bug")
+        return code
+
+    if code is None:
+        with pytest.raises(RuntimeError):
+            dist.launch(parsed([dist], []), "mrcnn_trt.eval", [], body)
+    else:
+        assert dist.launch(parsed([dist], []), "mrcnn_trt.eval", [], body) == code
+    assert seen == [intact]
+
+
 @pytest.mark.parametrize("module", ["mrcnn_trt.eval.cli", "mrcnn_trt.train.cli", "mrcnn_trt.export.cli",
                                     "mrcnn_trt.engine.cli", "mrcnn_trt.calib.cli", "mrcnn_trt.data.cli",
                                     "mrcnn_trt.apps.demo", "mrcnn_trt.apps.quickstart"])
